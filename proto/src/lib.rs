@@ -12,8 +12,9 @@
 //!
 //! Messages are always generated. Feature `grpc` adds tonic service stubs; the sans-IO core
 //! leaves it off and so depends on neither tokio nor tonic. The stubs compile against real
-//! tonic normally and against madsim's simulated tonic under `--cfg madsim`; nothing in this
-//! crate branches on the cfg.
+//! tonic normally and against madsim's simulated tonic under `--cfg madsim`. madsim-tonic-build
+//! writes both variants (the simulated one under `OUT_DIR/sim/`); the `package!` macro below
+//! picks the file, which is the only place this crate looks at the cfg.
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
@@ -21,6 +22,10 @@ macro_rules! package {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         pub mod $name {
+            // madsim-tonic-build writes the simulated-tonic variant under `sim/`.
+            #[cfg(all(feature = "grpc", madsim))]
+            include!(concat!(env!("OUT_DIR"), "/sim/", stringify!($name), ".rs"));
+            #[cfg(not(all(feature = "grpc", madsim)))]
             include!(concat!(env!("OUT_DIR"), "/", stringify!($name), ".rs"));
         }
     };

@@ -28,7 +28,9 @@ impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
         let nanos = u64::try_from(rhs.as_nanos()).expect("duration fits in u64 nanoseconds");
-        Instant { nanos: self.nanos.checked_add(nanos).expect("instant overflow") }
+        Instant {
+            nanos: self.nanos.checked_add(nanos).expect("instant overflow"),
+        }
     }
 }
 
@@ -58,7 +60,10 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock at monotonic zero whose wall clock reads `realtime_ms` there.
     pub fn new(realtime_ms: u64) -> ManualClock {
-        ManualClock { nanos: AtomicU64::new(0), realtime_offset_ms: AtomicU64::new(realtime_ms) }
+        ManualClock {
+            nanos: AtomicU64::new(0),
+            realtime_offset_ms: AtomicU64::new(realtime_ms),
+        }
     }
 
     /// Moves both clocks forward.
@@ -70,7 +75,9 @@ impl ManualClock {
     /// Jumps the wall clock by `delta_ms` (either sign) without moving monotonic time.
     pub fn jump_realtime(&self, delta_ms: i64) {
         let offset = self.realtime_offset_ms.load(Ordering::SeqCst);
-        let moved = offset.checked_add_signed(delta_ms).expect("wall clock stays positive");
+        let moved = offset
+            .checked_add_signed(delta_ms)
+            .expect("wall clock stays positive");
         self.realtime_offset_ms.store(moved, Ordering::SeqCst);
     }
 }
@@ -98,7 +105,11 @@ mod tests {
         assert_eq!(clock.realtime_ms(), 1_005);
         clock.jump_realtime(-500);
         assert_eq!(clock.realtime_ms(), 505);
-        assert_eq!(clock.now().nanos, 5_000_000, "a wall-clock jump leaves monotonic time alone");
+        assert_eq!(
+            clock.now().nanos,
+            5_000_000,
+            "a wall-clock jump leaves monotonic time alone"
+        );
     }
 
     #[test]

@@ -67,11 +67,19 @@ pub enum Direction {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Mutation {
     /// Set `key` to `value`.
-    Put { cf: Cf, key: Vec<u8>, value: Vec<u8> },
+    Put {
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
     /// Remove `key`.
     Delete { cf: Cf, key: Vec<u8> },
     /// Remove every key in `[start, end)`; `end` must be bounded.
-    DeleteRange { cf: Cf, start: Vec<u8>, end: Vec<u8> },
+    DeleteRange {
+        cf: Cf,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 /// Changes applied atomically: after a crash either all of them are visible or none.
@@ -90,13 +98,20 @@ impl WriteBatch {
     /// Adds a put.
     pub fn put(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
         self.bytes += key.len() + value.len();
-        self.mutations.push(Mutation::Put { cf, key: key.to_vec(), value: value.to_vec() });
+        self.mutations.push(Mutation::Put {
+            cf,
+            key: key.to_vec(),
+            value: value.to_vec(),
+        });
     }
 
     /// Adds a delete.
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
         self.bytes += key.len();
-        self.mutations.push(Mutation::Delete { cf, key: key.to_vec() });
+        self.mutations.push(Mutation::Delete {
+            cf,
+            key: key.to_vec(),
+        });
     }
 
     /// Adds a range delete of `[start, end)`; panics on an unbounded or inverted range.
@@ -104,7 +119,11 @@ impl WriteBatch {
         assert!(!end.is_empty(), "delete_range needs a bounded end");
         assert!(start <= end, "delete_range end below start");
         self.bytes += start.len() + end.len();
-        self.mutations.push(Mutation::DeleteRange { cf, start: start.to_vec(), end: end.to_vec() });
+        self.mutations.push(Mutation::DeleteRange {
+            cf,
+            start: start.to_vec(),
+            end: end.to_vec(),
+        });
     }
 
     /// Appends every mutation of `other`.
@@ -187,8 +206,14 @@ pub trait KvEngine: Clone + Send + Sync + 'static {
 
 /// Checks the scan contract every engine shares; engines call it before scanning.
 pub fn assert_scan_args(range: &KeyRange, limit: usize) {
-    assert!(limit <= limits::ENGINE_SCAN_KEYS_MAX, "scan limit {limit} above the bound");
-    assert!(range.end.is_empty() || range.start <= range.end, "inverted scan range");
+    assert!(
+        limit <= limits::ENGINE_SCAN_KEYS_MAX,
+        "scan limit {limit} above the bound"
+    );
+    assert!(
+        range.end.is_empty() || range.start <= range.end,
+        "inverted scan range"
+    );
 }
 
 #[cfg(test)]
@@ -205,7 +230,10 @@ mod tests {
         batch.extend(other);
         assert_eq!(batch.len(), 3);
         assert_eq!(batch.bytes(), 1 + 5 + 2 + 2);
-        assert!(matches!(batch.mutations()[2], Mutation::DeleteRange { cf: Cf::Raft, .. }));
+        assert!(matches!(
+            batch.mutations()[2],
+            Mutation::DeleteRange { cf: Cf::Raft, .. }
+        ));
     }
 
     #[test]

@@ -10,8 +10,8 @@ mod transport;
 
 pub use clock::{Clock, Instant, ManualClock};
 pub use engine::{
-    assert_scan_args, Cf, Direction, EngineError, KvEngine, KvPair, Mutation, Snapshot,
-    WriteBatch, WriteOptions,
+    assert_scan_args, Cf, Direction, EngineError, KvEngine, KvPair, Mutation, Snapshot, WriteBatch,
+    WriteOptions,
 };
 pub use raft_log::{EngineRaftLog, RaftLogBatch, RaftLogOp, RaftLogStore};
 pub use rng::{Rng, SeededRng};

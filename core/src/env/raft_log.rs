@@ -19,11 +19,20 @@ use crate::types::{KeyRange, LogIndex, RegionId};
 pub enum RaftLogOp {
     /// Store `entries` (consecutive indexes) and drop any stored entry after the last one,
     /// which a new leader's conflicting entries replace.
-    Append { region: RegionId, entries: Vec<Entry> },
+    Append {
+        region: RegionId,
+        entries: Vec<Entry>,
+    },
     /// Store the hard state (term, vote, commit).
-    SetHardState { region: RegionId, hard_state: HardState },
+    SetHardState {
+        region: RegionId,
+        hard_state: HardState,
+    },
     /// Drop entries below `first_kept` (log compaction after a snapshot or truncation).
-    CompactTo { region: RegionId, first_kept: LogIndex },
+    CompactTo {
+        region: RegionId,
+        first_kept: LogIndex,
+    },
     /// Drop everything the region has (the peer is destroyed).
     Clear { region: RegionId },
 }
@@ -102,7 +111,9 @@ fn decode<M: protobuf::Message>(bytes: &[u8], what: &str) -> Result<M, EngineErr
 }
 
 fn encode<M: protobuf::Message>(message: &M) -> Vec<u8> {
-    message.write_to_bytes().expect("encoding a raft message into memory cannot fail")
+    message
+        .write_to_bytes()
+        .expect("encoding a raft message into memory cannot fail")
 }
 
 impl<E: KvEngine> EngineRaftLog<E> {
@@ -115,7 +126,11 @@ impl<E: KvEngine> EngineRaftLog<E> {
         match op {
             RaftLogOp::Append { region, entries } => stage_append(*region, entries, batch),
             RaftLogOp::SetHardState { region, hard_state } => {
-                batch.put(Cf::Raft, &region_key(*region, HARD_STATE_TAG), &encode(hard_state));
+                batch.put(
+                    Cf::Raft,
+                    &region_key(*region, HARD_STATE_TAG),
+                    &encode(hard_state),
+                );
             }
             RaftLogOp::CompactTo { region, first_kept } => {
                 let start = entry_key(*region, LogIndex(0));
@@ -137,11 +152,19 @@ impl<E: KvEngine> EngineRaftLog<E> {
 fn stage_append(region: RegionId, entries: &[Entry], batch: &mut WriteBatch) {
     let Some(last) = entries.last() else { return };
     for (offset, pair) in entries.windows(2).enumerate() {
-        assert_eq!(pair[0].index + 1, pair[1].index, "non-consecutive append at {offset}");
+        assert_eq!(
+            pair[0].index + 1,
+            pair[1].index,
+            "non-consecutive append at {offset}"
+        );
     }
     for entry in entries {
         assert!(entry.index > 0, "raft entries start at index 1");
-        batch.put(Cf::Raft, &entry_key(region, LogIndex(entry.index)), &encode(entry));
+        batch.put(
+            Cf::Raft,
+            &entry_key(region, LogIndex(entry.index)),
+            &encode(entry),
+        );
     }
     let tail_start = entry_key(region, LogIndex(last.index + 1));
     batch.delete_range(Cf::Raft, &tail_start, &region_key(region, ENTRY_END_TAG));
@@ -172,12 +195,17 @@ impl<E: KvEngine> RaftLogStore for EngineRaftLog<E> {
         let count = usize::try_from(high.get() - low.get()).unwrap_or(usize::MAX);
         let limit = count.min(crate::limits::ENGINE_SCAN_KEYS_MAX);
         let range = Self::entry_range(region, low, high);
-        let pairs = self.engine.snapshot().scan(Cf::Raft, &range, limit, Direction::Forward)?;
+        let pairs = self
+            .engine
+            .snapshot()
+            .scan(Cf::Raft, &range, limit, Direction::Forward)?;
         collect_entries(low, &pairs, bytes_max)
     }
 
     fn hard_state(&self, region: RegionId) -> Result<Option<HardState>, EngineError> {
-        let value = self.engine.get(Cf::Raft, &region_key(region, HARD_STATE_TAG))?;
+        let value = self
+            .engine
+            .get(Cf::Raft, &region_key(region, HARD_STATE_TAG))?;
         value.map(|bytes| decode(&bytes, "hard state")).transpose()
     }
 
@@ -206,8 +234,7 @@ fn collect_entries(
 ) -> Result<Vec<Entry>, EngineError> {
     let mut entries = Vec::with_capacity(pairs.len());
     let mut bytes = 0u64;
-    let mut expected = low.get();
-    for (key, value) in pairs {
+    for (expected, (key, value)) in (low.get()..).zip(pairs) {
         let index = entry_index(key)?;
         if index.get() != expected {
             break; // a hole: compacted or never written; the caller sees a short result
@@ -218,10 +245,12 @@ fn collect_entries(
         }
         let entry: Entry = decode(value, "raft entry")?;
         if entry.index != index.get() {
-            return Err(EngineError::Corruption(format!("entry {} stored at {index}", entry.index)));
+            return Err(EngineError::Corruption(format!(
+                "entry {} stored at {index}",
+                entry.index
+            )));
         }
         entries.push(entry);
-        expected += 1;
     }
     Ok(entries)
 }

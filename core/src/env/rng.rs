@@ -44,7 +44,9 @@ pub struct SeededRng {
 impl SeededRng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> SeededRng {
-        SeededRng { inner: ChaCha8Rng::seed_from_u64(seed) }
+        SeededRng {
+            inner: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 
     /// An independent generator for sub-stream `stream` (e.g. one per node), derived from this
@@ -91,8 +93,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream() {
-        assert_eq!(draws(&mut SeededRng::new(7), 8), draws(&mut SeededRng::new(7), 8));
-        assert_ne!(draws(&mut SeededRng::new(7), 8), draws(&mut SeededRng::new(8), 8));
+        assert_eq!(
+            draws(&mut SeededRng::new(7), 8),
+            draws(&mut SeededRng::new(7), 8)
+        );
+        assert_ne!(
+            draws(&mut SeededRng::new(7), 8),
+            draws(&mut SeededRng::new(8), 8)
+        );
     }
 
     #[test]

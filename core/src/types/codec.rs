@@ -69,13 +69,18 @@ pub fn decode_bytes(encoded: &[u8]) -> Result<(Vec<u8>, usize), CodecError> {
         let marker = encoded[group_end];
         let pad_count = usize::from(MARKER - marker);
         if pad_count > GROUP_BYTES {
-            return Err(CodecError::BadMarker { offset: group_end, marker });
+            return Err(CodecError::BadMarker {
+                offset: group_end,
+                marker,
+            });
         }
         let data_end = group_end - pad_count;
         out.extend_from_slice(&encoded[offset..data_end]);
         if pad_count > 0 {
             if let Some(bad) = encoded[data_end..group_end].iter().position(|&b| b != PAD) {
-                return Err(CodecError::BadPadding { offset: data_end + bad });
+                return Err(CodecError::BadPadding {
+                    offset: data_end + bad,
+                });
             }
             return Ok((out, group_end + 1));
         }
@@ -125,7 +130,10 @@ mod tests {
     #[test]
     fn known_encodings_match_tikv() {
         assert_eq!(encode_bytes(b""), vec![0, 0, 0, 0, 0, 0, 0, 0, 0xF7]);
-        assert_eq!(encode_bytes(b"\x01\x02\x03"), vec![1, 2, 3, 0, 0, 0, 0, 0, 0xFA]);
+        assert_eq!(
+            encode_bytes(b"\x01\x02\x03"),
+            vec![1, 2, 3, 0, 0, 0, 0, 0, 0xFA]
+        );
         assert_eq!(
             encode_bytes(b"12345678"),
             [b"12345678".as_slice(), &[0xFF], &[0; 8], &[0xF7]].concat()
@@ -134,12 +142,24 @@ mod tests {
 
     #[test]
     fn decode_rejects_garbage() {
-        assert_eq!(decode_bytes(b"abc"), Err(CodecError::UnexpectedEnd { offset: 0 }));
+        assert_eq!(
+            decode_bytes(b"abc"),
+            Err(CodecError::UnexpectedEnd { offset: 0 })
+        );
         let bad_marker = [0u8, 0, 0, 0, 0, 0, 0, 0, 0x10];
-        assert!(matches!(decode_bytes(&bad_marker), Err(CodecError::BadMarker { .. })));
+        assert!(matches!(
+            decode_bytes(&bad_marker),
+            Err(CodecError::BadMarker { .. })
+        ));
         let bad_pad = [1u8, 0, 0, 0, 0, 0, 0, 9, 0xF8];
-        assert_eq!(decode_bytes(&bad_pad), Err(CodecError::BadPadding { offset: 7 }));
-        assert_eq!(decode_mvcc_key(b"short"), Err(CodecError::NoTimestamp { len: 5 }));
+        assert_eq!(
+            decode_bytes(&bad_pad),
+            Err(CodecError::BadPadding { offset: 7 })
+        );
+        assert_eq!(
+            decode_mvcc_key(b"short"),
+            Err(CodecError::NoTimestamp { len: 5 })
+        );
     }
 
     #[test]

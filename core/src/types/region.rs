@@ -26,13 +26,19 @@ impl RegionEpoch {
 
 impl From<&ferrokv_proto::metapb::RegionEpoch> for RegionEpoch {
     fn from(epoch: &ferrokv_proto::metapb::RegionEpoch) -> Self {
-        RegionEpoch { conf_ver: epoch.conf_ver, version: epoch.version }
+        RegionEpoch {
+            conf_ver: epoch.conf_ver,
+            version: epoch.version,
+        }
     }
 }
 
 impl From<RegionEpoch> for ferrokv_proto::metapb::RegionEpoch {
     fn from(epoch: RegionEpoch) -> Self {
-        ferrokv_proto::metapb::RegionEpoch { conf_ver: epoch.conf_ver, version: epoch.version }
+        ferrokv_proto::metapb::RegionEpoch {
+            conf_ver: epoch.conf_ver,
+            version: epoch.version,
+        }
     }
 }
 
@@ -121,9 +127,20 @@ mod tests {
 
     #[test]
     fn epoch_staleness() {
-        let current = RegionEpoch { conf_ver: 2, version: 5 };
-        assert!(RegionEpoch { conf_ver: 1, version: 5 }.is_stale_against(&current));
-        assert!(RegionEpoch { conf_ver: 2, version: 4 }.is_stale_against(&current));
+        let current = RegionEpoch {
+            conf_ver: 2,
+            version: 5,
+        };
+        assert!(RegionEpoch {
+            conf_ver: 1,
+            version: 5
+        }
+        .is_stale_against(&current));
+        assert!(RegionEpoch {
+            conf_ver: 2,
+            version: 4
+        }
+        .is_stale_against(&current));
         assert!(!current.is_stale_against(&current));
     }
 }

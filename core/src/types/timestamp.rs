@@ -22,8 +22,14 @@ impl TimeStamp {
     /// Composes a timestamp; panics if `logical` does not fit its bits or the physical part
     /// would overflow (both are caller bugs).
     pub fn compose(physical_ms: u64, logical: u64) -> TimeStamp {
-        assert!(logical <= LOGICAL_MAX, "logical {logical} exceeds {LOGICAL_MAX}");
-        assert!(physical_ms < (1 << (64 - LOGICAL_BITS)), "physical {physical_ms} overflows");
+        assert!(
+            logical <= LOGICAL_MAX,
+            "logical {logical} exceeds {LOGICAL_MAX}"
+        );
+        assert!(
+            physical_ms < (1 << (64 - LOGICAL_BITS)),
+            "physical {physical_ms} overflows"
+        );
         TimeStamp((physical_ms << LOGICAL_BITS) | logical)
     }
 
@@ -87,7 +93,10 @@ mod tests {
     fn order_follows_physical_then_logical() {
         assert!(TimeStamp::compose(5, LOGICAL_MAX) < TimeStamp::compose(6, 0));
         assert!(TimeStamp::compose(5, 1) < TimeStamp::compose(5, 2));
-        assert_eq!(TimeStamp::compose(5, LOGICAL_MAX).next(), TimeStamp::compose(6, 0));
+        assert_eq!(
+            TimeStamp::compose(5, LOGICAL_MAX).next(),
+            TimeStamp::compose(6, 0)
+        );
     }
 
     #[test]

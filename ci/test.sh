@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The one test command. Runs on a fresh clone with only Rust (plus the machine's gcc and
+# python3) installed, installing what it needs itself:
+#   formatting, clippy (-D warnings), unit + integration tests, the dependency rule for the
+#   sans-IO core, the kvproto compatibility check, and the madsim build + simulation tests
+#   (in target/sim, because --cfg madsim rebuilds everything).
+# Exits non-zero on the first failing step; prints each runner's summary lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export CARGO_INCREMENTAL=0
+
+started=$(date +%s)
+step() {
+  local name=$1
+  shift
+  local t0=$(date +%s)
+  echo
+  echo "=== ci/test.sh: $name"
+  if "$@"; then
+    echo "=== ci/test.sh: $name: ok ($(( $(date +%s) - t0 ))s)"
+  else
+    echo "=== ci/test.sh: $name: FAILED ($(( $(date +%s) - t0 ))s)"
+    exit 1
+  fi
+}
+
+# Runs cargo test and echoes only what a reader needs: per-binary summaries and failures.
+run_tests() {
+  local log
+  log=$(mktemp)
+  if "$@" 2>&1 | tee "$log" | grep -E '^(test result:|     Running|   Doc-tests|failures:|---- |thread .* panicked|error(\[|:))'; then :; fi
+  local status=${PIPESTATUS[0]}
+  if [ "$status" -ne 0 ]; then
+    echo "--- last 80 lines of output:"
+    tail -n 80 "$log"
+  fi
+  rm -f "$log"
+  return "$status"
+}
+
+. ci/libclang.sh
+
+step "rustfmt" cargo fmt --all -- --check
+step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "tests" run_tests cargo test --workspace --locked
+step "sans-IO dependency rule" ci/deps.sh
+step "fetch tikv-client (kvproto reference)" \
+  cargo fetch --manifest-path compat/Cargo.toml --locked
+step "kvproto wire compatibility" python3 ci/proto_compat.py
+export RUSTFLAGS="--cfg madsim"
+step "madsim build" cargo build --workspace --all-targets --locked --target-dir target/sim
+step "madsim tests" run_tests cargo test --workspace --locked --target-dir target/sim
+unset RUSTFLAGS
+
+echo
+echo "=== ci/test.sh: all steps passed in $(( $(date +%s) - started ))s"

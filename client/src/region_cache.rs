@@ -1,0 +1,177 @@
+//! A cache of region routes: key -> region (range, epoch, peers) and its last known leader.
+//!
+//! Regions are kept by start key; inserting a region evicts every cached region it overlaps,
+//! so the cache never holds two answers for one key. Stale entries are corrected by region
+//! errors: a `NotLeader` hint updates the leader, `EpochNotMatch` replaces the regions.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use ferrokv_core::types::{KeyRange, RegionEpoch, RegionId};
+use ferrokv_proto::metapb::{Peer, Region};
+
+/// A cached route.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// The region as last reported.
+    pub region: Region,
+    /// The leader, if known.
+    pub leader: Option<Peer>,
+}
+
+impl Route {
+    fn range(&self) -> KeyRange {
+        KeyRange::new(self.region.start_key.clone(), self.region.end_key.clone())
+    }
+
+    /// The region's epoch.
+    pub fn epoch(&self) -> RegionEpoch {
+        self.region
+            .region_epoch
+            .as_ref()
+            .map(RegionEpoch::from)
+            .unwrap_or_default()
+    }
+}
+
+/// Routes by start key.
+#[derive(Clone, Debug, Default)]
+pub struct RegionCache {
+    by_start: BTreeMap<Vec<u8>, Route>,
+}
+
+impl RegionCache {
+    /// An empty cache.
+    pub fn new() -> RegionCache {
+        RegionCache::default()
+    }
+
+    /// The route for the region holding `key`, if cached.
+    pub fn locate(&self, key: &[u8]) -> Option<&Route> {
+        let (_, route) = self
+            .by_start
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()?;
+        route.range().contains(key).then_some(route)
+    }
+
+    /// Caches `region` with `leader`, evicting every overlapping entry.
+    pub fn insert(&mut self, region: Region, leader: Option<Peer>) {
+        let route = Route { region, leader };
+        let range = route.range();
+        let overlapping: Vec<Vec<u8>> = self
+            .by_start
+            .iter()
+            .filter(|(_, cached)| cached.range().overlaps(&range))
+            .map(|(start, _)| start.clone())
+            .collect();
+        for start in overlapping {
+            self.by_start.remove(&start);
+        }
+        self.by_start.insert(range.start, route);
+    }
+
+    /// Records a new leader for `region_id`; returns false if the region is not cached or the
+    /// peer is not one of its members.
+    pub fn update_leader(&mut self, region_id: RegionId, leader: Peer) -> bool {
+        let Some(route) = self
+            .by_start
+            .values_mut()
+            .find(|r| r.region.id == region_id.get())
+        else {
+            return false;
+        };
+        if !route.region.peers.iter().any(|peer| peer.id == leader.id) {
+            return false;
+        }
+        route.leader = Some(leader);
+        true
+    }
+
+    /// Forgets `region_id`.
+    pub fn invalidate(&mut self, region_id: RegionId) {
+        self.by_start
+            .retain(|_, route| route.region.id != region_id.get());
+    }
+
+    /// Number of cached regions.
+    pub fn len(&self) -> usize {
+        self.by_start.len()
+    }
+
+    /// True if nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.by_start.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(id: u64, start: &[u8], end: &[u8]) -> Region {
+        Region {
+            id,
+            start_key: start.to_vec(),
+            end_key: end.to_vec(),
+            peers: vec![Peer {
+                id: id * 10,
+                store_id: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn locates_by_range() {
+        let mut cache = RegionCache::new();
+        cache.insert(region(1, b"", b"m"), None);
+        cache.insert(region(2, b"m", b""), None);
+        assert_eq!(cache.locate(b"a").unwrap().region.id, 1);
+        assert_eq!(cache.locate(b"m").unwrap().region.id, 2);
+        assert_eq!(cache.locate(b"\xff").unwrap().region.id, 2);
+    }
+
+    #[test]
+    fn gaps_are_misses() {
+        let mut cache = RegionCache::new();
+        cache.insert(region(1, b"b", b"d"), None);
+        assert!(cache.locate(b"a").is_none());
+        assert!(cache.locate(b"d").is_none());
+    }
+
+    #[test]
+    fn a_split_region_replaces_the_old_route() {
+        let mut cache = RegionCache::new();
+        cache.insert(region(1, b"", b""), None);
+        cache.insert(region(2, b"k", b""), None);
+        assert_eq!(cache.len(), 1, "the overlapping parent is evicted");
+        assert!(cache.locate(b"a").is_none());
+        cache.insert(region(1, b"", b"k"), None);
+        assert_eq!(cache.locate(b"a").unwrap().region.id, 1);
+        assert_eq!(cache.locate(b"z").unwrap().region.id, 2);
+    }
+
+    #[test]
+    fn leader_updates_only_for_members() {
+        let mut cache = RegionCache::new();
+        cache.insert(region(1, b"", b""), None);
+        let member = Peer {
+            id: 10,
+            store_id: 1,
+            ..Default::default()
+        };
+        let stranger = Peer {
+            id: 99,
+            store_id: 3,
+            ..Default::default()
+        };
+        assert!(cache.update_leader(RegionId(1), member));
+        assert!(!cache.update_leader(RegionId(1), stranger));
+        assert!(!cache.update_leader(RegionId(5), member));
+        assert_eq!(cache.locate(b"x").unwrap().leader, Some(member));
+        cache.invalidate(RegionId(1));
+        assert!(cache.is_empty());
+    }
+}
