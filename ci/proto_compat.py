@@ -276,7 +276,8 @@ class Corpus:
 
 
 def default_kvproto():
-    hits = sorted(glob.glob(os.path.expanduser("~/.cargo/registry/src/*/tikv-client-0.4.0/proto")))
+    cargo_home = os.environ.get("CARGO_HOME") or os.path.expanduser("~/.cargo")
+    hits = sorted(glob.glob(os.path.join(cargo_home, "registry/src/*/tikv-client-0.4.0/proto")))
     return hits[0] if hits else None
 
 
