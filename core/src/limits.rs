@@ -20,6 +20,16 @@ pub const ENGINE_SCAN_KEYS_MAX: usize = 100_000;
 pub const SCAN_LIMIT_MAX: usize = 10_240;
 /// Most ranges in one batch scan request.
 pub const BATCH_SCAN_RANGES_MAX: usize = 256;
+/// Longest key stored in a data column family: an encoded user key plus a timestamp.
+pub const DATA_KEY_BYTES_MAX: usize = crate::types::codec::encoded_len(KEY_BYTES_MAX) + 8;
+/// Pairs read per page while building a region snapshot.
+pub const SNAPSHOT_SCAN_PAGE_KEYS: usize = 4096;
+
+/// A key above every storable data key: the end bound for "to the end of the key space".
+pub fn data_key_end() -> Vec<u8> {
+    vec![0xff; DATA_KEY_BYTES_MAX + 1]
+}
+
 /// Bytes of Raft log entries fetched in one read.
 pub const RAFT_LOG_FETCH_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
@@ -28,3 +38,4 @@ const _: () = assert!(BATCH_BYTES_MAX < RAFT_ENTRY_BYTES_MAX);
 const _: () = assert!(RAFT_ENTRY_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(SCAN_LIMIT_MAX <= ENGINE_SCAN_KEYS_MAX);
 const _: () = assert!(BATCH_KEYS_MAX <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(SNAPSHOT_SCAN_PAGE_KEYS <= ENGINE_SCAN_KEYS_MAX);

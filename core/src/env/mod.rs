@@ -13,7 +13,7 @@ pub use engine::{
     assert_scan_args, Cf, Direction, EngineError, KvEngine, KvPair, Mutation, Snapshot, WriteBatch,
     WriteOptions,
 };
-pub use raft_log::{EngineRaftLog, RaftLogBatch, RaftLogOp, RaftLogStore};
+pub use raft_log::{stage_log_op, EngineRaftLog, RaftLogBatch, RaftLogOp, RaftLogStore};
 pub use rng::{Rng, SeededRng};
 pub use transport::{SendError, Transport};
 

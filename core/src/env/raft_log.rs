@@ -122,30 +122,32 @@ impl<E: KvEngine> EngineRaftLog<E> {
         EngineRaftLog { engine }
     }
 
-    fn stage(op: &RaftLogOp, batch: &mut WriteBatch) {
-        match op {
-            RaftLogOp::Append { region, entries } => stage_append(*region, entries, batch),
-            RaftLogOp::SetHardState { region, hard_state } => {
-                batch.put(
-                    Cf::Raft,
-                    &region_key(*region, HARD_STATE_TAG),
-                    &encode(hard_state),
-                );
-            }
-            RaftLogOp::CompactTo { region, first_kept } => {
-                let start = entry_key(*region, LogIndex(0));
-                batch.delete_range(Cf::Raft, &start, &entry_key(*region, *first_kept));
-            }
-            RaftLogOp::Clear { region } => {
-                let start = region_key(*region, 0);
-                batch.delete_range(Cf::Raft, &start, &region_key(*region, u8::MAX));
-                batch.delete(Cf::Raft, &region_key(*region, u8::MAX));
-            }
-        }
-    }
-
     fn entry_range(region: RegionId, low: LogIndex, high: LogIndex) -> KeyRange {
         KeyRange::new(entry_key(region, low), entry_key(region, high))
+    }
+}
+
+
+/// Stages `op` into `batch`, for callers that write it atomically with other data.
+pub fn stage_log_op(op: &RaftLogOp, batch: &mut WriteBatch) {
+    match op {
+        RaftLogOp::Append { region, entries } => stage_append(*region, entries, batch),
+        RaftLogOp::SetHardState { region, hard_state } => {
+            batch.put(
+                Cf::Raft,
+                &region_key(*region, HARD_STATE_TAG),
+                &encode(hard_state),
+            );
+        }
+        RaftLogOp::CompactTo { region, first_kept } => {
+            let start = entry_key(*region, LogIndex(0));
+            batch.delete_range(Cf::Raft, &start, &entry_key(*region, *first_kept));
+        }
+        RaftLogOp::Clear { region } => {
+            let start = region_key(*region, 0);
+            batch.delete_range(Cf::Raft, &start, &region_key(*region, u8::MAX));
+            batch.delete(Cf::Raft, &region_key(*region, u8::MAX));
+        }
     }
 }
 
@@ -174,7 +176,7 @@ impl<E: KvEngine> RaftLogStore for EngineRaftLog<E> {
     fn write(&self, batch: &RaftLogBatch, sync: bool) -> Result<(), EngineError> {
         let mut write_batch = WriteBatch::new();
         for op in &batch.ops {
-            Self::stage(op, &mut write_batch);
+            stage_log_op(op, &mut write_batch);
         }
         if write_batch.is_empty() {
             return Ok(());

@@ -1,0 +1,15 @@
+//! The peer FSM over raft-rs: storage, configuration, apply logic, and the effects a peer
+//! asks its driver to execute.
+
+pub mod apply;
+pub mod config;
+pub mod effects;
+pub mod keys;
+mod logger;
+mod peer;
+pub mod storage;
+
+pub use config::{PlantedBug, RaftConfig};
+pub use effects::{Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadyRead};
+pub use peer::{PendingRead, Peer};
+pub use storage::{LoadedState, PeerStorage, INIT_LOG_INDEX, INIT_LOG_TERM};

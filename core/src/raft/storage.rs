@@ -1,0 +1,413 @@
+//! `PeerStorage`: what raft-rs reads through `raft::Storage`, for one peer.
+//!
+//! The uncompacted log is held in memory (`entries`, bounded by log GC) and mirrored on disk
+//! through `EngineRaftLog`; disk is read only at restart. Entries enter the cache when a Ready
+//! hands them out (raft-rs requires `Storage` to see them before `advance_append_async`),
+//! and become durable when the driver writes the staged batch.
+//!
+//! Snapshots are generated from the engine's applied state: region data of the three data
+//! column families plus the region and apply state written atomically with that data.
+
+use std::collections::VecDeque;
+
+use ferrokv_proto::ferrokv_raftpb::{
+    CfName, RaftApplyState, RaftTruncatedState, RegionLocalState, SnapshotData, SnapshotKv,
+};
+use ferrokv_proto::metapb::{self, PeerRole};
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot as RaftSnapshot};
+use raft::{GetEntriesContext, RaftState, StorageError};
+
+use super::keys;
+use crate::env::{
+    stage_log_op, Cf, Direction, EngineError, KvEngine, RaftLogOp, Snapshot, WriteBatch,
+};
+use crate::limits;
+use crate::types::{KeyRange, LogIndex, RegionId};
+
+/// First log index of a region created by bootstrap or split (TiKV's `RAFT_INIT_LOG_INDEX`):
+/// entries up to it are "already applied", so a new peer on another store needs a snapshot.
+pub const INIT_LOG_INDEX: u64 = 5;
+/// Term of the initial log position.
+pub const INIT_LOG_TERM: u64 = 5;
+
+/// Data column families, in snapshot order.
+pub const DATA_CFS: [Cf; 3] = [Cf::Default, Cf::Lock, Cf::Write];
+
+/// The wire name of a data column family.
+pub fn cf_name(cf: Cf) -> CfName {
+    match cf {
+        Cf::Default => CfName::CfDefault,
+        Cf::Lock => CfName::CfLock,
+        Cf::Write => CfName::CfWrite,
+        Cf::Raft => panic!("the raft column family is never part of region data"),
+    }
+}
+
+/// The column family of a wire name.
+pub fn cf_of(name: CfName) -> Cf {
+    match name {
+        CfName::CfDefault => Cf::Default,
+        CfName::CfLock => Cf::Lock,
+        CfName::CfWrite => Cf::Write,
+    }
+}
+
+/// The Raft membership a region's peer list describes.
+pub fn conf_state_of(region: &metapb::Region) -> ConfState {
+    let mut conf_state = ConfState::default();
+    for peer in &region.peers {
+        match PeerRole::try_from(peer.role).unwrap_or(PeerRole::Voter) {
+            PeerRole::Learner => conf_state.learners.push(peer.id),
+            _ => conf_state.voters.push(peer.id),
+        }
+    }
+    conf_state
+}
+
+/// The key range a region owns.
+pub fn region_range(region: &metapb::Region) -> KeyRange {
+    KeyRange::new(region.start_key.clone(), region.end_key.clone())
+}
+
+fn storage_error(error: EngineError) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(error)))
+}
+
+/// A region's persisted Raft state as loaded at startup.
+#[derive(Clone, Debug)]
+pub struct LoadedState {
+    /// Region metadata as of the applied index.
+    pub region: metapb::Region,
+    /// Apply progress.
+    pub apply_state: RaftApplyState,
+    /// Term, vote and commit.
+    pub hard_state: HardState,
+    /// Every stored entry after the truncated index.
+    pub entries: Vec<Entry>,
+}
+
+/// The storage raft-rs sees for one peer.
+pub struct PeerStorage<E: KvEngine> {
+    engine: E,
+    region_id: RegionId,
+    region: metapb::Region,
+    raft_state: RaftState,
+    entries: VecDeque<Entry>,
+    entry_bytes: u64,
+    apply_state: RaftApplyState,
+}
+
+impl<E: KvEngine> PeerStorage<E> {
+    /// Storage for a peer with the given loaded state. `region.peers` empty means an
+    /// uninitialized peer waiting for a snapshot.
+    pub fn new(engine: E, region_id: RegionId, state: LoadedState) -> PeerStorage<E> {
+        let conf_state = conf_state_of(&state.region);
+        let raft_state = RaftState::new(state.hard_state, conf_state);
+        let entry_bytes = state.entries.iter().map(|e| e.data.len() as u64).sum();
+        let storage = PeerStorage {
+            engine,
+            region_id,
+            region: state.region,
+            raft_state,
+            entries: state.entries.into(),
+            entry_bytes,
+            apply_state: state.apply_state,
+        };
+        storage.check_invariants();
+        storage
+    }
+
+    fn check_invariants(&self) {
+        let truncated = self.truncated();
+        if let Some(first) = self.entries.front() {
+            assert_eq!(first.index, truncated.index + 1, "log cache starts after truncation");
+        }
+        assert!(self.apply_state.applied_index >= truncated.index, "applied below truncated");
+        assert!(self.raft_state.hard_state.commit >= self.apply_state.applied_index || !self.is_initialized(),
+            "applied above commit");
+    }
+
+    /// The region as of the applied index.
+    pub fn region(&self) -> &metapb::Region {
+        &self.region
+    }
+
+    /// True once the peer has a region (created by bootstrap, split or snapshot).
+    pub fn is_initialized(&self) -> bool {
+        !self.region.peers.is_empty()
+    }
+
+    /// Apply progress.
+    pub fn apply_state(&self) -> &RaftApplyState {
+        &self.apply_state
+    }
+
+    /// The truncated log position.
+    pub fn truncated(&self) -> RaftTruncatedState {
+        self.apply_state.truncated_state.unwrap_or_default()
+    }
+
+    /// The engine this peer stores into.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Bytes of entry payload held in the log cache.
+    pub fn entry_bytes(&self) -> u64 {
+        self.entry_bytes
+    }
+
+    /// Caches `entries` (replacing any conflicting tail) and stages their persistence.
+    pub fn append(&mut self, entries: Vec<Entry>, batch: &mut WriteBatch) {
+        let Some(first) = entries.first() else { return };
+        let first_index = first.index;
+        assert!(first_index > self.truncated().index, "append below the truncated index");
+        while self.entries.back().is_some_and(|last| last.index >= first_index) {
+            let dropped = self.entries.pop_back().expect("checked non-empty");
+            self.entry_bytes -= dropped.data.len() as u64;
+        }
+        let expected_next = self.last_index_value() + 1;
+        assert_eq!(first_index, expected_next, "append leaves a hole in the log");
+        for entry in &entries {
+            self.entry_bytes += entry.data.len() as u64;
+        }
+        self.entries.extend(entries.iter().cloned());
+        stage_log_op(&RaftLogOp::Append { region: self.region_id, entries }, batch);
+    }
+
+    /// Records and stages a new hard state.
+    pub fn set_hard_state(&mut self, hard_state: HardState, batch: &mut WriteBatch) {
+        self.raft_state.hard_state = hard_state.clone();
+        stage_log_op(&RaftLogOp::SetHardState { region: self.region_id, hard_state }, batch);
+    }
+
+    /// Records a new applied position and region; the caller stages them via `stage_apply`.
+    pub fn set_applied(&mut self, index: u64, term: u64, region: Option<metapb::Region>) {
+        assert!(index >= self.apply_state.applied_index, "applied index moved backwards");
+        self.apply_state.applied_index = index;
+        self.apply_state.applied_term = term;
+        if let Some(region) = region {
+            self.raft_state.conf_state = conf_state_of(&region);
+            self.region = region;
+        }
+    }
+
+    /// Stages the apply state and region state into `batch` (atomic with applied data).
+    pub fn stage_apply(&self, batch: &mut WriteBatch) {
+        write_apply_state(self.region_id, &self.apply_state, batch);
+        let state = RegionLocalState { state: 0, region: Some(self.region.clone()), uninitialized_peer_id: 0 };
+        batch.put(Cf::Raft, &keys::region_state_key(self.region_id), &state.encode_to_vec());
+    }
+
+    /// Drops cached entries up to `compact_index` and stages their deletion; the truncated
+    /// state moves with them. The caller stages the apply state afterwards.
+    pub fn compact_to(&mut self, compact_index: u64, compact_term: u64, batch: &mut WriteBatch) {
+        assert!(compact_index <= self.apply_state.applied_index, "compacting unapplied entries");
+        while self.entries.front().is_some_and(|e| e.index <= compact_index) {
+            let dropped = self.entries.pop_front().expect("checked non-empty");
+            self.entry_bytes -= dropped.data.len() as u64;
+        }
+        self.apply_state.truncated_state =
+            Some(RaftTruncatedState { index: compact_index, term: compact_term });
+        let op = RaftLogOp::CompactTo {
+            region: self.region_id,
+            first_kept: LogIndex(compact_index + 1),
+        };
+        stage_log_op(&op, batch);
+        self.check_invariants();
+    }
+
+    /// Installs a received snapshot: stages replacement of the region's data, log and state
+    /// into `batch`, and updates the in-memory view. Returns the snapshot's region.
+    pub fn apply_snapshot(
+        &mut self,
+        snapshot: &RaftSnapshot,
+        batch: &mut WriteBatch,
+    ) -> Result<metapb::Region, EngineError> {
+        let data = SnapshotData::decode(snapshot.data.as_ref())
+            .map_err(|e| EngineError::Corruption(format!("snapshot data: {e}")))?;
+        let region = data.region.clone().ok_or_else(|| {
+            EngineError::Corruption("snapshot without a region".to_string())
+        })?;
+        let meta = snapshot.get_metadata();
+        if !self.region.peers.is_empty() {
+            clear_region_data(&self.region, batch);
+        }
+        clear_region_data(&region, batch);
+        for kv in &data.kvs {
+            let cf = cf_of(CfName::try_from(kv.cf).unwrap_or(CfName::CfDefault));
+            batch.put(cf, &kv.key, &kv.value);
+        }
+        stage_log_op(&RaftLogOp::Clear { region: self.region_id }, batch);
+        self.entries.clear();
+        self.entry_bytes = 0;
+        let truncated = RaftTruncatedState { index: meta.index, term: meta.term };
+        self.apply_state = RaftApplyState {
+            applied_index: meta.index,
+            truncated_state: Some(truncated),
+            applied_term: meta.term,
+        };
+        self.region = region.clone();
+        self.raft_state.conf_state = meta.get_conf_state().clone();
+        let hard_state = &mut self.raft_state.hard_state;
+        hard_state.commit = hard_state.commit.max(meta.index);
+        hard_state.term = hard_state.term.max(meta.term);
+        let hard_state = hard_state.clone();
+        stage_log_op(&RaftLogOp::SetHardState { region: self.region_id, hard_state }, batch);
+        self.stage_apply(batch);
+        Ok(region)
+    }
+
+    fn last_index_value(&self) -> u64 {
+        self.entries.back().map_or(self.truncated().index, |e| e.index)
+    }
+
+    /// Generates a snapshot of the applied state in the engine.
+    fn generate_snapshot(&self) -> Result<RaftSnapshot, EngineError> {
+        let view = self.engine.snapshot();
+        let apply_state: RaftApplyState = read_message(&view, &keys::apply_state_key(self.region_id))?
+            .ok_or_else(|| EngineError::Corruption("no apply state to snapshot".into()))?;
+        let region_state: RegionLocalState =
+            read_message(&view, &keys::region_state_key(self.region_id))?
+                .ok_or_else(|| EngineError::Corruption("no region state to snapshot".into()))?;
+        let region = region_state.region.unwrap_or_default();
+        let mut data = SnapshotData { region: Some(region.clone()), kvs: Vec::new() };
+        for cf in DATA_CFS {
+            scan_all(&view, cf, &region_range(&region), |key, value| {
+                data.kvs.push(SnapshotKv { cf: cf_name(cf) as i32, key, value });
+            })?;
+        }
+        let mut snapshot = RaftSnapshot { data: data.encode_to_vec().into(), ..Default::default() };
+        let meta = snapshot.mut_metadata();
+        meta.index = apply_state.applied_index;
+        meta.term = apply_state.applied_term;
+        meta.set_conf_state(conf_state_of(&region));
+        Ok(snapshot)
+    }
+}
+
+/// Stages an apply state record.
+pub fn write_apply_state(region: RegionId, state: &RaftApplyState, batch: &mut WriteBatch) {
+    batch.put(Cf::Raft, &keys::apply_state_key(region), &state.encode_to_vec());
+}
+
+/// Stages deletion of every data key of `region`.
+pub fn clear_region_data(region: &metapb::Region, batch: &mut WriteBatch) {
+    let end = if region.end_key.is_empty() { limits::data_key_end() } else { region.end_key.clone() };
+    for cf in DATA_CFS {
+        batch.delete_range(cf, &region.start_key, &end);
+    }
+}
+
+/// Reads and decodes one prost message from the raft column family.
+pub fn read_message<S: Snapshot, M: prost::Message + Default>(
+    view: &S,
+    key: &[u8],
+) -> Result<Option<M>, EngineError> {
+    let Some(bytes) = view.get(Cf::Raft, key)? else { return Ok(None) };
+    M::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(|e| EngineError::Corruption(format!("decoding {key:?}: {e}")))
+}
+
+/// Calls `visit` for every pair of `cf` in `range`, scanning in bounded pages.
+pub fn scan_all<S: Snapshot>(
+    view: &S,
+    cf: Cf,
+    range: &KeyRange,
+    mut visit: impl FnMut(Vec<u8>, Vec<u8>),
+) -> Result<(), EngineError> {
+    let mut start = range.start.clone();
+    loop {
+        let page_range = KeyRange::new(start, range.end.clone());
+        let page = view.scan(cf, &page_range, limits::SNAPSHOT_SCAN_PAGE_KEYS, Direction::Forward)?;
+        let full = page.len() == limits::SNAPSHOT_SCAN_PAGE_KEYS;
+        let Some(last_key) = page.last().map(|(key, _)| key.clone()) else { return Ok(()) };
+        for (key, value) in page {
+            visit(key, value);
+        }
+        if !full {
+            return Ok(());
+        }
+        start = last_key;
+        start.push(0);
+    }
+}
+
+impl<E: KvEngine> raft::Storage for PeerStorage<E> {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(self.raft_state.clone())
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        let first = self.truncated().index + 1;
+        if low < first {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        let last = self.last_index_value();
+        assert!(high <= last + 1, "entries [{low}, {high}) beyond last index {last}");
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        let mut size = 0u64;
+        for entry in self.entries.range((low - first) as usize..(high - first) as usize) {
+            size += u64::from(entry.compute_size());
+            if !out.is_empty() && size > max_size {
+                break;
+            }
+            out.push(entry.clone());
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        let truncated = self.truncated();
+        if idx == truncated.index {
+            return Ok(truncated.term);
+        }
+        if idx < truncated.index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        let position = (idx - truncated.index - 1) as usize;
+        match self.entries.get(position) {
+            Some(entry) => {
+                assert_eq!(entry.index, idx, "log cache is contiguous");
+                Ok(entry.term)
+            }
+            None => Err(raft::Error::Store(StorageError::Unavailable)),
+        }
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.truncated().index + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last_index_value())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<RaftSnapshot> {
+        let snapshot = self.generate_snapshot().map_err(storage_error)?;
+        if snapshot.get_metadata().index < request_index {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        Ok(snapshot)
+    }
+}
+
+
+/// The apply state of a region that starts at the initial log position.
+pub fn initial_apply_state() -> RaftApplyState {
+    RaftApplyState {
+        applied_index: INIT_LOG_INDEX,
+        truncated_state: Some(RaftTruncatedState { index: INIT_LOG_INDEX, term: INIT_LOG_TERM }),
+        applied_term: INIT_LOG_TERM,
+    }
+}

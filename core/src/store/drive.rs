@@ -1,0 +1,114 @@
+//! `Store::drive`: poll the dirty peers and execute their effects, in order:
+//! send leader messages -> write + sync the Raft log batch -> release persisted-only
+//! messages and acknowledge -> write the apply batch -> answer requests and serve reads.
+//! One log sync covers every peer polled in the round (group commit).
+
+use ferrokv_proto::ferrokv_raftpb::RaftMessage;
+
+use super::cmd::{Response, Token};
+use super::error::RegionError;
+use super::fsm::Store;
+use crate::env::{EngineError, KvEngine, SendError, Transport, WriteOptions};
+use crate::raft::{Effects, OutMessage, PlantedBug};
+use crate::raw::execute_read;
+
+/// Rounds of poll-and-execute per `drive` call; more work waits for the next call so that
+/// new inputs are not starved.
+const DRIVE_ROUNDS_MAX: usize = 4;
+
+/// What a `drive` call produced for the caller.
+#[derive(Debug, Default)]
+pub struct DriveOutput {
+    /// Answers to requests.
+    pub responses: Vec<(Token, Response)>,
+    /// Raft log bytes written (for metrics and benchmarks).
+    pub log_bytes: usize,
+    /// Synced writes issued.
+    pub syncs: usize,
+}
+
+impl<E: KvEngine> Store<E> {
+    /// Polls every peer with work and executes the effects. A storage error is returned
+    /// and the store must stop: its in-memory state may be ahead of the disk.
+    pub fn drive<T: Transport>(&mut self, transport: &T) -> Result<DriveOutput, EngineError> {
+        let mut output = DriveOutput::default();
+        for _ in 0..DRIVE_ROUNDS_MAX {
+            let mut effects = self.poll_dirty();
+            if effects.is_empty() {
+                break;
+            }
+            self.execute(&mut effects, transport, &mut output)
+                .map_err(|error| self.engine_error(error))?;
+        }
+        Ok(output)
+    }
+
+    fn poll_dirty(&mut self) -> Effects {
+        let mut effects = Effects::default();
+        let now = self.now;
+        let dirty = std::mem::take(&mut self.dirty);
+        for region_id in dirty {
+            if let Some(peer) = self.peers.get_mut(&region_id) {
+                peer.poll(&mut effects, now);
+            }
+        }
+        self.handle_events(&mut effects);
+        effects
+    }
+
+    fn execute<T: Transport>(
+        &mut self,
+        effects: &mut Effects,
+        transport: &T,
+        output: &mut DriveOutput,
+    ) -> Result<(), EngineError> {
+        let send_now = std::mem::take(&mut effects.send_now);
+        self.send(send_now, transport);
+        let pending = effects.take_persist();
+        if !pending.batch().is_empty() {
+            let sync = self.config.planted_bug != Some(PlantedBug::SkipRaftLogSync);
+            output.log_bytes += pending.batch().bytes();
+            output.syncs += usize::from(sync);
+            self.engine.write(pending.batch(), WriteOptions { sync })?;
+        }
+        let persisted = pending.persisted();
+        for (region_id, number) in persisted.acks {
+            if let Some(peer) = self.peers.get_mut(&region_id) {
+                peer.on_persisted(number);
+                self.dirty.insert(region_id);
+            }
+        }
+        self.send(persisted.messages, transport);
+        if !effects.apply.is_empty() {
+            output.syncs += usize::from(effects.apply_sync);
+            self.engine.write(&effects.apply, WriteOptions { sync: effects.apply_sync })?;
+        }
+        output.responses.append(&mut effects.responses);
+        if !effects.reads.is_empty() {
+            let view = self.engine.snapshot();
+            for read in effects.reads.drain(..) {
+                let result = execute_read(&view, &read.read, read.now_ms).map_err(RegionError::from);
+                output.responses.push((read.token, Response::Read(result)));
+            }
+        }
+        Ok(())
+    }
+
+    fn send<T: Transport>(&mut self, messages: Vec<OutMessage>, transport: &T) {
+        for OutMessage { to_store, message } in messages {
+            let region_id = crate::types::RegionId(message.region_id);
+            let to_peer = message.to_peer.as_ref().map_or(0, |peer| peer.id);
+            if let Err(error) = transport.send(to_store, message) {
+                tracing::debug!(%region_id, %error, "raft message not sent");
+                if let (SendError::Unreachable(_), Some(peer)) = (&error, self.peers.get_mut(&region_id)) {
+                    peer.report_unreachable(to_peer);
+                }
+            }
+        }
+    }
+
+    /// Delivers a Raft message (alias kept for drivers that batch by store).
+    pub fn deliver(&mut self, message: RaftMessage) {
+        self.on_raft_message(message);
+    }
+}

@@ -1,0 +1,16 @@
+//! The multi-Raft store FSM: every region replica on one store, routing of Raft messages
+//! and client requests to them, peer creation (by message, split or bootstrap) and
+//! destruction, restart recovery, and `drive`, the one place that executes effects in the
+//! order the types demand. Both the L1 harness and the async server call `drive`.
+
+mod cmd;
+mod drive;
+mod error;
+mod fsm;
+mod load;
+
+pub use cmd::{AdminOutcome, Request, RequestHeader, Response, Token, WriteOutcome};
+pub use drive::DriveOutput;
+pub use error::RegionError;
+pub use fsm::{RegionStatus, Store};
+pub use load::{bootstrap_region, StoreLoadError};
