@@ -48,10 +48,10 @@ step "sans-IO dependency rule" ci/deps.sh
 step "fetch tikv-client (kvproto reference)" \
   cargo fetch --manifest-path compat/Cargo.toml --locked
 step "kvproto wire compatibility" python3 ci/proto_compat.py
-export RUSTFLAGS="--cfg madsim"
+export RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim"
 step "madsim build" cargo build --workspace --all-targets --locked --target-dir target/sim
 step "madsim tests" run_tests cargo test --workspace --locked --target-dir target/sim
-unset RUSTFLAGS
+unset RUSTFLAGS RUSTDOCFLAGS
 
 echo
 echo "=== ci/test.sh: all steps passed in $(( $(date +%s) - started ))s"

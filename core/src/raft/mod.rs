@@ -12,4 +12,4 @@ pub mod storage;
 pub use config::{PlantedBug, RaftConfig};
 pub use effects::{Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadyRead};
 pub use peer::{PendingRead, Peer};
-pub use storage::{LoadedState, PeerStorage, INIT_LOG_INDEX, INIT_LOG_TERM};
+pub use storage::{region_data_hash, LoadedState, PeerStorage, INIT_LOG_INDEX, INIT_LOG_TERM};
