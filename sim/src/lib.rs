@@ -4,10 +4,13 @@
 //! runs:
 //! - `engine`: `SimEngine`, a `KvEngine` over a `SimDisk` that survives node restarts and on
 //!   a crash drops or tears unsynced writes; recovery detects torn tails and corruption.
+//! - `harness`: the L1 driver: real `Store`s stepped over a packet simulator in virtual
+//!   time, with crashes, partitions and a retrying test client.
 //!
 //! Invariants: every random choice comes from a seeded `ferrokv_core::env::SeededRng`;
 //! containers iterate in a fixed order (`BTreeMap`), so a seed replays bit for bit.
 
 pub mod engine;
+pub mod harness;
 
 pub use engine::{CrashTail, DiskFaults, RecoveryReport, SimDisk, SimEngine, SimSnapshot};

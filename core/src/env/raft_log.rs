@@ -127,7 +127,6 @@ impl<E: KvEngine> EngineRaftLog<E> {
     }
 }
 
-
 /// Stages `op` into `batch`, for callers that write it atomically with other data.
 pub fn stage_log_op(op: &RaftLogOp, batch: &mut WriteBatch) {
     match op {

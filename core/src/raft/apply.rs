@@ -37,7 +37,11 @@ pub struct ApplyContext<'a, S: Snapshot> {
 impl<'a, S: Snapshot> ApplyContext<'a, S> {
     /// A context reading `view` (the engine before this round) and staging into `batch`.
     pub fn new(view: &'a S, batch: &'a mut WriteBatch) -> ApplyContext<'a, S> {
-        ApplyContext { view, overlay: Overlay::default(), batch }
+        ApplyContext {
+            view,
+            overlay: Overlay::default(),
+            batch,
+        }
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
@@ -65,7 +69,9 @@ impl<'a, S: Snapshot> ApplyContext<'a, S> {
 
     fn delete(&mut self, cf: Cf, key: &[u8]) {
         self.overlay.seq += 1;
-        self.overlay.points.insert((cf, key.to_vec()), (self.overlay.seq, None));
+        self.overlay
+            .points
+            .insert((cf, key.to_vec()), (self.overlay.seq, None));
         self.batch.delete(cf, key);
     }
 
@@ -78,11 +84,18 @@ impl<'a, S: Snapshot> ApplyContext<'a, S> {
 }
 
 fn epoch_of(region: &metapb::Region) -> RegionEpoch {
-    region.region_epoch.as_ref().map(RegionEpoch::from).unwrap_or_default()
+    region
+        .region_epoch
+        .as_ref()
+        .map(RegionEpoch::from)
+        .unwrap_or_default()
 }
 
 fn epoch_not_match(message: String, region: &metapb::Region) -> RegionError {
-    RegionError::EpochNotMatch { message, current: vec![region.clone()] }
+    RegionError::EpochNotMatch {
+        message,
+        current: vec![region.clone()],
+    }
 }
 
 /// The keys a write touches, as ranges.
@@ -96,7 +109,10 @@ pub fn write_op_ranges(op: &WriteOp) -> Vec<KeyRange> {
         Some(write_op::Op::Put(put)) => vec![point(&put.key)],
         Some(write_op::Op::Delete(delete)) => vec![point(&delete.key)],
         Some(write_op::Op::DeleteRange(range)) => {
-            vec![KeyRange::new(range.start_key.clone(), range.end_key.clone())]
+            vec![KeyRange::new(
+                range.start_key.clone(),
+                range.end_key.clone(),
+            )]
         }
         Some(write_op::Op::Cas(cas)) => vec![point(&cas.key)],
         None => Vec::new(),
@@ -113,7 +129,10 @@ pub fn check_ranges_in_region(
         let end_inside = owned.end.is_empty() || (!range.end.is_empty() && range.end <= owned.end);
         if !owned.contains(&range.start) || !end_inside {
             let key = range.start.clone();
-            return Err(RegionError::KeyNotInRegion { key, region: Box::new(region.clone()) });
+            return Err(RegionError::KeyNotInRegion {
+                key,
+                region: Box::new(region.clone()),
+            });
         }
     }
     Ok(())
@@ -129,9 +148,16 @@ pub fn apply_writes<S: Snapshot>(
     region: &metapb::Region,
     cmd: &RaftCmd,
 ) -> Result<WriteOutcome, RegionError> {
-    let proposed = cmd.region_epoch.as_ref().map(RegionEpoch::from).unwrap_or_default();
+    let proposed = cmd
+        .region_epoch
+        .as_ref()
+        .map(RegionEpoch::from)
+        .unwrap_or_default();
     if proposed.version < epoch_of(region).version {
-        return Err(epoch_not_match(format!("proposed under {proposed:?}"), region));
+        return Err(epoch_not_match(
+            format!("proposed under {proposed:?}"),
+            region,
+        ));
     }
     let ranges: Vec<KeyRange> = cmd.writes.iter().flat_map(write_op_ranges).collect();
     check_ranges_in_region(&ranges, region)?;
@@ -141,7 +167,11 @@ pub fn apply_writes<S: Snapshot>(
             Some(write_op::Op::Put(put)) => ctx.put(cf_from_wire(put.cf), &put.key, &put.value),
             Some(write_op::Op::Delete(delete)) => ctx.delete(cf_from_wire(delete.cf), &delete.key),
             Some(write_op::Op::DeleteRange(range)) => {
-                let end = if range.end_key.is_empty() { crate::limits::data_key_end() } else { range.end_key.clone() };
+                let end = if range.end_key.is_empty() {
+                    crate::limits::data_key_end()
+                } else {
+                    range.end_key.clone()
+                };
                 ctx.delete_range(cf_from_wire(range.cf), &range.start_key, &end);
             }
             Some(write_op::Op::Cas(cas)) => {
@@ -168,11 +198,19 @@ pub fn split_region(
     split: &SplitCmd,
 ) -> Result<(metapb::Region, metapb::Region), RegionError> {
     let range = region_range(region);
-    if split.split_key.is_empty() || split.split_key == region.start_key || !range.contains(&split.split_key) {
-        return Err(RegionError::Invalid(format!("split key not strictly inside region {}", region.id)));
+    if split.split_key.is_empty()
+        || split.split_key == region.start_key
+        || !range.contains(&split.split_key)
+    {
+        return Err(RegionError::Invalid(format!(
+            "split key not strictly inside region {}",
+            region.id
+        )));
     }
     if split.new_peer_ids.len() != region.peers.len() {
-        return Err(RegionError::Invalid("one new peer id per existing peer is needed".into()));
+        return Err(RegionError::Invalid(
+            "one new peer id per existing peer is needed".into(),
+        ));
     }
     let mut epoch = epoch_of(region);
     epoch.version += 1;
@@ -201,7 +239,12 @@ pub fn change_peer(region: &metapb::Region, change: &ConfChange, store_id: u64) 
             } else {
                 PeerRole::Learner
             };
-            let peer = metapb::Peer { id: peer_id, store_id, role: role as i32, ..Default::default() };
+            let peer = metapb::Peer {
+                id: peer_id,
+                store_id,
+                role: role as i32,
+                ..Default::default()
+            };
             match existing {
                 Some(position) => changed.peers[position] = peer,
                 None => changed.peers.push(peer),

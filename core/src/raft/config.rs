@@ -80,7 +80,10 @@ impl RaftConfig {
         }
         let election_timeout = self.tick_interval * self.election_tick as u32;
         if self.lease >= election_timeout {
-            return Err(format!("lease {:?} must be below the election timeout {election_timeout:?}", self.lease));
+            return Err(format!(
+                "lease {:?} must be below the election timeout {election_timeout:?}",
+                self.lease
+            ));
         }
         if self.log_gc_count_limit < self.log_gc_count_threshold {
             return Err("log_gc_count_limit must be at least log_gc_count_threshold".into());
@@ -96,7 +99,10 @@ mod tests {
     #[test]
     fn default_is_valid_and_lease_is_checked() {
         assert_eq!(RaftConfig::default().validate(), Ok(()));
-        let unsafe_lease = RaftConfig { lease: Duration::from_secs(5), ..RaftConfig::default() };
+        let unsafe_lease = RaftConfig {
+            lease: Duration::from_secs(5),
+            ..RaftConfig::default()
+        };
         assert!(unsafe_lease.validate().unwrap_err().contains("lease"));
     }
 }

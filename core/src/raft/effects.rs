@@ -46,6 +46,8 @@ pub enum PeerEvent {
     Split { new_region: metapb::Region },
     /// This peer was removed from its region: the store must destroy it.
     Removed { region_id: RegionId },
+    /// A snapshot from the leader replaced this peer's state.
+    SnapshotInstalled { region_id: RegionId },
 }
 
 /// The persistence step, holding back what must wait for it.
@@ -74,7 +76,10 @@ impl PendingPersist {
 
     /// Call only after `batch()` was written durably.
     pub fn persisted(self) -> Persisted {
-        Persisted { messages: self.after, acks: self.acks }
+        Persisted {
+            messages: self.after,
+            acks: self.acks,
+        }
     }
 }
 

@@ -38,5 +38,8 @@ impl Drain for TracingDrain {
 
 /// A logger for one peer, tagged with its region and peer ids.
 pub fn peer_logger(region_id: u64, peer_id: u64) -> slog::Logger {
-    slog::Logger::root(TracingDrain.fuse(), slog::o!("region_id" => region_id, "peer_id" => peer_id))
+    slog::Logger::root(
+        TracingDrain.fuse(),
+        slog::o!("region_id" => region_id, "peer_id" => peer_id),
+    )
 }

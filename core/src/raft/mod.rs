@@ -11,5 +11,5 @@ pub mod storage;
 
 pub use config::{PlantedBug, RaftConfig};
 pub use effects::{Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadyRead};
-pub use peer::{PendingRead, Peer};
+pub use peer::{Peer, PendingRead};
 pub use storage::{region_data_hash, LoadedState, PeerStorage, INIT_LOG_INDEX, INIT_LOG_TERM};

@@ -122,11 +122,21 @@ impl<E: KvEngine> PeerStorage<E> {
     fn check_invariants(&self) {
         let truncated = self.truncated();
         if let Some(first) = self.entries.front() {
-            assert_eq!(first.index, truncated.index + 1, "log cache starts after truncation");
+            assert_eq!(
+                first.index,
+                truncated.index + 1,
+                "log cache starts after truncation"
+            );
         }
-        assert!(self.apply_state.applied_index >= truncated.index, "applied below truncated");
-        assert!(self.raft_state.hard_state.commit >= self.apply_state.applied_index || !self.is_initialized(),
-            "applied above commit");
+        assert!(
+            self.apply_state.applied_index >= truncated.index,
+            "applied below truncated"
+        );
+        assert!(
+            self.raft_state.hard_state.commit >= self.apply_state.applied_index
+                || !self.is_initialized(),
+            "applied above commit"
+        );
     }
 
     /// The region as of the applied index.
@@ -163,29 +173,54 @@ impl<E: KvEngine> PeerStorage<E> {
     pub fn append(&mut self, entries: Vec<Entry>, batch: &mut WriteBatch) {
         let Some(first) = entries.first() else { return };
         let first_index = first.index;
-        assert!(first_index > self.truncated().index, "append below the truncated index");
-        while self.entries.back().is_some_and(|last| last.index >= first_index) {
+        assert!(
+            first_index > self.truncated().index,
+            "append below the truncated index"
+        );
+        while self
+            .entries
+            .back()
+            .is_some_and(|last| last.index >= first_index)
+        {
             let dropped = self.entries.pop_back().expect("checked non-empty");
             self.entry_bytes -= dropped.data.len() as u64;
         }
         let expected_next = self.last_index_value() + 1;
-        assert_eq!(first_index, expected_next, "append leaves a hole in the log");
+        assert_eq!(
+            first_index, expected_next,
+            "append leaves a hole in the log"
+        );
         for entry in &entries {
             self.entry_bytes += entry.data.len() as u64;
         }
         self.entries.extend(entries.iter().cloned());
-        stage_log_op(&RaftLogOp::Append { region: self.region_id, entries }, batch);
+        stage_log_op(
+            &RaftLogOp::Append {
+                region: self.region_id,
+                entries,
+            },
+            batch,
+        );
     }
 
     /// Records and stages a new hard state.
     pub fn set_hard_state(&mut self, hard_state: HardState, batch: &mut WriteBatch) {
         self.raft_state.hard_state = hard_state.clone();
-        stage_log_op(&RaftLogOp::SetHardState { region: self.region_id, hard_state }, batch);
+        stage_log_op(
+            &RaftLogOp::SetHardState {
+                region: self.region_id,
+                hard_state,
+            },
+            batch,
+        );
     }
 
     /// Records a new applied position and region; the caller stages them via `stage_apply`.
     pub fn set_applied(&mut self, index: u64, term: u64, region: Option<metapb::Region>) {
-        assert!(index >= self.apply_state.applied_index, "applied index moved backwards");
+        assert!(
+            index >= self.apply_state.applied_index,
+            "applied index moved backwards"
+        );
         self.apply_state.applied_index = index;
         self.apply_state.applied_term = term;
         if let Some(region) = region {
@@ -197,20 +232,37 @@ impl<E: KvEngine> PeerStorage<E> {
     /// Stages the apply state and region state into `batch` (atomic with applied data).
     pub fn stage_apply(&self, batch: &mut WriteBatch) {
         write_apply_state(self.region_id, &self.apply_state, batch);
-        let state = RegionLocalState { state: 0, region: Some(self.region.clone()), uninitialized_peer_id: 0 };
-        batch.put(Cf::Raft, &keys::region_state_key(self.region_id), &state.encode_to_vec());
+        let state = RegionLocalState {
+            state: 0,
+            region: Some(self.region.clone()),
+            uninitialized_peer_id: 0,
+        };
+        batch.put(
+            Cf::Raft,
+            &keys::region_state_key(self.region_id),
+            &state.encode_to_vec(),
+        );
     }
 
     /// Drops cached entries up to `compact_index` and stages their deletion; the truncated
     /// state moves with them. The caller stages the apply state afterwards.
     pub fn compact_to(&mut self, compact_index: u64, compact_term: u64, batch: &mut WriteBatch) {
-        assert!(compact_index <= self.apply_state.applied_index, "compacting unapplied entries");
-        while self.entries.front().is_some_and(|e| e.index <= compact_index) {
+        assert!(
+            compact_index <= self.apply_state.applied_index,
+            "compacting unapplied entries"
+        );
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.index <= compact_index)
+        {
             let dropped = self.entries.pop_front().expect("checked non-empty");
             self.entry_bytes -= dropped.data.len() as u64;
         }
-        self.apply_state.truncated_state =
-            Some(RaftTruncatedState { index: compact_index, term: compact_term });
+        self.apply_state.truncated_state = Some(RaftTruncatedState {
+            index: compact_index,
+            term: compact_term,
+        });
         let op = RaftLogOp::CompactTo {
             region: self.region_id,
             first_kept: LogIndex(compact_index + 1),
@@ -228,9 +280,10 @@ impl<E: KvEngine> PeerStorage<E> {
     ) -> Result<metapb::Region, EngineError> {
         let data = SnapshotData::decode(snapshot.data.as_ref())
             .map_err(|e| EngineError::Corruption(format!("snapshot data: {e}")))?;
-        let region = data.region.clone().ok_or_else(|| {
-            EngineError::Corruption("snapshot without a region".to_string())
-        })?;
+        let region = data
+            .region
+            .clone()
+            .ok_or_else(|| EngineError::Corruption("snapshot without a region".to_string()))?;
         let meta = snapshot.get_metadata();
         if !self.region.peers.is_empty() {
             clear_region_data(&self.region, batch);
@@ -240,10 +293,18 @@ impl<E: KvEngine> PeerStorage<E> {
             let cf = cf_of(CfName::try_from(kv.cf).unwrap_or(CfName::CfDefault));
             batch.put(cf, &kv.key, &kv.value);
         }
-        stage_log_op(&RaftLogOp::Clear { region: self.region_id }, batch);
+        stage_log_op(
+            &RaftLogOp::Clear {
+                region: self.region_id,
+            },
+            batch,
+        );
         self.entries.clear();
         self.entry_bytes = 0;
-        let truncated = RaftTruncatedState { index: meta.index, term: meta.term };
+        let truncated = RaftTruncatedState {
+            index: meta.index,
+            term: meta.term,
+        };
         self.apply_state = RaftApplyState {
             applied_index: meta.index,
             truncated_state: Some(truncated),
@@ -255,31 +316,50 @@ impl<E: KvEngine> PeerStorage<E> {
         hard_state.commit = hard_state.commit.max(meta.index);
         hard_state.term = hard_state.term.max(meta.term);
         let hard_state = hard_state.clone();
-        stage_log_op(&RaftLogOp::SetHardState { region: self.region_id, hard_state }, batch);
+        stage_log_op(
+            &RaftLogOp::SetHardState {
+                region: self.region_id,
+                hard_state,
+            },
+            batch,
+        );
         self.stage_apply(batch);
         Ok(region)
     }
 
     fn last_index_value(&self) -> u64 {
-        self.entries.back().map_or(self.truncated().index, |e| e.index)
+        self.entries
+            .back()
+            .map_or(self.truncated().index, |e| e.index)
     }
 
     /// Generates a snapshot of the applied state in the engine.
     fn generate_snapshot(&self) -> Result<RaftSnapshot, EngineError> {
         let view = self.engine.snapshot();
-        let apply_state: RaftApplyState = read_message(&view, &keys::apply_state_key(self.region_id))?
-            .ok_or_else(|| EngineError::Corruption("no apply state to snapshot".into()))?;
+        let apply_state: RaftApplyState =
+            read_message(&view, &keys::apply_state_key(self.region_id))?
+                .ok_or_else(|| EngineError::Corruption("no apply state to snapshot".into()))?;
         let region_state: RegionLocalState =
             read_message(&view, &keys::region_state_key(self.region_id))?
                 .ok_or_else(|| EngineError::Corruption("no region state to snapshot".into()))?;
         let region = region_state.region.unwrap_or_default();
-        let mut data = SnapshotData { region: Some(region.clone()), kvs: Vec::new() };
+        let mut data = SnapshotData {
+            region: Some(region.clone()),
+            kvs: Vec::new(),
+        };
         for cf in DATA_CFS {
             scan_all(&view, cf, &region_range(&region), |key, value| {
-                data.kvs.push(SnapshotKv { cf: cf_name(cf) as i32, key, value });
+                data.kvs.push(SnapshotKv {
+                    cf: cf_name(cf) as i32,
+                    key,
+                    value,
+                });
             })?;
         }
-        let mut snapshot = RaftSnapshot { data: data.encode_to_vec().into(), ..Default::default() };
+        let mut snapshot = RaftSnapshot {
+            data: data.encode_to_vec().into(),
+            ..Default::default()
+        };
         let meta = snapshot.mut_metadata();
         meta.index = apply_state.applied_index;
         meta.term = apply_state.applied_term;
@@ -290,12 +370,20 @@ impl<E: KvEngine> PeerStorage<E> {
 
 /// Stages an apply state record.
 pub fn write_apply_state(region: RegionId, state: &RaftApplyState, batch: &mut WriteBatch) {
-    batch.put(Cf::Raft, &keys::apply_state_key(region), &state.encode_to_vec());
+    batch.put(
+        Cf::Raft,
+        &keys::apply_state_key(region),
+        &state.encode_to_vec(),
+    );
 }
 
 /// Stages deletion of every data key of `region`.
 pub fn clear_region_data(region: &metapb::Region, batch: &mut WriteBatch) {
-    let end = if region.end_key.is_empty() { limits::data_key_end() } else { region.end_key.clone() };
+    let end = if region.end_key.is_empty() {
+        limits::data_key_end()
+    } else {
+        region.end_key.clone()
+    };
     for cf in DATA_CFS {
         batch.delete_range(cf, &region.start_key, &end);
     }
@@ -306,7 +394,9 @@ pub fn read_message<S: Snapshot, M: prost::Message + Default>(
     view: &S,
     key: &[u8],
 ) -> Result<Option<M>, EngineError> {
-    let Some(bytes) = view.get(Cf::Raft, key)? else { return Ok(None) };
+    let Some(bytes) = view.get(Cf::Raft, key)? else {
+        return Ok(None);
+    };
     M::decode(bytes.as_slice())
         .map(Some)
         .map_err(|e| EngineError::Corruption(format!("decoding {key:?}: {e}")))
@@ -322,9 +412,16 @@ pub fn scan_all<S: Snapshot>(
     let mut start = range.start.clone();
     loop {
         let page_range = KeyRange::new(start, range.end.clone());
-        let page = view.scan(cf, &page_range, limits::SNAPSHOT_SCAN_PAGE_KEYS, Direction::Forward)?;
+        let page = view.scan(
+            cf,
+            &page_range,
+            limits::SNAPSHOT_SCAN_PAGE_KEYS,
+            Direction::Forward,
+        )?;
         let full = page.len() == limits::SNAPSHOT_SCAN_PAGE_KEYS;
-        let Some(last_key) = page.last().map(|(key, _)| key.clone()) else { return Ok(()) };
+        let Some(last_key) = page.last().map(|(key, _)| key.clone()) else {
+            return Ok(());
+        };
         for (key, value) in page {
             visit(key, value);
         }
@@ -353,11 +450,17 @@ impl<E: KvEngine> raft::Storage for PeerStorage<E> {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         let last = self.last_index_value();
-        assert!(high <= last + 1, "entries [{low}, {high}) beyond last index {last}");
+        assert!(
+            high <= last + 1,
+            "entries [{low}, {high}) beyond last index {last}"
+        );
         let max_size = max_size.into().unwrap_or(u64::MAX);
         let mut out = Vec::new();
         let mut size = 0u64;
-        for entry in self.entries.range((low - first) as usize..(high - first) as usize) {
+        for entry in self
+            .entries
+            .range((low - first) as usize..(high - first) as usize)
+        {
             size += u64::from(entry.compute_size());
             if !out.is_empty() && size > max_size {
                 break;
@@ -396,25 +499,32 @@ impl<E: KvEngine> raft::Storage for PeerStorage<E> {
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<RaftSnapshot> {
         let snapshot = self.generate_snapshot().map_err(storage_error)?;
         if snapshot.get_metadata().index < request_index {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
         }
         Ok(snapshot)
     }
 }
 
-
 /// The apply state of a region that starts at the initial log position.
 pub fn initial_apply_state() -> RaftApplyState {
     RaftApplyState {
         applied_index: INIT_LOG_INDEX,
-        truncated_state: Some(RaftTruncatedState { index: INIT_LOG_INDEX, term: INIT_LOG_TERM }),
+        truncated_state: Some(RaftTruncatedState {
+            index: INIT_LOG_INDEX,
+            term: INIT_LOG_TERM,
+        }),
         applied_term: INIT_LOG_TERM,
     }
 }
 
 /// A hash (FNV-1a, 64-bit) of every data pair of `region` in `view`: equal applied state on
 /// two replicas gives equal hashes.
-pub fn region_data_hash<S: Snapshot>(view: &S, region: &metapb::Region) -> Result<u64, EngineError> {
+pub fn region_data_hash<S: Snapshot>(
+    view: &S,
+    region: &metapb::Region,
+) -> Result<u64, EngineError> {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0100_0000_01b3;
     let mut hash = OFFSET;

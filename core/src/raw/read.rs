@@ -14,9 +14,19 @@ pub enum RawRead {
     /// Several keys; absent and expired keys are left out.
     BatchGet { keys: Vec<Vec<u8>> },
     /// Up to `limit` live pairs in `range`.
-    Scan { range: KeyRange, limit: usize, key_only: bool, direction: Direction },
+    Scan {
+        range: KeyRange,
+        limit: usize,
+        key_only: bool,
+        direction: Direction,
+    },
     /// Up to `each_limit` live pairs in each range.
-    BatchScan { ranges: Vec<KeyRange>, each_limit: usize, key_only: bool, direction: Direction },
+    BatchScan {
+        ranges: Vec<KeyRange>,
+        each_limit: usize,
+        key_only: bool,
+        direction: Direction,
+    },
     /// Remaining TTL of one key.
     GetKeyTtl { key: Vec<u8> },
 }
@@ -62,14 +72,19 @@ fn scan<S: Snapshot>(
     direction: Direction,
     now_ms: u64,
 ) -> Result<Vec<KvPair>, EngineError> {
-    assert!(limit <= limits::SCAN_LIMIT_MAX, "scan limit validated at the edge");
+    assert!(
+        limit <= limits::SCAN_LIMIT_MAX,
+        "scan limit validated at the edge"
+    );
     let mut out = Vec::with_capacity(limit.min(256));
     let mut remaining = range.clone();
     while out.len() < limit {
         let want = limit - out.len();
         let page = view.scan(Cf::Default, &remaining, want, direction)?;
         let page_full = page.len() == want;
-        let Some((last_key, _)) = page.last() else { break };
+        let Some((last_key, _)) = page.last() else {
+            break;
+        };
         let last_key = last_key.clone();
         for (key, stored) in page {
             if let Some(live) = value::live_value(Some(&stored), now_ms)? {
@@ -111,13 +126,28 @@ pub fn execute_read<S: Snapshot>(
             }
             RawReadResult::Pairs(pairs)
         }
-        RawRead::Scan { range, limit, key_only, direction } => {
-            RawReadResult::Pairs(scan(view, range, *limit, *key_only, *direction, now_ms)?)
-        }
-        RawRead::BatchScan { ranges, each_limit, key_only, direction } => {
+        RawRead::Scan {
+            range,
+            limit,
+            key_only,
+            direction,
+        } => RawReadResult::Pairs(scan(view, range, *limit, *key_only, *direction, now_ms)?),
+        RawRead::BatchScan {
+            ranges,
+            each_limit,
+            key_only,
+            direction,
+        } => {
             let mut pairs = Vec::new();
             for range in ranges {
-                pairs.extend(scan(view, range, *each_limit, *key_only, *direction, now_ms)?);
+                pairs.extend(scan(
+                    view,
+                    range,
+                    *each_limit,
+                    *key_only,
+                    *direction,
+                    now_ms,
+                )?);
             }
             RawReadResult::Pairs(pairs)
         }

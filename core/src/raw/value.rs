@@ -28,7 +28,8 @@ impl RawValue {
 
     /// Remaining TTL in whole seconds (rounded up), `Some(0)` meaning "no TTL".
     pub fn ttl_seconds(&self, now_ms: u64) -> u64 {
-        self.expire_ms.map_or(0, |expire| expire.saturating_sub(now_ms).div_ceil(1000))
+        self.expire_ms
+            .map_or(0, |expire| expire.saturating_sub(now_ms).div_ceil(1000))
     }
 }
 
@@ -51,11 +52,17 @@ pub fn decode(stored: &[u8]) -> Result<RawValue, EngineError> {
     let corrupt = || EngineError::Corruption(format!("bad raw value of {} bytes", stored.len()));
     let (&flag, rest) = stored.split_last().ok_or_else(corrupt)?;
     match flag {
-        NO_TTL => Ok(RawValue { value: rest.to_vec(), expire_ms: None }),
+        NO_TTL => Ok(RawValue {
+            value: rest.to_vec(),
+            expire_ms: None,
+        }),
         WITH_TTL if rest.len() >= 8 => {
             let (value, expire) = rest.split_at(rest.len() - 8);
             let expire = u64::from_be_bytes(expire.try_into().expect("8 bytes"));
-            Ok(RawValue { value: value.to_vec(), expire_ms: Some(expire) })
+            Ok(RawValue {
+                value: value.to_vec(),
+                expire_ms: Some(expire),
+            })
         }
         _ => Err(corrupt()),
     }
@@ -63,7 +70,9 @@ pub fn decode(stored: &[u8]) -> Result<RawValue, EngineError> {
 
 /// The live user value of a stored raw value at `now_ms`, if any.
 pub fn live_value(stored: Option<&[u8]>, now_ms: u64) -> Result<Option<Vec<u8>>, EngineError> {
-    let Some(stored) = stored else { return Ok(None) };
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
     let raw = decode(stored)?;
     Ok(raw.is_live(now_ms).then_some(raw.value))
 }
@@ -75,15 +84,30 @@ mod tests {
     #[test]
     fn roundtrip_with_and_without_ttl() {
         let plain = decode(&encode(b"v", None)).unwrap();
-        assert_eq!(plain, RawValue { value: b"v".to_vec(), expire_ms: None });
+        assert_eq!(
+            plain,
+            RawValue {
+                value: b"v".to_vec(),
+                expire_ms: None
+            }
+        );
         let timed = decode(&encode(b"", Some(5_000))).unwrap();
-        assert_eq!(timed, RawValue { value: Vec::new(), expire_ms: Some(5_000) });
+        assert_eq!(
+            timed,
+            RawValue {
+                value: Vec::new(),
+                expire_ms: Some(5_000)
+            }
+        );
     }
 
     #[test]
     fn expiry_hides_values() {
         let stored = encode(b"v", Some(10_000));
-        assert_eq!(live_value(Some(&stored), 9_999).unwrap(), Some(b"v".to_vec()));
+        assert_eq!(
+            live_value(Some(&stored), 9_999).unwrap(),
+            Some(b"v".to_vec())
+        );
         assert_eq!(live_value(Some(&stored), 10_000).unwrap(), None);
         assert_eq!(decode(&stored).unwrap().ttl_seconds(8_500), 2);
         assert_eq!(decode(&encode(b"v", None)).unwrap().ttl_seconds(1), 0);
@@ -92,7 +116,10 @@ mod tests {
     #[test]
     fn garbage_is_corruption() {
         assert!(decode(b"").is_err());
-        assert!(decode(b"abc\x01").is_err(), "ttl flag without 8 expiry bytes");
+        assert!(
+            decode(b"abc\x01").is_err(),
+            "ttl flag without 8 expiry bytes"
+        );
         assert!(decode(b"abc\x07").is_err());
     }
 }

@@ -28,9 +28,16 @@ pub struct RequestHeader {
 #[derive(Clone, Debug)]
 pub enum Request {
     /// Replicated writes, applied atomically.
-    Write { header: RequestHeader, ops: Vec<WriteOp> },
+    Write {
+        header: RequestHeader,
+        ops: Vec<WriteOp>,
+    },
     /// A linearizable raw read at wall-clock `now_ms` (for TTL expiry).
-    Read { header: RequestHeader, read: RawRead, now_ms: u64 },
+    Read {
+        header: RequestHeader,
+        read: RawRead,
+        now_ms: u64,
+    },
     /// An operator command: split, membership change, leader transfer, log compaction.
     Admin(AdminRequest),
 }

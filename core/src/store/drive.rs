@@ -81,13 +81,19 @@ impl<E: KvEngine> Store<E> {
         self.send(persisted.messages, transport);
         if !effects.apply.is_empty() {
             output.syncs += usize::from(effects.apply_sync);
-            self.engine.write(&effects.apply, WriteOptions { sync: effects.apply_sync })?;
+            self.engine.write(
+                &effects.apply,
+                WriteOptions {
+                    sync: effects.apply_sync,
+                },
+            )?;
         }
         output.responses.append(&mut effects.responses);
         if !effects.reads.is_empty() {
             let view = self.engine.snapshot();
             for read in effects.reads.drain(..) {
-                let result = execute_read(&view, &read.read, read.now_ms).map_err(RegionError::from);
+                let result =
+                    execute_read(&view, &read.read, read.now_ms).map_err(RegionError::from);
                 output.responses.push((read.token, Response::Read(result)));
             }
         }
@@ -100,7 +106,9 @@ impl<E: KvEngine> Store<E> {
             let to_peer = message.to_peer.as_ref().map_or(0, |peer| peer.id);
             if let Err(error) = transport.send(to_store, message) {
                 tracing::debug!(%region_id, %error, "raft message not sent");
-                if let (SendError::Unreachable(_), Some(peer)) = (&error, self.peers.get_mut(&region_id)) {
+                if let (SendError::Unreachable(_), Some(peer)) =
+                    (&error, self.peers.get_mut(&region_id))
+                {
                     peer.report_unreachable(to_peer);
                 }
             }

@@ -12,16 +12,25 @@ use crate::types::RegionId;
 pub enum RegionError {
     /// This peer is not the leader; `leader` is the best known one.
     #[error("region {region_id} is not led by this store (leader hint {leader:?})")]
-    NotLeader { region_id: RegionId, leader: Option<metapb::Peer> },
+    NotLeader {
+        region_id: RegionId,
+        leader: Option<metapb::Peer>,
+    },
     /// The region is not on this store.
     #[error("region {0} not found on this store")]
     RegionNotFound(RegionId),
     /// The client's epoch is stale; `current` lists the regions now covering its range.
     #[error("epoch not match: {message}")]
-    EpochNotMatch { message: String, current: Vec<metapb::Region> },
+    EpochNotMatch {
+        message: String,
+        current: Vec<metapb::Region>,
+    },
     /// A key is outside the region's range.
     #[error("key is not in region {}", region.id)]
-    KeyNotInRegion { key: Vec<u8>, region: Box<metapb::Region> },
+    KeyNotInRegion {
+        key: Vec<u8>,
+        region: Box<metapb::Region>,
+    },
     /// The proposal was superseded (leadership changed before it committed).
     #[error("stale command: the proposal was dropped by a leadership change")]
     StaleCommand,
@@ -30,7 +39,10 @@ pub enum RegionError {
     ServerIsBusy(String),
     /// The proposal is larger than one Raft entry may be.
     #[error("raft entry of {entry_bytes} bytes is too large")]
-    RaftEntryTooLarge { region_id: RegionId, entry_bytes: u64 },
+    RaftEntryTooLarge {
+        region_id: RegionId,
+        entry_bytes: u64,
+    },
     /// Storage failed; the store is fenced and must restart.
     #[error("storage error: {0}")]
     Storage(#[from] EngineError),
@@ -42,19 +54,26 @@ pub enum RegionError {
 impl RegionError {
     /// The kvproto form, for responses' `region_error` field.
     pub fn to_proto(&self) -> errorpb::Error {
-        let mut error = errorpb::Error { message: self.to_string(), ..Default::default() };
+        let mut error = errorpb::Error {
+            message: self.to_string(),
+            ..Default::default()
+        };
         match self {
             RegionError::NotLeader { region_id, leader } => {
-                error.not_leader =
-                    Some(errorpb::NotLeader { region_id: region_id.get(), leader: *leader });
+                error.not_leader = Some(errorpb::NotLeader {
+                    region_id: region_id.get(),
+                    leader: *leader,
+                });
             }
             RegionError::RegionNotFound(region_id) => {
-                error.region_not_found =
-                    Some(errorpb::RegionNotFound { region_id: region_id.get() });
+                error.region_not_found = Some(errorpb::RegionNotFound {
+                    region_id: region_id.get(),
+                });
             }
             RegionError::EpochNotMatch { current, .. } => {
-                error.epoch_not_match =
-                    Some(errorpb::EpochNotMatch { current_regions: current.clone() });
+                error.epoch_not_match = Some(errorpb::EpochNotMatch {
+                    current_regions: current.clone(),
+                });
             }
             RegionError::KeyNotInRegion { key, region } => {
                 error.key_not_in_region = Some(errorpb::KeyNotInRegion {
@@ -66,10 +85,15 @@ impl RegionError {
             }
             RegionError::StaleCommand => error.stale_command = Some(errorpb::StaleCommand {}),
             RegionError::ServerIsBusy(reason) => {
-                error.server_is_busy =
-                    Some(errorpb::ServerIsBusy { reason: reason.clone(), ..Default::default() });
+                error.server_is_busy = Some(errorpb::ServerIsBusy {
+                    reason: reason.clone(),
+                    ..Default::default()
+                });
             }
-            RegionError::RaftEntryTooLarge { region_id, entry_bytes } => {
+            RegionError::RaftEntryTooLarge {
+                region_id,
+                entry_bytes,
+            } => {
                 error.raft_entry_too_large = Some(errorpb::RaftEntryTooLarge {
                     region_id: region_id.get(),
                     entry_size: *entry_bytes,

@@ -31,6 +31,13 @@ pub struct RegionStatus {
     pub term: u64,
 }
 
+/// Counters of notable store events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Snapshots received and installed.
+    pub snapshots_installed: u64,
+}
+
 /// Every region replica on one store.
 pub struct Store<E: KvEngine> {
     pub(super) store_id: StoreId,
@@ -41,6 +48,7 @@ pub struct Store<E: KvEngine> {
     tombstones: BTreeMap<RegionId, metapb::Region>,
     pub(super) dirty: BTreeSet<RegionId>,
     pub(super) now: Instant,
+    stats: StoreStats,
 }
 
 impl<E: KvEngine> Store<E> {
@@ -51,7 +59,12 @@ impl<E: KvEngine> Store<E> {
         config: RaftConfig,
         rng: SeededRng,
     ) -> Result<Store<E>, StoreLoadError> {
-        config.validate().map_err(|detail| StoreLoadError::Inconsistent { region_id: 0, detail })?;
+        config
+            .validate()
+            .map_err(|detail| StoreLoadError::Inconsistent {
+                region_id: 0,
+                detail,
+            })?;
         let mut store = Store {
             store_id,
             engine: engine.clone(),
@@ -61,11 +74,16 @@ impl<E: KvEngine> Store<E> {
             tombstones: BTreeMap::new(),
             dirty: BTreeSet::new(),
             now: Instant::default(),
+            stats: StoreStats::default(),
         };
         for found in scan_regions(&engine, store_id.get())? {
             match found {
                 Found::Live { state, peer } => store.insert_peer(&peer, state)?,
-                Found::Uninitialized { region, peer, hard_state } => {
+                Found::Uninitialized {
+                    region,
+                    peer,
+                    hard_state,
+                } => {
                     let state = uninitialized_state(region, hard_state);
                     store.insert_peer(&peer, state)?;
                 }
@@ -81,11 +99,23 @@ impl<E: KvEngine> Store<E> {
     fn insert_peer(&mut self, peer: &metapb::Peer, state: LoadedState) -> Result<(), raft::Error> {
         let region_id = RegionId(state.region.id);
         let rng = self.rng.fork(region_id.get() << 20 ^ peer.id);
-        let created =
-            Peer::new(self.engine.clone(), self.store_id, peer, region_id, state, &self.config, rng)?;
+        let created = Peer::new(
+            self.engine.clone(),
+            self.store_id,
+            peer,
+            region_id,
+            state,
+            &self.config,
+            rng,
+        )?;
         self.peers.insert(region_id, created);
         self.dirty.insert(region_id);
         Ok(())
+    }
+
+    /// Event counters.
+    pub fn stats(&self) -> StoreStats {
+        self.stats
     }
 
     /// This store's id.
@@ -136,17 +166,28 @@ impl<E: KvEngine> Store<E> {
             Request::Write { header, .. } | Request::Read { header, .. } => header.region_id,
             Request::Admin(admin) => RegionId(admin.region_id),
         };
-        let Some(peer) = self.peers.get_mut(&region_id).filter(|p| p.is_initialized()) else {
-            return Some(Response::error_for(&request, RegionError::RegionNotFound(region_id)));
+        let Some(peer) = self
+            .peers
+            .get_mut(&region_id)
+            .filter(|p| p.is_initialized())
+        else {
+            return Some(Response::error_for(
+                &request,
+                RegionError::RegionNotFound(region_id),
+            ));
         };
         self.dirty.insert(region_id);
         let result = match request {
-            Request::Write { header, ops } => {
-                peer.propose_write(token, &header, ops).map_err(|e| Response::Write(Err(e)))
-            }
-            Request::Read { header, read, now_ms } => {
-                peer.read(token, &header, read, now_ms, now).map_err(|e| Response::Read(Err(e)))
-            }
+            Request::Write { header, ops } => peer
+                .propose_write(token, &header, ops)
+                .map_err(|e| Response::Write(Err(e))),
+            Request::Read {
+                header,
+                read,
+                now_ms,
+            } => peer
+                .read(token, &header, read, now_ms, now)
+                .map_err(|e| Response::Read(Err(e))),
             Request::Admin(admin) => match peer.propose_admin(token, admin) {
                 Ok(Some(done)) => return Some(Response::Admin(Ok(done))),
                 Ok(None) => Ok(()),
@@ -159,7 +200,9 @@ impl<E: KvEngine> Store<E> {
     /// Routes a Raft message from another store, creating the target peer if a leader of a
     /// region this store does not have yet is reaching out.
     pub fn on_raft_message(&mut self, message: RaftMessage) {
-        let Some(to_peer) = message.to_peer else { return };
+        let Some(to_peer) = message.to_peer else {
+            return;
+        };
         if to_peer.store_id != self.store_id.get() {
             tracing::warn!(store_id = %self.store_id, to = to_peer.store_id, "message for another store");
             return;
@@ -199,7 +242,9 @@ impl<E: KvEngine> Store<E> {
     /// range overlaps no initialized local region (a split not yet applied here will
     /// create it instead).
     fn may_create_peer(&self, message: &RaftMessage) -> bool {
-        let Ok(wire) = RaftWireMessage::parse_from_bytes(&message.message) else { return false };
+        let Ok(wire) = RaftWireMessage::parse_from_bytes(&message.message) else {
+            return false;
+        };
         let creating = matches!(
             wire.get_msg_type(),
             MessageType::MsgAppend
@@ -211,7 +256,8 @@ impl<E: KvEngine> Store<E> {
         if !creating {
             return false;
         }
-        let incoming = crate::types::KeyRange::new(message.start_key.clone(), message.end_key.clone());
+        let incoming =
+            crate::types::KeyRange::new(message.start_key.clone(), message.end_key.clone());
         !self
             .peers
             .values()
@@ -238,9 +284,17 @@ impl<E: KvEngine> Store<E> {
             uninitialized_peer_id: to_peer.id,
         };
         let mut batch = WriteBatch::new();
-        batch.put(Cf::Raft, &keys::region_state_key(RegionId(region.id)), &state.encode_to_vec());
+        batch.put(
+            Cf::Raft,
+            &keys::region_state_key(RegionId(region.id)),
+            &state.encode_to_vec(),
+        );
         self.engine.write(&batch, WriteOptions::SYNC)?;
-        tracing::info!(region_id = region.id, peer_id = to_peer.id, "created uninitialized peer");
+        tracing::info!(
+            region_id = region.id,
+            peer_id = to_peer.id,
+            "created uninitialized peer"
+        );
         self.insert_peer(to_peer, uninitialized_state(region, HardState::default()))?;
         Ok(())
     }
@@ -251,21 +305,32 @@ impl<E: KvEngine> Store<E> {
             match event {
                 PeerEvent::Split { new_region } => self.create_split_peer(new_region),
                 PeerEvent::Removed { region_id } => self.destroy_peer(region_id, effects),
+                PeerEvent::SnapshotInstalled { .. } => self.stats.snapshots_installed += 1,
             }
         }
     }
 
     fn create_split_peer(&mut self, region: metapb::Region) {
         let region_id = RegionId(region.id);
-        let Some(me) = region.peers.iter().find(|p| p.store_id == self.store_id.get()).cloned()
+        let Some(me) = region
+            .peers
+            .iter()
+            .find(|p| p.store_id == self.store_id.get())
+            .cloned()
         else {
             return;
         };
-        let mut hard_state =
-            HardState { term: INIT_LOG_TERM, commit: INIT_LOG_INDEX, ..Default::default() };
+        let mut hard_state = HardState {
+            term: INIT_LOG_TERM,
+            commit: INIT_LOG_INDEX,
+            ..Default::default()
+        };
         if let Some(existing) = self.peers.remove(&region_id) {
             // An uninitialized peer created by an eager message: keep its term and vote.
-            assert!(!existing.is_initialized(), "split target region {region_id} already exists");
+            assert!(
+                !existing.is_initialized(),
+                "split target region {region_id} already exists"
+            );
             hard_state.term = hard_state.term.max(existing.term());
         }
         let state = LoadedState {
@@ -289,7 +354,9 @@ impl<E: KvEngine> Store<E> {
     }
 
     fn destroy_peer(&mut self, region_id: RegionId, effects: &mut Effects) {
-        let Some(mut peer) = self.peers.remove(&region_id) else { return };
+        let Some(mut peer) = self.peers.remove(&region_id) else {
+            return;
+        };
         let error = RegionError::RegionNotFound(region_id);
         for (token, error) in peer.fail_all_pending(&error) {
             effects.responses.push((token, Response::Write(Err(error))));
@@ -299,9 +366,16 @@ impl<E: KvEngine> Store<E> {
         clear_region_data(&region, batch);
         let op = crate::env::RaftLogOp::Clear { region: region_id };
         crate::env::stage_log_op(&op, batch);
-        let state =
-            RegionLocalState { state: PeerState::Tombstone as i32, region: Some(region.clone()), uninitialized_peer_id: 0 };
-        batch.put(Cf::Raft, &keys::region_state_key(region_id), &state.encode_to_vec());
+        let state = RegionLocalState {
+            state: PeerState::Tombstone as i32,
+            region: Some(region.clone()),
+            uninitialized_peer_id: 0,
+        };
+        batch.put(
+            Cf::Raft,
+            &keys::region_state_key(region_id),
+            &state.encode_to_vec(),
+        );
         batch.delete(Cf::Raft, &keys::apply_state_key(region_id));
         effects.apply_sync = true;
         tracing::info!(%region_id, store_id = %self.store_id, "peer removed; destroyed");
@@ -316,7 +390,10 @@ impl<E: KvEngine> Store<E> {
 
 fn uninitialized_state(region: metapb::Region, hard_state: HardState) -> LoadedState {
     LoadedState {
-        region: metapb::Region { peers: Vec::new(), ..region },
+        region: metapb::Region {
+            peers: Vec::new(),
+            ..region
+        },
         apply_state: Default::default(),
         hard_state,
         entries: Vec::new(),

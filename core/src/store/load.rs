@@ -5,7 +5,9 @@
 //! applied index as before the stop. Applied index and data were written atomically, so no
 //! entry is applied twice; the synced log holds every entry not yet applied.
 
-use ferrokv_proto::ferrokv_raftpb::{PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState};
+use ferrokv_proto::ferrokv_raftpb::{
+    PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState,
+};
 use ferrokv_proto::metapb;
 use prost::Message as _;
 use raft::eraftpb::HardState;
@@ -34,8 +36,15 @@ pub enum StoreLoadError {
 
 /// One region found on disk.
 pub(super) enum Found {
-    Live { state: LoadedState, peer: metapb::Peer },
-    Uninitialized { region: metapb::Region, peer: metapb::Peer, hard_state: HardState },
+    Live {
+        state: LoadedState,
+        peer: metapb::Peer,
+    },
+    Uninitialized {
+        region: metapb::Region,
+        peer: metapb::Peer,
+        hard_state: HardState,
+    },
     Tombstone(metapb::Region),
 }
 
@@ -47,13 +56,14 @@ pub(super) fn scan_regions<E: KvEngine>(
     let view = engine.snapshot();
     let (start, end) = keys::region_state_range();
     let mut states = Vec::new();
-    scan_all(&view, Cf::Raft, &KeyRange::new(start, end), |key, value| states.push((key, value)))?;
+    scan_all(&view, Cf::Raft, &KeyRange::new(start, end), |key, value| {
+        states.push((key, value))
+    })?;
     let log = EngineRaftLog::new(engine.clone());
     let mut found = Vec::with_capacity(states.len());
     for (key, value) in states {
-        let region_id = keys::region_of_state_key(&key).ok_or_else(|| {
-            EngineError::Corruption(format!("bad region state key {key:?}"))
-        })?;
+        let region_id = keys::region_of_state_key(&key)
+            .ok_or_else(|| EngineError::Corruption(format!("bad region state key {key:?}")))?;
         let state = RegionLocalState::decode(value.as_slice())
             .map_err(|e| EngineError::Corruption(format!("region {region_id} state: {e}")))?;
         found.push(load_region(&view, &log, region_id, state, store_id)?);
@@ -62,7 +72,10 @@ pub(super) fn scan_regions<E: KvEngine>(
 }
 
 fn inconsistent(region_id: RegionId, detail: &str) -> StoreLoadError {
-    StoreLoadError::Inconsistent { region_id: region_id.get(), detail: detail.to_string() }
+    StoreLoadError::Inconsistent {
+        region_id: region_id.get(),
+        detail: detail.to_string(),
+    }
 }
 
 fn load_region<E: KvEngine, S: Snapshot>(
@@ -72,14 +85,25 @@ fn load_region<E: KvEngine, S: Snapshot>(
     state: RegionLocalState,
     store_id: u64,
 ) -> Result<Found, StoreLoadError> {
-    let region = state.region.clone().ok_or_else(|| inconsistent(region_id, "no region"))?;
+    let region = state
+        .region
+        .clone()
+        .ok_or_else(|| inconsistent(region_id, "no region"))?;
     if state.state == PeerState::Tombstone as i32 {
         return Ok(Found::Tombstone(region));
     }
     let hard_state = log.hard_state(region_id)?.unwrap_or_default();
     if region.peers.is_empty() {
-        let peer = metapb::Peer { id: state.uninitialized_peer_id, store_id, ..Default::default() };
-        return Ok(Found::Uninitialized { region, peer, hard_state });
+        let peer = metapb::Peer {
+            id: state.uninitialized_peer_id,
+            store_id,
+            ..Default::default()
+        };
+        return Ok(Found::Uninitialized {
+            region,
+            peer,
+            hard_state,
+        });
     }
     let peer = region
         .peers
@@ -91,10 +115,21 @@ fn load_region<E: KvEngine, S: Snapshot>(
         .ok_or_else(|| inconsistent(region_id, "no apply state"))?;
     let entries = load_entries(log, region_id, &apply_state)?;
     if hard_state.commit < apply_state.applied_index {
-        return Err(inconsistent(region_id, "applied index above the durable commit index"));
+        return Err(inconsistent(
+            region_id,
+            "applied index above the durable commit index",
+        ));
     }
-    let loaded = LoadedState { region, apply_state, hard_state, entries };
-    Ok(Found::Live { state: loaded, peer })
+    let loaded = LoadedState {
+        region,
+        apply_state,
+        hard_state,
+        entries,
+    };
+    Ok(Found::Live {
+        state: loaded,
+        peer,
+    })
 }
 
 fn load_entries<E: KvEngine>(
@@ -103,13 +138,23 @@ fn load_entries<E: KvEngine>(
     apply_state: &RaftApplyState,
 ) -> Result<Vec<raft::eraftpb::Entry>, StoreLoadError> {
     let truncated = apply_state.truncated_state.unwrap_or_default().index;
-    let Some((_, last)) = log.index_bounds(region_id)? else { return Ok(Vec::new()) };
+    let Some((_, last)) = log.index_bounds(region_id)? else {
+        return Ok(Vec::new());
+    };
     let mut entries = Vec::new();
     let mut next = truncated + 1;
     while next <= last.get() {
-        let page = log.entries(region_id, LogIndex(next), LogIndex(last.get() + 1), u64::MAX)?;
+        let page = log.entries(
+            region_id,
+            LogIndex(next),
+            LogIndex(last.get() + 1),
+            u64::MAX,
+        )?;
         let Some(page_last) = page.last() else {
-            return Err(inconsistent(region_id, "hole in the raft log after the truncated index"));
+            return Err(inconsistent(
+                region_id,
+                "hole in the raft log after the truncated index",
+            ));
         };
         next = page_last.index + 1;
         entries.extend(page);
@@ -120,24 +165,51 @@ fn load_entries<E: KvEngine>(
 /// Writes the initial state of `region` on this store if the store has none for it: the
 /// same on every store listed in the region (a static bootstrap, used until PD exists and by
 /// tests). Returns true if it wrote.
-pub fn bootstrap_region<E: KvEngine>(engine: &E, region: &metapb::Region) -> Result<bool, EngineError> {
+pub fn bootstrap_region<E: KvEngine>(
+    engine: &E,
+    region: &metapb::Region,
+) -> Result<bool, EngineError> {
     let region_id = RegionId(region.id);
-    if engine.get(Cf::Raft, &keys::region_state_key(region_id))?.is_some() {
+    if engine
+        .get(Cf::Raft, &keys::region_state_key(region_id))?
+        .is_some()
+    {
         return Ok(false);
     }
-    assert!(!region.peers.is_empty(), "a bootstrapped region needs peers");
+    assert!(
+        !region.peers.is_empty(),
+        "a bootstrapped region needs peers"
+    );
     let mut batch = WriteBatch::new();
-    let truncated = RaftTruncatedState { index: INIT_LOG_INDEX, term: INIT_LOG_TERM };
+    let truncated = RaftTruncatedState {
+        index: INIT_LOG_INDEX,
+        term: INIT_LOG_TERM,
+    };
     let apply_state = RaftApplyState {
         applied_index: INIT_LOG_INDEX,
         truncated_state: Some(truncated),
         applied_term: INIT_LOG_TERM,
     };
     write_apply_state(region_id, &apply_state, &mut batch);
-    let state = RegionLocalState { state: 0, region: Some(region.clone()), uninitialized_peer_id: 0 };
-    batch.put(Cf::Raft, &keys::region_state_key(region_id), &state.encode_to_vec());
-    let hard_state = HardState { term: INIT_LOG_TERM, commit: INIT_LOG_INDEX, ..Default::default() };
-    let op = crate::env::RaftLogOp::SetHardState { region: region_id, hard_state };
+    let state = RegionLocalState {
+        state: 0,
+        region: Some(region.clone()),
+        uninitialized_peer_id: 0,
+    };
+    batch.put(
+        Cf::Raft,
+        &keys::region_state_key(region_id),
+        &state.encode_to_vec(),
+    );
+    let hard_state = HardState {
+        term: INIT_LOG_TERM,
+        commit: INIT_LOG_INDEX,
+        ..Default::default()
+    };
+    let op = crate::env::RaftLogOp::SetHardState {
+        region: region_id,
+        hard_state,
+    };
     crate::env::stage_log_op(&op, &mut batch);
     engine.write(&batch, WriteOptions::SYNC)?;
     Ok(true)

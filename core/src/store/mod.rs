@@ -12,5 +12,5 @@ mod load;
 pub use cmd::{AdminOutcome, Request, RequestHeader, Response, Token, WriteOutcome};
 pub use drive::DriveOutput;
 pub use error::RegionError;
-pub use fsm::{RegionStatus, Store};
+pub use fsm::{RegionStatus, Store, StoreStats};
 pub use load::{bootstrap_region, StoreLoadError};

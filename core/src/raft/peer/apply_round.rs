@@ -35,9 +35,14 @@ impl<E: KvEngine> Peer<E> {
             let mut ctx = ApplyContext::new(&view, &mut effects.apply);
             for entry in &entries {
                 let answer = match entry.get_entry_type() {
-                    EntryType::EntryNormal => {
-                        self.apply_normal(&mut ctx, &mut region, &mut region_changed, entry, &mut effects.events, &mut effects.apply_sync)
-                    }
+                    EntryType::EntryNormal => self.apply_normal(
+                        &mut ctx,
+                        &mut region,
+                        &mut region_changed,
+                        entry,
+                        &mut effects.events,
+                        &mut effects.apply_sync,
+                    ),
                     EntryType::EntryConfChange => {
                         self.apply_conf_change(&mut region, &mut region_changed, entry)
                     }
@@ -73,8 +78,12 @@ impl<E: KvEngine> Peer<E> {
         if entry.data.is_empty() {
             return Answer::Nothing; // a new leader's no-op
         }
-        let cmd = RaftCmd::decode(entry.data.as_ref())
-            .unwrap_or_else(|e| panic!("region {}: committed entry {} undecodable: {e}", self.region_id, entry.index));
+        let cmd = RaftCmd::decode(entry.data.as_ref()).unwrap_or_else(|e| {
+            panic!(
+                "region {}: committed entry {} undecodable: {e}",
+                self.region_id, entry.index
+            )
+        });
         let Some(admin) = cmd.admin.as_ref().and_then(|admin| admin.cmd.as_ref()) else {
             return Answer::Write(apply::apply_writes(ctx, region, &cmd));
         };
@@ -85,18 +94,28 @@ impl<E: KvEngine> Peer<E> {
                     stage_new_region(&right, ctx.batch);
                     *region = left.clone();
                     *region_changed = true;
-                    events.push(PeerEvent::Split { new_region: right.clone() });
-                    AdminOutcome { regions: vec![left, right] }
+                    events.push(PeerEvent::Split {
+                        new_region: right.clone(),
+                    });
+                    AdminOutcome {
+                        regions: vec![left, right],
+                    }
                 });
                 Answer::Admin(answer)
             }
             admin_cmd::Cmd::CompactLog(compact) => {
                 let truncated = self.raw.store().truncated().index;
                 if compact.compact_index > truncated {
-                    self.raw.mut_store().compact_to(compact.compact_index, compact.compact_term, ctx.batch);
+                    self.raw.mut_store().compact_to(
+                        compact.compact_index,
+                        compact.compact_term,
+                        ctx.batch,
+                    );
                     *apply_sync = true;
                 }
-                Answer::Admin(Ok(AdminOutcome { regions: vec![region.clone()] }))
+                Answer::Admin(Ok(AdminOutcome {
+                    regions: vec![region.clone()],
+                }))
             }
         }
     }
@@ -110,24 +129,40 @@ impl<E: KvEngine> Peer<E> {
         let change = ConfChange::parse_from_bytes(&entry.data)
             .unwrap_or_else(|e| panic!("region {}: conf change undecodable: {e}", self.region_id));
         let context = ConfChangeContext::decode(change.context.as_ref()).unwrap_or_default();
-        let proposed = context.region_epoch.as_ref().map(RegionEpoch::from).unwrap_or_default();
-        let current = region.region_epoch.as_ref().map(RegionEpoch::from).unwrap_or_default();
+        let proposed = context
+            .region_epoch
+            .as_ref()
+            .map(RegionEpoch::from)
+            .unwrap_or_default();
+        let current = region
+            .region_epoch
+            .as_ref()
+            .map(RegionEpoch::from)
+            .unwrap_or_default();
         if proposed.conf_ver != current.conf_ver {
             let message = format!("conf change proposed under {proposed:?}, now {current:?}");
-            return Answer::Admin(Err(RegionError::EpochNotMatch { message, current: vec![region.clone()] }));
+            return Answer::Admin(Err(RegionError::EpochNotMatch {
+                message,
+                current: vec![region.clone()],
+            }));
         }
         let store_id = context.peer.as_ref().map_or(0, |peer| peer.store_id);
         *region = apply::change_peer(region, &change, store_id);
         *region_changed = true;
         if let Err(error) = self.raw.apply_conf_change(&change) {
-            panic!("region {}: raft refused a committed conf change: {error}", self.region_id);
+            panic!(
+                "region {}: raft refused a committed conf change: {error}",
+                self.region_id
+            );
         }
         let removed_self = change.get_change_type() == ConfChangeType::RemoveNode
             && change.node_id == self.peer_id.get();
         if removed_self {
             self.removed = true;
         }
-        Answer::Admin(Ok(AdminOutcome { regions: vec![region.clone()] }))
+        Answer::Admin(Ok(AdminOutcome {
+            regions: vec![region.clone()],
+        }))
     }
 
     /// Matches an applied entry to its proposal: same index and term answers it; proposals
@@ -156,15 +191,36 @@ impl<E: KvEngine> Peer<E> {
 /// Stages the initial state of a region created by a split on this store.
 fn stage_new_region(region: &metapb::Region, batch: &mut WriteBatch) {
     let region_id = RegionId(region.id);
-    let truncated = RaftTruncatedState { index: INIT_LOG_INDEX, term: INIT_LOG_TERM };
+    let truncated = RaftTruncatedState {
+        index: INIT_LOG_INDEX,
+        term: INIT_LOG_TERM,
+    };
     let apply_state = RaftApplyState {
         applied_index: INIT_LOG_INDEX,
         truncated_state: Some(truncated),
         applied_term: INIT_LOG_TERM,
     };
     write_apply_state(region_id, &apply_state, batch);
-    let state = RegionLocalState { state: 0, region: Some(region.clone()), uninitialized_peer_id: 0 };
-    batch.put(crate::env::Cf::Raft, &crate::raft::keys::region_state_key(region_id), &state.encode_to_vec());
-    let hard_state = HardState { term: INIT_LOG_TERM, commit: INIT_LOG_INDEX, ..Default::default() };
-    stage_log_op(&RaftLogOp::SetHardState { region: region_id, hard_state }, batch);
+    let state = RegionLocalState {
+        state: 0,
+        region: Some(region.clone()),
+        uninitialized_peer_id: 0,
+    };
+    batch.put(
+        crate::env::Cf::Raft,
+        &crate::raft::keys::region_state_key(region_id),
+        &state.encode_to_vec(),
+    );
+    let hard_state = HardState {
+        term: INIT_LOG_TERM,
+        commit: INIT_LOG_INDEX,
+        ..Default::default()
+    };
+    stage_log_op(
+        &RaftLogOp::SetHardState {
+            region: region_id,
+            hard_state,
+        },
+        batch,
+    );
 }

@@ -82,7 +82,11 @@ impl<E: KvEngine> Peer<E> {
             ..raft::Config::default()
         };
         raft_config.validate()?;
-        let raw = RawNode::new(&raft_config, storage, &peer_logger(region_id.get(), peer.id))?;
+        let raw = RawNode::new(
+            &raft_config,
+            storage,
+            &peer_logger(region_id.get(), peer.id),
+        )?;
         let mut created = Peer {
             raw,
             store_id,
@@ -108,7 +112,12 @@ impl<E: KvEngine> Peer<E> {
     /// whenever raft-rs may have re-drawn it.
     fn own_election_timeout(&mut self) {
         let raft = &self.raw.raft;
-        let seen = (raft.term, raft.state, raft.leader_id, raft.randomized_election_timeout());
+        let seen = (
+            raft.term,
+            raft.state,
+            raft.leader_id,
+            raft.randomized_election_timeout(),
+        );
         if seen == self.timeout_fingerprint {
             return;
         }
@@ -141,16 +150,23 @@ impl<E: KvEngine> Peer<E> {
 
     /// This peer as region metadata.
     pub fn meta(&self) -> metapb::Peer {
-        self.peer_cache.get(&self.peer_id.get()).cloned().unwrap_or(metapb::Peer {
-            id: self.peer_id.get(),
-            store_id: self.store_id.get(),
-            ..Default::default()
-        })
+        self.peer_cache
+            .get(&self.peer_id.get())
+            .cloned()
+            .unwrap_or(metapb::Peer {
+                id: self.peer_id.get(),
+                store_id: self.store_id.get(),
+                ..Default::default()
+            })
     }
 
     /// The region's epoch.
     pub fn epoch(&self) -> RegionEpoch {
-        self.region().region_epoch.as_ref().map(RegionEpoch::from).unwrap_or_default()
+        self.region()
+            .region_epoch
+            .as_ref()
+            .map(RegionEpoch::from)
+            .unwrap_or_default()
     }
 
     /// True if the peer has a region (not waiting for its first snapshot).
@@ -185,7 +201,10 @@ impl<E: KvEngine> Peer<E> {
 
     /// The error telling a client to go to the leader.
     pub fn not_leader(&self) -> RegionError {
-        RegionError::NotLeader { region_id: self.region_id, leader: self.leader() }
+        RegionError::NotLeader {
+            region_id: self.region_id,
+            leader: self.leader(),
+        }
     }
 
     /// Steps a Raft message from another peer.
@@ -237,21 +256,34 @@ impl<E: KvEngine> Peer<E> {
                 from_peer: Some(from_peer),
                 to_peer: Some(to_peer),
                 region_epoch: region.region_epoch,
-                message: message.write_to_bytes().expect("encoding into memory cannot fail"),
+                message: message
+                    .write_to_bytes()
+                    .expect("encoding into memory cannot fail"),
                 start_key: region.start_key.clone(),
                 end_key: region.end_key.clone(),
                 is_tombstone: false,
             };
-            out.push(OutMessage { to_store: StoreId(to_peer.store_id), message: wrapped });
+            out.push(OutMessage {
+                to_store: StoreId(to_peer.store_id),
+                message: wrapped,
+            });
         }
         out
     }
 
     /// Fails every pending request (the peer is being destroyed).
     pub fn fail_all_pending(&mut self, error: &RegionError) -> Vec<(Token, RegionError)> {
-        let mut failed: Vec<(Token, RegionError)> =
-            self.proposals.drain(..).map(|p| (p.token, error.clone())).collect();
-        failed.extend(self.reads.drain().into_iter().map(|read| (read.token, error.clone())));
+        let mut failed: Vec<(Token, RegionError)> = self
+            .proposals
+            .drain(..)
+            .map(|p| (p.token, error.clone()))
+            .collect();
+        failed.extend(
+            self.reads
+                .drain()
+                .into_iter()
+                .map(|read| (read.token, error.clone())),
+        );
         failed
     }
 

@@ -46,7 +46,10 @@ impl<E: KvEngine> Peer<E> {
         let data = cmd.encode_to_vec();
         if data.len() > limits::RAFT_ENTRY_BYTES_MAX {
             let entry_bytes = data.len() as u64;
-            return Err(RegionError::RaftEntryTooLarge { region_id: self.region_id, entry_bytes });
+            return Err(RegionError::RaftEntryTooLarge {
+                region_id: self.region_id,
+                entry_bytes,
+            });
         }
         self.raw.propose(Vec::new(), data).map_err(|error| {
             tracing::debug!(region_id = %self.region_id, %error, "proposal dropped");
@@ -60,7 +63,10 @@ impl<E: KvEngine> Peer<E> {
         let index = self.raw.raft.raft_log.last_index();
         let term = self.raw.raft.term;
         if let Some(token) = token {
-            assert!(self.proposals.back().is_none_or(|p| p.index < index), "proposal order");
+            assert!(
+                self.proposals.back().is_none_or(|p| p.index < index),
+                "proposal order"
+            );
             self.proposals.push_back(Proposal { index, term, token });
         }
     }
@@ -99,13 +105,17 @@ impl<E: KvEngine> Peer<E> {
         match request.cmd {
             Some(admin_request::Cmd::Split(split)) => {
                 split_region(self.region(), &split)?;
-                let admin = AdminCmd { cmd: Some(admin_cmd::Cmd::Split(split)) };
+                let admin = AdminCmd {
+                    cmd: Some(admin_cmd::Cmd::Split(split)),
+                };
                 self.propose_admin_cmd(admin, Some(token))?;
                 Ok(None)
             }
             Some(admin_request::Cmd::CompactLog(compact)) => {
                 self.check_compact(&compact)?;
-                let admin = AdminCmd { cmd: Some(admin_cmd::Cmd::CompactLog(compact)) };
+                let admin = AdminCmd {
+                    cmd: Some(admin_cmd::Cmd::CompactLog(compact)),
+                };
                 self.propose_admin_cmd(admin, Some(token))?;
                 Ok(None)
             }
@@ -115,17 +125,25 @@ impl<E: KvEngine> Peer<E> {
             }
             Some(admin_request::Cmd::TransferLeaderToPeer(peer_id)) => {
                 if !self.region().peers.iter().any(|peer| peer.id == peer_id) {
-                    return Err(RegionError::Invalid(format!("peer {peer_id} is not a member")));
+                    return Err(RegionError::Invalid(format!(
+                        "peer {peer_id} is not a member"
+                    )));
                 }
                 self.lease_until = None;
                 self.raw.transfer_leader(peer_id);
-                Ok(Some(AdminOutcome { regions: vec![self.region().clone()] }))
+                Ok(Some(AdminOutcome {
+                    regions: vec![self.region().clone()],
+                }))
             }
             None => Err(RegionError::Invalid("empty admin request".into())),
         }
     }
 
-    fn propose_admin_cmd(&mut self, admin: AdminCmd, token: Option<Token>) -> Result<(), RegionError> {
+    fn propose_admin_cmd(
+        &mut self,
+        admin: AdminCmd,
+        token: Option<Token>,
+    ) -> Result<(), RegionError> {
         let cmd = RaftCmd {
             region_id: self.region_id.get(),
             region_epoch: self.region().region_epoch,
@@ -152,11 +170,15 @@ impl<E: KvEngine> Peer<E> {
         token: Token,
         change: ferrokv_proto::ferrokv_raftpb::ChangePeerRequest,
     ) -> Result<(), RegionError> {
-        let peer = change.peer.ok_or_else(|| RegionError::Invalid("no peer".into()))?;
+        let peer = change
+            .peer
+            .ok_or_else(|| RegionError::Invalid("no peer".into()))?;
         let change_type = ConfChangeType::from_i32(change.change_type)
             .ok_or_else(|| RegionError::Invalid(format!("change type {}", change.change_type)))?;
         if change_type == ConfChangeType::RemoveNode && peer.id == self.peer_id.get() {
-            return Err(RegionError::Invalid("transfer leadership before removing the leader".into()));
+            return Err(RegionError::Invalid(
+                "transfer leadership before removing the leader".into(),
+            ));
         }
         let context = ConfChangeContext {
             region_epoch: self.region().region_epoch,
@@ -185,17 +207,33 @@ impl<E: KvEngine> Peer<E> {
         if applied.saturating_sub(truncated) < self.config.log_gc_count_threshold {
             return;
         }
-        let slowest = self.raw.raft.prs().iter().map(|(_, progress)| progress.matched).min();
+        let slowest = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .map(|(_, progress)| progress.matched)
+            .min();
         let over_limit = applied - truncated > self.config.log_gc_count_limit
             || self.raw.store().entry_bytes() > self.config.log_gc_bytes_limit;
-        let compact_index =
-            if over_limit { applied } else { slowest.unwrap_or(applied).min(applied) };
+        let compact_index = if over_limit {
+            applied
+        } else {
+            slowest.unwrap_or(applied).min(applied)
+        };
         if compact_index <= truncated {
             return;
         }
-        let Ok(compact_term) = self.raw.raft.raft_log.term(compact_index) else { return };
-        let compact = CompactLogCmd { compact_index, compact_term };
-        let admin = AdminCmd { cmd: Some(admin_cmd::Cmd::CompactLog(compact)) };
+        let Ok(compact_term) = self.raw.raft.raft_log.term(compact_index) else {
+            return;
+        };
+        let compact = CompactLogCmd {
+            compact_index,
+            compact_term,
+        };
+        let admin = AdminCmd {
+            cmd: Some(admin_cmd::Cmd::CompactLog(compact)),
+        };
         if let Err(error) = self.propose_admin_cmd(admin, None) {
             tracing::debug!(region_id = %self.region_id, %error, "log compaction not proposed");
         }

@@ -47,7 +47,12 @@ pub(super) struct ReadQueue {
 
 impl ReadQueue {
     fn len(&self) -> usize {
-        self.unsent.len() + self.waiting.iter().map(|batch| batch.reads.len()).sum::<usize>()
+        self.unsent.len()
+            + self
+                .waiting
+                .iter()
+                .map(|batch| batch.reads.len())
+                .sum::<usize>()
     }
 
     /// Every read not yet served.
@@ -62,7 +67,10 @@ impl ReadQueue {
     /// True if some reads could be sent or released at `applied`.
     pub(super) fn has_releasable(&self, applied: u64) -> bool {
         !self.unsent.is_empty()
-            || self.waiting.iter().any(|batch| batch.index.is_some_and(|index| index <= applied))
+            || self
+                .waiting
+                .iter()
+                .any(|batch| batch.index.is_some_and(|index| index <= applied))
     }
 
     fn lease_round_in_flight(&self) -> bool {
@@ -94,16 +102,32 @@ impl<E: KvEngine> Peer<E> {
         }
         check_ranges_in_region(&read.ranges(), self.region())?;
         if self.reads.len() >= self.config.pending_reads_max {
-            return Err(RegionError::ServerIsBusy(format!("region {} read queue full", self.region_id)));
+            return Err(RegionError::ServerIsBusy(format!(
+                "region {} read queue full",
+                self.region_id
+            )));
         }
-        let pending = PendingRead { token, read, now_ms };
+        let pending = PendingRead {
+            token,
+            read,
+            now_ms,
+        };
         if stale_reads || self.lease_valid(now) {
             // Local read: linearizable once everything committed so far is applied. (The
             // planted bug reads whatever this peer applied, on any peer.)
-            let index = if stale_reads { 0 } else { self.raw.raft.raft_log.committed };
+            let index = if stale_reads {
+                0
+            } else {
+                self.raw.raft.raft_log.committed
+            };
             let id = self.reads.next_id;
             self.reads.next_id += 1;
-            let batch = ReadBatch { id, reads: vec![pending], issued_at: now, index: Some(index) };
+            let batch = ReadBatch {
+                id,
+                reads: vec![pending],
+                issued_at: now,
+                index: Some(index),
+            };
             self.reads.waiting.push_back(batch);
         } else {
             self.reads.unsent.push(pending);
@@ -117,9 +141,11 @@ impl<E: KvEngine> Peer<E> {
             && self.lease_until.is_some_and(|until| now < until)
     }
 
-    /// Sends one ReadIndex round for all reads accepted since the last poll.
+    /// Sends one ReadIndex round for all reads accepted since the last poll. raft-rs drops
+    /// ReadIndex requests until the leader has committed an entry of its term, so until then
+    /// the reads wait here.
     pub(super) fn flush_reads(&mut self, now: Instant) {
-        if self.reads.unsent.is_empty() {
+        if self.reads.unsent.is_empty() || !self.raw.raft.commit_to_current_term() {
             return;
         }
         let reads = std::mem::take(&mut self.reads.unsent);
@@ -130,12 +156,42 @@ impl<E: KvEngine> Peer<E> {
         let id = self.reads.next_id;
         self.reads.next_id += 1;
         self.raw.read_index(ctx_of(id));
-        self.reads.waiting.push_back(ReadBatch { id, reads, issued_at: now, index: None });
+        self.reads.waiting.push_back(ReadBatch {
+            id,
+            reads,
+            issued_at: now,
+            index: None,
+        });
     }
 
-    /// On a leader whose lease is about to lapse, starts an empty ReadIndex round to renew it.
+    /// Re-sends ReadIndex rounds unanswered for an election timeout (their heartbeats or
+    /// answers were lost), and on a leader whose lease is about to lapse, starts an empty
+    /// round to renew it.
     pub(super) fn renew_lease_if_needed(&mut self, now: Instant) {
-        if !self.is_leader() || self.reads.lease_round_in_flight() {
+        if !self.is_leader() || !self.raw.raft.commit_to_current_term() {
+            return;
+        }
+        let patience = self.config.tick_interval * self.config.election_tick as u32;
+        let stale: Vec<u64> = self
+            .reads
+            .waiting
+            .iter()
+            .filter(|batch| {
+                batch.index.is_none() && now.saturating_since(batch.issued_at) > patience
+            })
+            .map(|batch| batch.id)
+            .collect();
+        for id in stale {
+            let position = self
+                .reads
+                .waiting
+                .iter()
+                .position(|b| b.id == id)
+                .expect("present");
+            let batch = self.reads.waiting.remove(position).expect("present");
+            self.start_read_round(batch.reads, now);
+        }
+        if self.reads.lease_round_in_flight() {
             return;
         }
         let soon = now + self.config.tick_interval * 2;
@@ -147,7 +203,9 @@ impl<E: KvEngine> Peer<E> {
     /// Records ReadIndex answers from a Ready; each also extends the lease.
     pub(super) fn on_read_states(&mut self, states: Vec<raft::ReadState>) {
         for state in states {
-            let Some(id) = id_of(&state.request_ctx) else { continue };
+            let Some(id) = id_of(&state.request_ctx) else {
+                continue;
+            };
             let Some(batch) = self.reads.waiting.iter_mut().find(|batch| batch.id == id) else {
                 continue;
             };
@@ -179,7 +237,9 @@ impl<E: KvEngine> Peer<E> {
                     read: read.read,
                     now_ms: read.now_ms,
                 }),
-                Err(error) => effects.responses.push((read.token, Response::Read(Err(error)))),
+                Err(error) => effects
+                    .responses
+                    .push((read.token, Response::Read(Err(error)))),
             }
         }
     }
@@ -192,7 +252,9 @@ impl<E: KvEngine> Peer<E> {
         }
         let error = self.not_leader();
         for read in self.reads.drain() {
-            effects.responses.push((read.token, Response::Read(Err(error.clone()))));
+            effects
+                .responses
+                .push((read.token, Response::Read(Err(error.clone()))));
         }
     }
 }

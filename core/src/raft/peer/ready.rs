@@ -29,17 +29,27 @@ impl<E: KvEngine> Peer<E> {
                     tracing::info!(region_id = %self.region_id, index, "installing snapshot");
                     self.lease_until = None;
                     self.refresh_peer_cache();
+                    effects.events.push(PeerEvent::SnapshotInstalled {
+                        region_id: self.region_id,
+                    });
                 }
-                Err(error) => panic!("snapshot for region {} is unusable: {error}", self.region_id),
+                Err(error) => panic!(
+                    "snapshot for region {} is unusable: {error}",
+                    self.region_id
+                ),
             }
         }
         let entries = ready.take_entries();
         if !entries.is_empty() {
-            self.raw.mut_store().append(entries, effects.persist_batch());
+            self.raw
+                .mut_store()
+                .append(entries, effects.persist_batch());
         }
         if let Some(hard_state) = ready.hs() {
             let hard_state = hard_state.clone();
-            self.raw.mut_store().set_hard_state(hard_state, effects.persist_batch());
+            self.raw
+                .mut_store()
+                .set_hard_state(hard_state, effects.persist_batch());
         }
         let read_states = ready.take_read_states();
         let committed = ready.take_committed_entries();
@@ -54,7 +64,9 @@ impl<E: KvEngine> Peer<E> {
             self.fail_reads_on_step_down(effects);
         }
         if self.removed {
-            effects.events.push(PeerEvent::Removed { region_id: self.region_id });
+            effects.events.push(PeerEvent::Removed {
+                region_id: self.region_id,
+            });
         }
     }
 

@@ -1,0 +1,179 @@
+//! The L1 packet simulator: delayed, lossy, duplicating, reordering delivery between stores,
+//! with directional link cuts for partitions. All randomness comes from the seeded rng.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ferrokv_core::env::{Instant, Rng, SeededRng, SendError, Transport};
+use ferrokv_core::types::StoreId;
+use ferrokv_proto::ferrokv_raftpb::RaftMessage;
+
+/// Network fault settings.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Shortest one-way delay.
+    pub delay_min: Duration,
+    /// Longest one-way delay (uniform between; differing delays reorder packets).
+    pub delay_max: Duration,
+    /// Packets lost, per thousand.
+    pub loss_per_mille: u64,
+    /// Packets delivered twice, per thousand.
+    pub duplicate_per_mille: u64,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            delay_min: Duration::from_millis(1),
+            delay_max: Duration::from_millis(5),
+            loss_per_mille: 0,
+            duplicate_per_mille: 0,
+        }
+    }
+}
+
+/// A message in flight.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    /// Sender.
+    pub from: StoreId,
+    /// Receiver.
+    pub to: StoreId,
+    /// Payload.
+    pub message: RaftMessage,
+}
+
+/// A filter deciding per packet whether to drop it (true = drop).
+pub type PacketFilter = Box<dyn Fn(&Packet) -> bool + Send>;
+
+/// Packets in flight and the faults applied to them.
+pub struct Network {
+    pub(crate) config: NetConfig,
+    in_flight: BTreeMap<(Instant, u64), Packet>,
+    seq: u64,
+    cut: BTreeSet<(StoreId, StoreId)>,
+    filters: Vec<PacketFilter>,
+    /// Packets delivered so far.
+    pub delivered: u64,
+    /// Packets dropped (loss, cut links, filters).
+    pub dropped: u64,
+}
+
+impl Network {
+    /// A network with `config`.
+    pub fn new(config: NetConfig) -> Network {
+        Network {
+            config,
+            in_flight: BTreeMap::new(),
+            seq: 0,
+            cut: BTreeSet::new(),
+            filters: Vec::new(),
+            delivered: 0,
+            dropped: 0,
+        }
+    }
+
+    /// The fault settings, to change mid-run.
+    pub fn config_mut(&mut self) -> &mut NetConfig {
+        &mut self.config
+    }
+
+    /// Cuts the link `from -> to` (one direction).
+    pub fn cut(&mut self, from: StoreId, to: StoreId) {
+        self.cut.insert((from, to));
+    }
+
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut_both(&mut self, a: StoreId, b: StoreId) {
+        self.cut(a, b);
+        self.cut(b, a);
+    }
+
+    /// Restores every link and removes every filter.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+        self.filters.clear();
+    }
+
+    /// Adds a drop filter.
+    pub fn add_filter(&mut self, filter: PacketFilter) {
+        self.filters.push(filter);
+    }
+
+    /// True if `from -> to` is cut.
+    pub fn is_cut(&self, from: StoreId, to: StoreId) -> bool {
+        self.cut.contains(&(from, to))
+    }
+
+    /// Sends `packet` at `now`, applying loss, duplication and delay.
+    pub fn send(&mut self, packet: Packet, now: Instant, rng: &mut SeededRng) {
+        let dropped = self.is_cut(packet.from, packet.to)
+            || self.filters.iter().any(|filter| filter(&packet))
+            || rng.ratio(self.config.loss_per_mille, 1000);
+        if dropped {
+            self.dropped += 1;
+            return;
+        }
+        let copies = if rng.ratio(self.config.duplicate_per_mille, 1000) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let low = self.config.delay_min.as_micros() as u64;
+            let high = self.config.delay_max.as_micros() as u64 + 1;
+            let delay = Duration::from_micros(rng.range(low, high.max(low + 1)));
+            self.seq += 1;
+            self.in_flight
+                .insert((now + delay, self.seq), packet.clone());
+        }
+    }
+
+    /// When the next packet arrives.
+    pub fn next_arrival(&self) -> Option<Instant> {
+        self.in_flight.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns every packet due by `now`, in arrival order. A link cut while a
+    /// packet was in flight drops it too.
+    pub fn due(&mut self, now: Instant) -> Vec<Packet> {
+        let mut out = Vec::new();
+        while let Some(entry) = self.in_flight.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let packet = entry.remove();
+            if self.is_cut(packet.from, packet.to) {
+                self.dropped += 1;
+                continue;
+            }
+            self.delivered += 1;
+            out.push(packet);
+        }
+        out
+    }
+}
+
+/// A `Transport` that collects a store's outgoing messages for the harness to route.
+#[derive(Default)]
+pub struct Outbox {
+    messages: Mutex<Vec<(StoreId, RaftMessage)>>,
+}
+
+impl Outbox {
+    /// Takes everything sent since the last call.
+    pub fn take(&self) -> Vec<(StoreId, RaftMessage)> {
+        std::mem::take(&mut *self.messages.lock().expect("outbox lock"))
+    }
+}
+
+impl Transport for Outbox {
+    fn send(&self, to: StoreId, message: RaftMessage) -> Result<(), SendError> {
+        self.messages
+            .lock()
+            .expect("outbox lock")
+            .push((to, message));
+        Ok(())
+    }
+}
