@@ -31,7 +31,9 @@ fn main() {
 
 #[cfg(feature = "grpc")]
 fn generate(files: &[PathBuf], dir: &Path) -> std::io::Result<()> {
-    tonic_build::configure().compile_protos(files, &[dir])
+    tonic_build::configure()
+        .generate_default_stubs(true)
+        .compile_protos(files, &[dir])
 }
 
 #[cfg(not(feature = "grpc"))]

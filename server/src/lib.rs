@@ -1,11 +1,24 @@
 //! # ferrokv-server: a FerroKV store node
 //!
 //! The async driver that runs the sans-IO core, and the production adapters it needs:
-//! - `io`: `RocksEngine` (feature `rocksdb`, never under `--cfg madsim`), and later the gRPC
-//!   Raft transport and the real clock.
-//! - the node event loop, tonic services and binaries arrive with the replication issue.
+//! - `node`: the event loop over one `Store` (bounded mailbox, ticks, group commit via
+//!   `Store::drive`);
+//! - `transport`: Raft over gRPC with bounded per-store queues and chunked snapshots;
+//! - `service`: the `Tikv` raw KV service, `FerroRaft` and `FerroAdmin`, with input
+//!   validation at the edge;
+//! - `io`: `RocksEngine` (feature `rocksdb`, never under `--cfg madsim`);
+//! - `config`, `clock`, and `server::run`, which wires them together.
 //!
 //! Compiled normally this crate uses tokio + tonic + RocksDB; compiled with
 //! `RUSTFLAGS="--cfg madsim"` the same code runs inside madsim with `SimEngine`.
 
+pub mod clock;
+pub mod config;
 pub mod io;
+pub mod logging;
+pub mod node;
+pub mod server;
+pub mod service;
+pub mod transport;
+
+pub use server::{run, ServerError};

@@ -32,6 +32,39 @@ pub enum RawRead {
 }
 
 impl RawRead {
+    /// The read with its scan ranges cut to `region` (a client may ask past a region's end;
+    /// the region serves its part). Point reads are unchanged.
+    pub fn clamped_to(self, region: &KeyRange) -> RawRead {
+        match self {
+            RawRead::Scan {
+                range,
+                limit,
+                key_only,
+                direction,
+            } => RawRead::Scan {
+                range: intersect(&range, region),
+                limit,
+                key_only,
+                direction,
+            },
+            RawRead::BatchScan {
+                ranges,
+                each_limit,
+                key_only,
+                direction,
+            } => RawRead::BatchScan {
+                ranges: ranges
+                    .iter()
+                    .map(|range| intersect(range, region))
+                    .collect(),
+                each_limit,
+                key_only,
+                direction,
+            },
+            point => point,
+        }
+    }
+
     /// Every key or range the read touches, as ranges, for region checks.
     pub fn ranges(&self) -> Vec<KeyRange> {
         let point = |key: &Vec<u8>| {
@@ -46,6 +79,20 @@ impl RawRead {
             RawRead::BatchScan { ranges, .. } => ranges.clone(),
         }
     }
+}
+
+/// The part of `range` inside `region`; an empty range at the region's start when disjoint.
+fn intersect(range: &KeyRange, region: &KeyRange) -> KeyRange {
+    let start = range.start.clone().max(region.start.clone());
+    let end = if KeyRange::cmp_end(&range.end, &region.end).is_le() {
+        range.end.clone()
+    } else {
+        region.end.clone()
+    };
+    if !end.is_empty() && start >= end {
+        return KeyRange::new(start.clone(), start);
+    }
+    KeyRange::new(start, end)
 }
 
 /// What a raw read found.

@@ -262,6 +262,7 @@ impl<E: KvEngine> Peer<E> {
                 start_key: region.start_key.clone(),
                 end_key: region.end_key.clone(),
                 is_tombstone: false,
+                is_snapshot: message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot,
             };
             out.push(OutMessage {
                 to_store: StoreId(to_peer.store_id),

@@ -100,6 +100,21 @@ impl<E: KvEngine> Peer<E> {
         if !stale_reads {
             self.check_leader_and_epoch(header)?;
         }
+        let region_range = crate::raft::storage::region_range(self.region());
+        let asked: Vec<_> = read.ranges();
+        let read = read.clamped_to(&region_range);
+        let outside = read
+            .ranges()
+            .iter()
+            .zip(&asked)
+            .any(|(kept, asked)| kept.is_empty() && !asked.is_empty());
+        if outside {
+            let key = asked[0].start.clone();
+            return Err(RegionError::KeyNotInRegion {
+                key,
+                region: Box::new(self.region().clone()),
+            });
+        }
         check_ranges_in_region(&read.ranges(), self.region())?;
         if self.reads.len() >= self.config.pending_reads_max {
             return Err(RegionError::ServerIsBusy(format!(

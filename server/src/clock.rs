@@ -1,0 +1,40 @@
+//! The runtime's clocks as a `Clock`. Under madsim both are virtual and seeded.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ferrokv_core::env::{Clock, Instant};
+
+/// Monotonic time since the clock was made, plus the wall clock.
+#[derive(Clone, Debug)]
+pub struct RuntimeClock {
+    origin: tokio::time::Instant,
+}
+
+impl RuntimeClock {
+    /// A clock whose monotonic origin is now.
+    pub fn new() -> RuntimeClock {
+        RuntimeClock {
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for RuntimeClock {
+    fn default() -> Self {
+        RuntimeClock::new()
+    }
+}
+
+impl Clock for RuntimeClock {
+    fn now(&self) -> Instant {
+        let elapsed = tokio::time::Instant::now().duration_since(self.origin);
+        Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn realtime_ms(&self) -> u64 {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+    }
+}

@@ -1,0 +1,225 @@
+//! Server configuration: a TOML file, overridden by command-line flags.
+//!
+//! ```toml
+//! store_id = 1
+//! addr = "127.0.0.1:20160"
+//! data_dir = "data/store1"
+//!
+//! [raft]
+//! tick_interval_ms = 100
+//! election_tick = 10
+//!
+//! # Until PD exists: where the other stores are, and the region to bootstrap.
+//! [stores]
+//! 1 = "127.0.0.1:20160"
+//! 2 = "127.0.0.1:20161"
+//!
+//! [bootstrap]
+//! region_id = 1
+//! peers = [[1, 1], [2, 2]]   # [peer_id, store_id]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ferrokv_core::raft::RaftConfig;
+use ferrokv_proto::metapb;
+use serde::Deserialize;
+
+/// Raft tuning knobs exposed in the file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSection {
+    /// Base tick in milliseconds.
+    pub tick_interval_ms: u64,
+    /// Election timeout in ticks.
+    pub election_tick: usize,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_tick: usize,
+    /// Compact the log once this many applied entries are kept.
+    pub log_gc_count_threshold: u64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        let defaults = RaftConfig::default();
+        RaftSection {
+            tick_interval_ms: defaults.tick_interval.as_millis() as u64,
+            election_tick: defaults.election_tick,
+            heartbeat_tick: defaults.heartbeat_tick,
+            log_gc_count_threshold: defaults.log_gc_count_threshold,
+        }
+    }
+}
+
+/// A statically bootstrapped region (used until PD exists, and by tests).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapSection {
+    /// The region id.
+    pub region_id: u64,
+    /// `[peer_id, store_id]` pairs.
+    pub peers: Vec<[u64; 2]>,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// This store's id (non-zero).
+    pub store_id: u64,
+    /// gRPC listen address.
+    pub addr: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Raft tuning.
+    #[serde(default)]
+    pub raft: RaftSection,
+    /// Other stores' addresses by id (static routing until PD).
+    #[serde(default)]
+    pub stores: BTreeMap<u64, String>,
+    /// A region to create on first start.
+    pub bootstrap: Option<BootstrapSection>,
+}
+
+/// A configuration problem, named precisely.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ServerConfig {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str, path: PathBuf) -> Result<ServerConfig, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse { path, source })
+    }
+
+    /// Reads and parses a file.
+    pub fn from_file(path: PathBuf) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        ServerConfig::from_toml(&text, path)
+    }
+
+    /// Checks values and relations; returns the Raft configuration.
+    pub fn validate(&self) -> Result<RaftConfig, ConfigError> {
+        if self.store_id == 0 {
+            return Err(ConfigError::Invalid("store_id must be non-zero".into()));
+        }
+        if let Some(bootstrap) = &self.bootstrap {
+            let here = bootstrap
+                .peers
+                .iter()
+                .any(|[_, store]| *store == self.store_id);
+            if bootstrap.region_id == 0 || !here {
+                return Err(ConfigError::Invalid(
+                    "bootstrap needs a non-zero region_id and a peer on this store".into(),
+                ));
+            }
+            for [_, store] in &bootstrap.peers {
+                if *store != self.store_id && !self.stores.contains_key(store) {
+                    return Err(ConfigError::Invalid(format!(
+                        "no address for store {store}"
+                    )));
+                }
+            }
+        }
+        let raft = RaftConfig {
+            tick_interval: Duration::from_millis(self.raft.tick_interval_ms),
+            election_tick: self.raft.election_tick,
+            heartbeat_tick: self.raft.heartbeat_tick,
+            log_gc_count_threshold: self.raft.log_gc_count_threshold,
+            lease: Duration::from_millis(
+                self.raft.tick_interval_ms * self.raft.election_tick as u64 * 8 / 10,
+            ),
+            ..RaftConfig::default()
+        };
+        raft.validate().map_err(ConfigError::Invalid)?;
+        Ok(raft)
+    }
+
+    /// The bootstrap region, if configured.
+    pub fn bootstrap_region(&self) -> Option<metapb::Region> {
+        let bootstrap = self.bootstrap.as_ref()?;
+        let peers = bootstrap
+            .peers
+            .iter()
+            .map(|[id, store_id]| metapb::Peer {
+                id: *id,
+                store_id: *store_id,
+                ..Default::default()
+            })
+            .collect();
+        Some(metapb::Region {
+            id: bootstrap.region_id,
+            region_epoch: Some(metapb::RegionEpoch {
+                conf_ver: 1,
+                version: 1,
+            }),
+            peers,
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        store_id = 1
+        addr = "127.0.0.1:20160"
+        data_dir = "data/store1"
+        [raft]
+        tick_interval_ms = 50
+        [stores]
+        2 = "127.0.0.1:20161"
+        [bootstrap]
+        region_id = 1
+        peers = [[1, 1], [2, 2]]
+    "#;
+
+    #[test]
+    fn example_parses_and_validates() {
+        let config = ServerConfig::from_toml(EXAMPLE, "example".into()).unwrap();
+        let raft = config.validate().unwrap();
+        assert_eq!(raft.tick_interval, Duration::from_millis(50));
+        let region = config.bootstrap_region().unwrap();
+        assert_eq!(region.peers.len(), 2);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let unknown = EXAMPLE.replace("tick_interval_ms", "tick_ms");
+        let error = ServerConfig::from_toml(&unknown, "x".into())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("tick_ms"), "{error}");
+        let no_address = EXAMPLE.replace("2 = \"127.0.0.1:20161\"", "");
+        let error = ServerConfig::from_toml(&no_address, "x".into())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("no address for store 2"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Assembling a store node: bootstrap if configured, load the store, start the node loop,
+//! serve gRPC. The same function runs in production (RocksEngine, tokio) and inside madsim
+//! (SimEngine); the caller picks the engine and the seed of the store's random stream.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferrokv_core::env::{EngineError, KvEngine, SeededRng};
+use ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX;
+use ferrokv_core::store::{bootstrap_region, Store, StoreLoadError};
+use ferrokv_core::types::StoreId;
+use ferrokv_proto::ferrokv_raftpb::ferro_admin_server::FerroAdminServer;
+use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaftServer;
+use ferrokv_proto::tikvpb::tikv_server::TikvServer;
+
+use crate::clock::RuntimeClock;
+use crate::config::{ConfigError, ServerConfig};
+use crate::node::Node;
+use crate::service::{AdminService, KvService, RaftService};
+use crate::transport::{GrpcTransport, StaticResolver};
+
+/// Why a server stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not start from its data.
+    #[error(transparent)]
+    Load(#[from] StoreLoadError),
+    /// Storage failed; the node stopped to protect data.
+    #[error("storage failure: {0}")]
+    Storage(#[from] EngineError),
+    /// The listen address is not `host:port`.
+    #[error("bad listen address {0:?}")]
+    Address(String),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Grpc(String),
+}
+
+/// Runs a store node until `shutdown` resolves or storage fails.
+pub async fn run<E: KvEngine>(
+    config: ServerConfig,
+    engine: E,
+    seed: u64,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let raft = config.validate()?;
+    let addr: SocketAddr = config
+        .addr
+        .parse()
+        .map_err(|_| ServerError::Address(config.addr.clone()))?;
+    if let Some(region) = config.bootstrap_region() {
+        if bootstrap_region(&engine, &region)? {
+            tracing::info!(region_id = region.id, "bootstrapped region");
+        }
+    }
+    let store_id = StoreId(config.store_id);
+    let store = Store::load(engine, store_id, raft.clone(), SeededRng::new(seed))?;
+    let transport = GrpcTransport::new(Arc::new(StaticResolver(config.stores.clone())));
+    let clock = RuntimeClock::new();
+    let (node, handle) = Node::new(store, transport, clock.clone(), raft.tick_interval);
+    let node_task = tokio::spawn(node.run());
+    let kv = TikvServer::new(KvService::new(handle.clone(), clock))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let raft_service = FerroRaftServer::new(RaftService::new(handle.clone()))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let admin = FerroAdminServer::new(AdminService::new(handle, store_id.get()));
+    tracing::info!(%store_id, %addr, "store serving");
+    let grpc = tonic::transport::Server::builder()
+        .add_service(kv)
+        .add_service(raft_service)
+        .add_service(admin)
+        .serve_with_shutdown(addr, shutdown);
+    tokio::select! {
+        served = grpc => served.map_err(|e| ServerError::Grpc(e.to_string())),
+        stopped = node_task => match stopped {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ServerError::Storage(error)),
+            Err(join) => Err(ServerError::Grpc(format!("node task ended: {join}"))),
+        },
+    }
+}

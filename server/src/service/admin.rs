@@ -1,0 +1,88 @@
+//! The `FerroAdmin` service: operator commands (split, membership, leader transfer, log
+//! compaction) and region status, until PD drives them.
+
+use ferrokv_core::store::{Request as StoreRequest, Response as StoreResponse};
+use ferrokv_proto::ferrokv_raftpb::ferro_admin_server::FerroAdmin;
+use ferrokv_proto::ferrokv_raftpb::{
+    AdminRequest, AdminResponse, RegionInfo, RegionInfoRequest, RegionInfoResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::node::NodeHandle;
+
+/// Operator access to one node.
+pub struct AdminService {
+    node: NodeHandle,
+    store_id: u64,
+}
+
+impl AdminService {
+    /// A service over `node`.
+    pub fn new(node: NodeHandle, store_id: u64) -> AdminService {
+        AdminService { node, store_id }
+    }
+}
+
+#[tonic::async_trait]
+impl FerroAdmin for AdminService {
+    async fn admin(
+        &self,
+        request: Request<AdminRequest>,
+    ) -> Result<Response<AdminResponse>, Status> {
+        let request = request.into_inner();
+        if request.region_id == 0 || request.cmd.is_none() {
+            return Err(Status::invalid_argument(
+                "admin request needs a region_id and a command",
+            ));
+        }
+        let response = match self.node.request(StoreRequest::Admin(request)).await {
+            StoreResponse::Admin(Ok(outcome)) => AdminResponse {
+                error: String::new(),
+                region: outcome.regions.first().cloned(),
+                leader: None,
+            },
+            StoreResponse::Admin(Err(error)) | StoreResponse::Write(Err(error)) => {
+                let leader = match &error {
+                    ferrokv_core::store::RegionError::NotLeader { leader, .. } => *leader,
+                    _ => None,
+                };
+                AdminResponse {
+                    error: error.to_string(),
+                    region: None,
+                    leader,
+                }
+            }
+            other => AdminResponse {
+                error: format!("unexpected answer {other:?}"),
+                region: None,
+                leader: None,
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn regions(
+        &self,
+        _request: Request<RegionInfoRequest>,
+    ) -> Result<Response<RegionInfoResponse>, Status> {
+        let reports = self
+            .node
+            .report()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let regions = reports
+            .into_iter()
+            .map(|report| RegionInfo {
+                region: Some(report.status.region),
+                leader: report.status.leader,
+                applied_index: report.status.applied_index,
+                term: report.status.term,
+                data_hash: report.data_hash,
+            })
+            .collect();
+        Ok(Response::new(RegionInfoResponse {
+            store_id: self.store_id,
+            regions,
+        }))
+    }
+}

@@ -1,0 +1,11 @@
+//! gRPC services: `Tikv` (raw KV), `FerroRaft` (store-to-store Raft traffic) and
+//! `FerroAdmin` (operator commands and region status).
+
+pub mod admin;
+pub mod kv;
+pub mod raft;
+pub mod validate;
+
+pub use admin::AdminService;
+pub use kv::KvService;
+pub use raft::RaftService;
