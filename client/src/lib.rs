@@ -1,9 +1,15 @@
 //! # ferrokv-client: the FerroKV Rust client
 //!
-//! - `region_cache`: which region (and leader) serves a key, refreshed from PD answers and
-//!   from region errors (`NotLeader` hints, `EpochNotMatch` current regions).
+//! - `region_cache`: which region (and leader) serves a key, refreshed from store reports
+//!   and corrected by region errors (`NotLeader` hints, `EpochNotMatch` current regions).
+//! - `raw`: the raw KV client with per-call deadlines, backoff, and ambiguity reporting
+//!   (`ClientError::Unknown`) for non-idempotent calls.
 //!
-//! The RPC layer (raw KV with retries, then transactions) builds on it; it compiles under
-//! madsim too, so simulated clients run the same retry logic as real ones.
+//! It compiles under madsim too, so simulated clients run the same retry logic as real ones.
 
+pub mod error;
+pub mod raw;
 pub mod region_cache;
+
+pub use error::ClientError;
+pub use raw::{RawClient, RawConfig};

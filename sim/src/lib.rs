@@ -4,12 +4,16 @@
 //! runs:
 //! - `engine`: `SimEngine`, a `KvEngine` over a `SimDisk` that survives node restarts and on
 //!   a crash drops or tears unsynced writes; recovery detects torn tails and corruption.
+//! - `cluster` (only under `--cfg madsim`): the L2 cluster of real server nodes on
+//!   simulated machines, with kill/restart over surviving `SimDisk`s and partitions.
 //! - `harness`: the L1 driver: real `Store`s stepped over a packet simulator in virtual
 //!   time, with crashes, partitions and a retrying test client.
 //!
 //! Invariants: every random choice comes from a seeded `ferrokv_core::env::SeededRng`;
 //! containers iterate in a fixed order (`BTreeMap`), so a seed replays bit for bit.
 
+#[cfg(madsim)]
+pub mod cluster;
 pub mod engine;
 pub mod harness;
 

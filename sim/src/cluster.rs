@@ -1,0 +1,171 @@
+//! The L2 cluster: real `ferrokv-server` nodes (tokio + tonic code, compiled against madsim)
+//! on simulated machines, each over a `SimEngine` whose `SimDisk` outlives kills and
+//! restarts. Only under `--cfg madsim`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use ferrokv_client::{RawClient, RawConfig};
+use ferrokv_proto::ferrokv_raftpb::ferro_admin_client::FerroAdminClient;
+use ferrokv_proto::ferrokv_raftpb::{RegionInfo, RegionInfoRequest};
+use ferrokv_server::config::{BootstrapSection, RaftSection, ServerConfig};
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+
+use crate::engine::{CrashTail, SimDisk, SimEngine};
+
+/// gRPC port every simulated store listens on.
+pub const STORE_PORT: u16 = 20160;
+
+/// One simulated store machine.
+pub struct SimStore {
+    /// Store id.
+    pub id: u64,
+    /// `ip:port`.
+    pub addr: String,
+    /// Its disk, surviving restarts.
+    pub disk: SimDisk,
+    node: NodeHandle,
+}
+
+/// A cluster of simulated store machines sharing one bootstrapped region.
+pub struct SimCluster {
+    handle: Handle,
+    /// Stores by id.
+    pub stores: BTreeMap<u64, SimStore>,
+}
+
+fn store_ip(id: u64) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 1, id as u8))
+}
+
+fn store_config(id: u64, count: u64, raft: &RaftSection) -> ServerConfig {
+    let stores = (1..=count)
+        .map(|other| (other, format!("{}:{STORE_PORT}", store_ip(other))))
+        .collect();
+    ServerConfig {
+        store_id: id,
+        addr: format!("{}:{STORE_PORT}", store_ip(id)),
+        data_dir: format!("sim/store{id}").into(),
+        raft: raft.clone(),
+        stores,
+        bootstrap: Some(BootstrapSection {
+            region_id: 1,
+            peers: (1..=count).map(|s| [s, s]).collect(),
+        }),
+    }
+}
+
+impl SimCluster {
+    /// Starts `count` stores; each node's random stream derives from the run seed.
+    pub fn start(count: u64, raft: RaftSection) -> SimCluster {
+        let handle = Handle::current();
+        let seed = handle.seed();
+        let mut stores = BTreeMap::new();
+        for id in 1..=count {
+            let disk = SimDisk::new();
+            let config = store_config(id, count, &raft);
+            let addr = config.addr.clone();
+            let node_disk = disk.clone();
+            let node = handle
+                .create_node()
+                .name(format!("store{id}"))
+                .ip(store_ip(id))
+                .init(move || {
+                    let disk = node_disk.clone();
+                    let config = config.clone();
+                    async move {
+                        let engine = SimEngine::open(&disk).expect("sim engine opens");
+                        let node_seed = seed ^ (id << 48);
+                        let result =
+                            ferrokv_server::run(config, engine, node_seed, std::future::pending())
+                                .await;
+                        tracing::error!(store = id, ?result, "store stopped");
+                    }
+                })
+                .build();
+            stores.insert(
+                id,
+                SimStore {
+                    id,
+                    addr,
+                    disk,
+                    node,
+                },
+            );
+        }
+        SimCluster { handle, stores }
+    }
+
+    /// A client configuration reaching every store.
+    pub fn client_config(&self) -> RawConfig {
+        RawConfig {
+            stores: self
+                .stores
+                .values()
+                .map(|store| (store.id, store.addr.clone()))
+                .collect(),
+            timeout: Duration::from_secs(10),
+            attempt_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// A new client machine.
+    pub fn client_node(&self, name: &str, ip_last: u8) -> NodeHandle {
+        self.handle
+            .create_node()
+            .name(name)
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, ip_last)))
+            .build()
+    }
+
+    /// Power loss on store `id`: the machine stops and its disk keeps `tail` of the
+    /// unsynced writes.
+    pub fn kill(&self, id: u64, tail: CrashTail) {
+        let store = &self.stores[&id];
+        self.handle.kill(store.node.id());
+        store.disk.crash(tail);
+    }
+
+    /// Powers store `id` back on; it recovers from its disk.
+    pub fn restart(&self, id: u64) {
+        self.handle.restart(self.stores[&id].node.id());
+    }
+
+    /// Cuts store `id` off the network (both directions).
+    pub fn isolate(&self, id: u64) {
+        NetSim::current().clog_node(self.stores[&id].node.id());
+    }
+
+    /// Reconnects store `id`.
+    pub fn reconnect(&self, id: u64) {
+        NetSim::current().unclog_node(self.stores[&id].node.id());
+    }
+
+    /// The machine of store `id`.
+    pub fn node(&self, id: u64) -> &NodeHandle {
+        &self.stores[&id].node
+    }
+}
+
+/// Region reports of one store (call from a node with network access).
+pub async fn region_reports(addr: &str) -> Option<Vec<RegionInfo>> {
+    let endpoint = tonic::transport::Endpoint::new(format!("http://{addr}")).ok()?;
+    let channel = tokio::time::timeout(Duration::from_secs(1), endpoint.connect())
+        .await
+        .ok()?
+        .ok()?;
+    let mut admin = FerroAdminClient::new(channel);
+    let call = admin.regions(RegionInfoRequest {});
+    let reply = tokio::time::timeout(Duration::from_secs(2), call)
+        .await
+        .ok()?
+        .ok()?;
+    Some(reply.into_inner().regions)
+}
+
+/// A raw client for use inside a simulated client machine.
+pub fn raw_client(config: RawConfig) -> RawClient {
+    RawClient::new(config)
+}
