@@ -2,11 +2,13 @@
 //!
 //! - `region_cache`: which region (and leader) serves a key, refreshed from store reports
 //!   and corrected by region errors (`NotLeader` hints, `EpochNotMatch` current regions).
+//! - `admin`: region status and operator commands on one store.
 //! - `raw`: the raw KV client with per-call deadlines, backoff, and ambiguity reporting
 //!   (`ClientError::Unknown`) for non-idempotent calls.
 //!
 //! It compiles under madsim too, so simulated clients run the same retry logic as real ones.
 
+pub mod admin;
 pub mod error;
 pub mod raw;
 pub mod region_cache;

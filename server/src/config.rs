@@ -77,10 +77,25 @@ pub struct ServerConfig {
     #[serde(default)]
     pub raft: RaftSection,
     /// Other stores' addresses by id (static routing until PD).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numeric_keys")]
     pub stores: BTreeMap<u64, String>,
     /// A region to create on first start.
     pub bootstrap: Option<BootstrapSection>,
+}
+
+/// TOML table keys are strings; store ids are numbers.
+fn numeric_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<u64, String>, D::Error> {
+    let raw = BTreeMap::<String, String>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(key, value)| {
+            let id = key.parse::<u64>().map_err(|_| {
+                serde::de::Error::custom(format!("store id {key:?} is not a number"))
+            })?;
+            Ok((id, value))
+        })
+        .collect()
 }
 
 /// A configuration problem, named precisely.

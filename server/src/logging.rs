@@ -1,4 +1,5 @@
-//! Log setup for the binaries: `RUST_LOG` filters (default `info`), one line per event.
+//! Log setup for the binaries: `RUST_LOG` filters (default `info`), one line per event on
+//! stderr, colored only on a terminal.
 
 /// Installs the global subscriber; a second call is a no-op.
 pub fn init() {

@@ -7,8 +7,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ferrokv_client::{RawClient, RawConfig};
-use ferrokv_proto::ferrokv_raftpb::ferro_admin_client::FerroAdminClient;
-use ferrokv_proto::ferrokv_raftpb::{RegionInfo, RegionInfoRequest};
 use ferrokv_server::config::{BootstrapSection, RaftSection, ServerConfig};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -149,21 +147,7 @@ impl SimCluster {
     }
 }
 
-/// Region reports of one store (call from a node with network access).
-pub async fn region_reports(addr: &str) -> Option<Vec<RegionInfo>> {
-    let endpoint = tonic::transport::Endpoint::new(format!("http://{addr}")).ok()?;
-    let channel = tokio::time::timeout(Duration::from_secs(1), endpoint.connect())
-        .await
-        .ok()?
-        .ok()?;
-    let mut admin = FerroAdminClient::new(channel);
-    let call = admin.regions(RegionInfoRequest {});
-    let reply = tokio::time::timeout(Duration::from_secs(2), call)
-        .await
-        .ok()?
-        .ok()?;
-    Some(reply.into_inner().regions)
-}
+pub use ferrokv_client::admin::region_reports;
 
 /// A raw client for use inside a simulated client machine.
 pub fn raw_client(config: RawConfig) -> RawClient {
