@@ -21,7 +21,7 @@ use crate::node::NodeHandle;
 
 /// Why a request was not served.
 enum Failure {
-    Region(errorpb::Error),
+    Region(Box<errorpb::Error>),
     Other(String),
 }
 
@@ -34,7 +34,7 @@ impl From<InputError> for Failure {
 /// Splits a failure into a response's `(region_error, error)` fields.
 fn split(failure: Failure) -> (Option<errorpb::Error>, String) {
     match failure {
-        Failure::Region(error) => (Some(error), String::new()),
+        Failure::Region(error) => (Some(*error), String::new()),
         Failure::Other(message) => (None, message),
     }
 }
@@ -42,7 +42,7 @@ fn split(failure: Failure) -> (Option<errorpb::Error>, String) {
 /// For responses without an `error` field: bad input becomes `InvalidArgument`.
 fn region_only(failure: Failure) -> Result<Option<errorpb::Error>, Status> {
     match failure {
-        Failure::Region(error) => Ok(Some(error)),
+        Failure::Region(error) => Ok(Some(*error)),
         Failure::Other(message) => Err(Status::invalid_argument(message)),
     }
 }
@@ -105,7 +105,7 @@ impl KvService {
         match self.node.request(StoreRequest::Write { header, ops }).await {
             StoreResponse::Write(Ok(outcome)) => Ok(outcome),
             StoreResponse::Write(Err(error)) | StoreResponse::Admin(Err(error)) => {
-                Err(Failure::Region(error.to_proto()))
+                Err(Failure::Region(Box::new(error.to_proto())))
             }
             other => Err(Failure::Other(format!("unexpected store answer {other:?}"))),
         }
@@ -124,7 +124,7 @@ impl KvService {
         {
             StoreResponse::Read(Ok(result)) => Ok(result),
             StoreResponse::Read(Err(error)) | StoreResponse::Write(Err(error)) => {
-                Err(Failure::Region(error.to_proto()))
+                Err(Failure::Region(Box::new(error.to_proto())))
             }
             other => Err(Failure::Other(format!("unexpected store answer {other:?}"))),
         }
