@@ -41,3 +41,11 @@ pub async fn admin(addr: &str, request: AdminRequest) -> Result<AdminResponse, S
         .map(|r| r.into_inner())
         .map_err(|status| status.to_string())
 }
+
+/// The store's trace hash (determinism fingerprint), `None` if it does not answer.
+pub async fn store_trace(addr: &str) -> Option<u64> {
+    let mut admin = connect(addr).await?;
+    let call = admin.regions(RegionInfoRequest {});
+    let reply = tokio::time::timeout(TIMEOUT, call).await.ok()?.ok()?;
+    Some(reply.into_inner().trace_hash)
+}

@@ -1,21 +1,28 @@
 //! The runtime's clocks as a `Clock`. Under madsim both are virtual and seeded.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferrokv_core::env::{Clock, Instant};
 
-/// Monotonic time since the clock was made, plus the wall clock.
+/// Monotonic time since the clock was made, plus the wall clock with an adjustable skew
+/// (zero in production; the simulator jumps it).
 #[derive(Clone, Debug)]
 pub struct RuntimeClock {
     origin: tokio::time::Instant,
+    skew_ms: Arc<AtomicI64>,
 }
 
 impl RuntimeClock {
     /// A clock whose monotonic origin is now.
     pub fn new() -> RuntimeClock {
-        RuntimeClock {
-            origin: tokio::time::Instant::now(),
-        }
+        RuntimeClock::with_skew(Arc::new(AtomicI64::new(0)))
+    }
+
+    /// A clock whose wall-clock readings are offset by the shared `skew_ms`.
+    pub fn with_skew(skew_ms: Arc<AtomicI64>) -> RuntimeClock {
+        RuntimeClock { origin: tokio::time::Instant::now(), skew_ms }
     }
 }
 
@@ -35,6 +42,7 @@ impl Clock for RuntimeClock {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+        let real = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
+        real.saturating_add_signed(self.skew_ms.load(Ordering::Relaxed))
     }
 }

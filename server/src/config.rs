@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrokv_core::raft::RaftConfig;
+use ferrokv_core::raft::{PlantedBug, RaftConfig};
 use ferrokv_proto::metapb;
 use serde::Deserialize;
 
@@ -39,6 +39,9 @@ pub struct RaftSection {
     pub heartbeat_tick: usize,
     /// Compact the log once this many applied entries are kept.
     pub log_gc_count_threshold: u64,
+    /// Test-only planted bug; never read from a file.
+    #[serde(skip)]
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl Default for RaftSection {
@@ -49,6 +52,7 @@ impl Default for RaftSection {
             election_tick: defaults.election_tick,
             heartbeat_tick: defaults.heartbeat_tick,
             log_gc_count_threshold: defaults.log_gc_count_threshold,
+            planted_bug: None,
         }
     }
 }
@@ -161,6 +165,8 @@ impl ServerConfig {
             election_tick: self.raft.election_tick,
             heartbeat_tick: self.raft.heartbeat_tick,
             log_gc_count_threshold: self.raft.log_gc_count_threshold,
+            log_gc_count_limit: self.raft.log_gc_count_threshold.max(RaftConfig::default().log_gc_count_limit),
+            planted_bug: self.raft.planted_bug,
             lease: Duration::from_millis(
                 self.raft.tick_interval_ms * self.raft.election_tick as u64 * 8 / 10,
             ),

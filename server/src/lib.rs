@@ -15,6 +15,8 @@
 // tonic::Status is the gRPC error type of every handler; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
+#[macro_use]
+pub mod buggify;
 pub mod clock;
 pub mod config;
 pub mod io;
@@ -24,4 +26,4 @@ pub mod server;
 pub mod service;
 pub mod transport;
 
-pub use server::{run, ServerError};
+pub use server::{run, run_with_clock, ServerError};

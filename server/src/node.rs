@@ -29,10 +29,19 @@ pub struct RegionReport {
     pub data_hash: u64,
 }
 
+/// Everything a node reports about itself.
+#[derive(Clone, Debug)]
+pub struct NodeReport {
+    /// Per-region status.
+    pub regions: Vec<RegionReport>,
+    /// `Store::trace_hash`.
+    pub trace_hash: u64,
+}
+
 enum Input {
     Raft(RaftMessage),
     Request(Request, oneshot::Sender<Response>),
-    Report(oneshot::Sender<Vec<RegionReport>>),
+    Report(oneshot::Sender<NodeReport>),
 }
 
 /// A cheap handle for sending inputs to the node.
@@ -81,8 +90,8 @@ impl NodeHandle {
         })
     }
 
-    /// Every region's status and data hash.
-    pub async fn report(&self) -> Result<Vec<RegionReport>, NodeError> {
+    /// Every region's status and data hash, and the store's trace hash.
+    pub async fn report(&self) -> Result<NodeReport, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.mailbox
             .send(Input::Report(reply))
@@ -146,6 +155,10 @@ impl<E: KvEngine, T: Transport, C: Clock> Node<E, T, C> {
                     self.store.tick();
                 }
             }
+            if buggify!() {
+                // A slow disk or a descheduled thread.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             self.drive()?;
         }
     }
@@ -182,15 +195,17 @@ impl<E: KvEngine, T: Transport, C: Clock> Node<E, T, C> {
         Ok(())
     }
 
-    fn report(&self) -> Vec<RegionReport> {
+    fn report(&self) -> NodeReport {
         let view = self.store.engine().snapshot();
-        self.store
+        let regions = self
+            .store
             .regions()
             .into_iter()
             .map(|status| {
                 let data_hash = region_data_hash(&view, &status.region).unwrap_or(0);
                 RegionReport { status, data_hash }
             })
-            .collect()
+            .collect();
+        NodeReport { regions, trace_hash: self.store.trace_hash() }
     }
 }

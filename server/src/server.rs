@@ -47,6 +47,17 @@ pub async fn run<E: KvEngine>(
     seed: u64,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    run_with_clock(config, engine, seed, RuntimeClock::new(), shutdown).await
+}
+
+/// `run` with a given clock (the simulator skews wall clocks per node).
+pub async fn run_with_clock<E: KvEngine>(
+    config: ServerConfig,
+    engine: E,
+    seed: u64,
+    clock: RuntimeClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let raft = config.validate()?;
     let addr: SocketAddr = config
         .addr
@@ -60,7 +71,6 @@ pub async fn run<E: KvEngine>(
     let store_id = StoreId(config.store_id);
     let store = Store::load(engine, store_id, raft.clone(), SeededRng::new(seed))?;
     let transport = GrpcTransport::new(Arc::new(StaticResolver(config.stores.clone())));
-    let clock = RuntimeClock::new();
     let (node, handle) = Node::new(store, transport, clock.clone(), raft.tick_interval);
     let node_task = tokio::spawn(node.run());
     let kv = TikvServer::new(KvService::new(handle.clone(), clock))

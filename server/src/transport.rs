@@ -114,10 +114,20 @@ async fn sender_task(to: StoreId, address: String, mut queue: mpsc::Receiver<Raf
             tokio::time::sleep(RECONNECT_BACKOFF).await;
             continue;
         };
+        if buggify!() {
+            // A slow or reordering network path.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let duplicate = buggify!().then(|| batch.clone());
         if let Err(error) = send_batch(rpc, batch).await {
             tracing::debug!(store = %to, %address, %error, "raft send failed; reconnecting");
             client = None;
             tokio::time::sleep(RECONNECT_BACKOFF).await;
+            continue;
+        }
+        if let Some(copy) = duplicate {
+            // A duplicated delivery: Raft must tolerate it.
+            let _ = send_batch(rpc, copy).await;
         }
     }
 }

@@ -3,10 +3,13 @@
 //! restarts. Only under `--cfg madsim`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ferrokv_client::{RawClient, RawConfig};
+use ferrokv_server::clock::RuntimeClock;
 use ferrokv_server::config::{BootstrapSection, RaftSection, ServerConfig};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -24,6 +27,8 @@ pub struct SimStore {
     pub addr: String,
     /// Its disk, surviving restarts.
     pub disk: SimDisk,
+    /// Offset of its wall clock, in ms (clock jumps and drift).
+    pub clock_skew_ms: Arc<AtomicI64>,
     node: NodeHandle,
 }
 
@@ -66,6 +71,8 @@ impl SimCluster {
             let config = store_config(id, count, &raft);
             let addr = config.addr.clone();
             let node_disk = disk.clone();
+            let clock_skew_ms = Arc::new(AtomicI64::new(0));
+            let node_skew = clock_skew_ms.clone();
             let node = handle
                 .create_node()
                 .name(format!("store{id}"))
@@ -73,13 +80,25 @@ impl SimCluster {
                 .init(move || {
                     let disk = node_disk.clone();
                     let config = config.clone();
+                    let skew = node_skew.clone();
                     async move {
-                        let engine = SimEngine::open(&disk).expect("sim engine opens");
+                        let engine = match SimEngine::open(&disk) {
+                            Ok(engine) => engine,
+                            Err(error) => {
+                                // A corrupt disk: the store refuses to start (it never
+                                // serves data it cannot trust) and stays down.
+                                tracing::warn!(store = id, %error, "store cannot open its disk");
+                                return;
+                            }
+                        };
                         let node_seed = seed ^ (id << 48);
-                        let result =
-                            ferrokv_server::run(config, engine, node_seed, std::future::pending())
-                                .await;
-                        tracing::error!(store = id, ?result, "store stopped");
+                        let clock = RuntimeClock::with_skew(skew);
+                        let shutdown = std::future::pending();
+                        let result = ferrokv_server::run_with_clock(
+                            config, engine, node_seed, clock, shutdown,
+                        )
+                        .await;
+                        tracing::warn!(store = id, ?result, "store stopped");
                     }
                 })
                 .build();
@@ -89,6 +108,7 @@ impl SimCluster {
                     id,
                     addr,
                     disk,
+                    clock_skew_ms,
                     node,
                 },
             );
@@ -139,6 +159,26 @@ impl SimCluster {
     /// Reconnects store `id`.
     pub fn reconnect(&self, id: u64) {
         NetSim::current().unclog_node(self.stores[&id].node.id());
+    }
+
+    /// Freezes store `id` (a long GC pause): its tasks stop, its peers time out.
+    pub fn pause(&self, id: u64) {
+        self.handle.pause(self.stores[&id].node.id());
+    }
+
+    /// Unfreezes store `id`.
+    pub fn resume(&self, id: u64) {
+        self.handle.resume(self.stores[&id].node.id());
+    }
+
+    /// Cuts the one-way link from store `from` to store `to`.
+    pub fn cut_link(&self, from: u64, to: u64) {
+        NetSim::current().clog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
+    }
+
+    /// Restores the one-way link from store `from` to store `to`.
+    pub fn restore_link(&self, from: u64, to: u64) {
+        NetSim::current().unclog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
     }
 
     /// The machine of store `id`.

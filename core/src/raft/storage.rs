@@ -24,7 +24,7 @@ use crate::env::{
     stage_log_op, Cf, Direction, EngineError, KvEngine, RaftLogOp, Snapshot, WriteBatch,
 };
 use crate::limits;
-use crate::types::{KeyRange, LogIndex, RegionId};
+use crate::types::{fnv, KeyRange, LogIndex, RegionId};
 
 /// First log index of a region created by bootstrap or split (TiKV's `RAFT_INIT_LOG_INDEX`):
 /// entries up to it are "already applied", so a new peer on another store needs a snapshot.
@@ -521,23 +521,13 @@ pub fn initial_apply_state() -> RaftApplyState {
 
 /// A hash (FNV-1a, 64-bit) of every data pair of `region` in `view`: equal applied state on
 /// two replicas gives equal hashes.
-pub fn region_data_hash<S: Snapshot>(
-    view: &S,
-    region: &metapb::Region,
-) -> Result<u64, EngineError> {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0100_0000_01b3;
-    let mut hash = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for &byte in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(PRIME);
-        }
-    };
+pub fn region_data_hash<S: Snapshot>(view: &S, region: &metapb::Region) -> Result<u64, EngineError> {
+    let mut hash = fnv::FNV_OFFSET;
     for cf in DATA_CFS {
-        feed(cf.name().as_bytes());
+        fnv::fold(&mut hash, cf.name().as_bytes());
         scan_all(view, cf, &region_range(region), |key, value| {
-            feed(&key);
-            feed(&value);
+            fnv::fold(&mut hash, &key);
+            fnv::fold(&mut hash, &value);
         })?;
     }
     Ok(hash)

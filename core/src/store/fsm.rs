@@ -49,6 +49,7 @@ pub struct Store<E: KvEngine> {
     pub(super) dirty: BTreeSet<RegionId>,
     pub(super) now: Instant,
     stats: StoreStats,
+    trace: u64,
 }
 
 impl<E: KvEngine> Store<E> {
@@ -75,6 +76,7 @@ impl<E: KvEngine> Store<E> {
             dirty: BTreeSet::new(),
             now: Instant::default(),
             stats: StoreStats::default(),
+            trace: crate::types::fnv::FNV_OFFSET,
         };
         for found in scan_regions(&engine, store_id.get())? {
             match found {
@@ -137,6 +139,7 @@ impl<E: KvEngine> Store<E> {
     /// One logical tick for every peer.
     pub fn tick(&mut self) {
         let now = self.now;
+        crate::types::fnv::fold_u64(&mut self.trace, now.nanos);
         for (region_id, peer) in &mut self.peers {
             peer.tick(now);
             self.dirty.insert(*region_id);
@@ -197,9 +200,22 @@ impl<E: KvEngine> Store<E> {
         result.err()
     }
 
+    /// A fingerprint of every message this store received and every draw and applied entry
+    /// of its peers: equal across two runs of one seed, or the run is not deterministic.
+    pub fn trace_hash(&self) -> u64 {
+        let mut hash = self.trace;
+        for (region_id, peer) in &self.peers {
+            crate::types::fnv::fold_u64(&mut hash, region_id.get());
+            crate::types::fnv::fold_u64(&mut hash, peer.trace());
+        }
+        hash
+    }
+
     /// Routes a Raft message from another store, creating the target peer if a leader of a
     /// region this store does not have yet is reaching out.
     pub fn on_raft_message(&mut self, message: RaftMessage) {
+        crate::types::fnv::fold_u64(&mut self.trace, message.region_id);
+        crate::types::fnv::fold(&mut self.trace, &message.message);
         let Some(to_peer) = message.to_peer else {
             return;
         };

@@ -1,6 +1,7 @@
 //! Shared value types: newtype ids, timestamps, region epochs and ranges, the key codec.
 
 pub mod codec;
+pub mod fnv;
 mod ids;
 mod region;
 mod timestamp;

@@ -27,11 +27,11 @@ enum Command {
 
 const PLAYGROUND_MISSING: &str = "\
 ferrokv playground: not available yet.
-  The playground runs 1 PD + 3 stores, and neither part exists in this build:
-  - the replicated store node (ferrokv-server): not built yet
-  - the Placement Driver (ferrokv-pd): not built yet
-  What this build has: the wire protocol, the storage engines (RocksDB and the simulated
-  engine) and the test suite (ci/test.sh).";
+  The playground runs 1 PD + 3 stores. This build has the replicated store node
+  (ferrokv-server: multi-Raft, raw KV over gRPC, static bootstrap from a config file), but
+  not the Placement Driver (ferrokv-pd) the playground needs to place regions and hand out
+  timestamps. Until it lands, start stores by hand with `ferrokv-server --config FILE`
+  (see server/src/config.rs for the file format), and run the tests with ci/test.sh.";
 
 fn main() -> ExitCode {
     match Cli::parse().command {

@@ -65,12 +65,13 @@ impl FerroAdmin for AdminService {
         &self,
         _request: Request<RegionInfoRequest>,
     ) -> Result<Response<RegionInfoResponse>, Status> {
-        let reports = self
+        let report = self
             .node
             .report()
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        let regions = reports
+        let regions = report
+            .regions
             .into_iter()
             .map(|report| RegionInfo {
                 region: Some(report.status.region),
@@ -83,6 +84,7 @@ impl FerroAdmin for AdminService {
         Ok(Response::new(RegionInfoResponse {
             store_id: self.store_id,
             regions,
+            trace_hash: report.trace_hash,
         }))
     }
 }

@@ -102,6 +102,10 @@ impl KvService {
         header: RequestHeader,
         ops: Vec<WriteOp>,
     ) -> Result<WriteOutcome, Failure> {
+        if buggify!() {
+            let busy = ferrokv_core::store::RegionError::ServerIsBusy("buggify".into());
+            return Err(Failure::Region(Box::new(busy.to_proto())));
+        }
         match self.node.request(StoreRequest::Write { header, ops }).await {
             StoreResponse::Write(Ok(outcome)) => Ok(outcome),
             StoreResponse::Write(Err(error)) | StoreResponse::Admin(Err(error)) => {

@@ -159,6 +159,11 @@ impl SimDisk {
         state.generation += 1;
     }
 
+    /// Bytes held (image, durable log and unsynced tail).
+    pub fn stored_bytes(&self) -> usize {
+        self.lock().stored_bytes()
+    }
+
     /// Bytes written since the last sync (what a crash may lose).
     pub fn unsynced_bytes(&self) -> usize {
         self.lock().unsynced.len()

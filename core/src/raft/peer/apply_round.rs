@@ -50,6 +50,8 @@ impl<E: KvEngine> Peer<E> {
                         panic!("region {}: ConfChangeV2 is never proposed", self.region_id)
                     }
                 };
+                crate::types::fnv::fold_u64(&mut self.trace, entry.index);
+                crate::types::fnv::fold_u64(&mut self.trace, entry.term);
                 answers.push((entry.index, entry.term, answer));
             }
         }

@@ -55,6 +55,7 @@ pub struct Peer<E: KvEngine> {
     ticks_since_gc: usize,
     snapshot_ticks: BTreeMap<u64, usize>,
     removed: bool,
+    trace: u64,
 }
 
 impl<E: KvEngine> Peer<E> {
@@ -102,6 +103,7 @@ impl<E: KvEngine> Peer<E> {
             ticks_since_gc: 0,
             snapshot_ticks: BTreeMap::new(),
             removed: false,
+            trace: crate::types::fnv::FNV_OFFSET,
         };
         created.refresh_peer_cache();
         created.own_election_timeout();
@@ -123,6 +125,7 @@ impl<E: KvEngine> Peer<E> {
         }
         let low = self.config.election_tick as u64;
         let timeout = self.rng.range(low, 2 * low) as usize;
+        crate::types::fnv::fold_u64(&mut self.trace, timeout as u64);
         self.raw.raft.set_randomized_election_timeout(timeout);
         self.timeout_fingerprint = (seen.0, seen.1, seen.2, timeout);
     }
@@ -192,6 +195,11 @@ impl<E: KvEngine> Peer<E> {
     /// The best known leader, as region metadata.
     pub fn leader(&self) -> Option<metapb::Peer> {
         self.peer_cache.get(&self.raw.raft.leader_id).cloned()
+    }
+
+    /// A fingerprint of this peer's random draws and applied entries, for determinism checks.
+    pub fn trace(&self) -> u64 {
+        self.trace
     }
 
     /// True once this peer's removal from the region was applied.
