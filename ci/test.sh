@@ -2,8 +2,9 @@
 # The one test command. Runs on a fresh clone with only Rust (plus the machine's gcc and
 # python3) installed, installing what it needs itself:
 #   formatting, clippy (-D warnings), unit + integration tests, the dependency rule for the
-#   sans-IO core, the kvproto compatibility check, and the madsim build + simulation tests
-#   (in target/sim, because --cfg madsim rebuilds everything).
+#   sans-IO core, the kvproto compatibility check, the madsim build + simulation tests
+#   (in target/sim, because --cfg madsim rebuilds everything), a PR-sized VOPR run and the
+#   determinism check. Longer simulation runs: ci/sim.sh.
 # Exits non-zero on the first failing step; prints each runner's summary lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,9 @@ export RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim"
 step "madsim build" cargo build --workspace --all-targets --locked --target-dir target/sim
 step "madsim tests" run_tests cargo test --workspace --locked --target-dir target/sim
 unset RUSTFLAGS RUSTDOCFLAGS
+export VOPR_PROFILE=dev
+step "simulation: 16 seeds x 1 simulated minute" ci/sim.sh --seeds 16 --sim-minutes 1
+step "determinism: 4 seeds twice + madsim check" ci/determinism.sh 4
 
 echo
 echo "=== ci/test.sh: all steps passed in $(( $(date +%s) - started ))s"

@@ -22,7 +22,10 @@ impl RuntimeClock {
 
     /// A clock whose wall-clock readings are offset by the shared `skew_ms`.
     pub fn with_skew(skew_ms: Arc<AtomicI64>) -> RuntimeClock {
-        RuntimeClock { origin: tokio::time::Instant::now(), skew_ms }
+        RuntimeClock {
+            origin: tokio::time::Instant::now(),
+            skew_ms,
+        }
     }
 }
 

@@ -165,7 +165,10 @@ impl ServerConfig {
             election_tick: self.raft.election_tick,
             heartbeat_tick: self.raft.heartbeat_tick,
             log_gc_count_threshold: self.raft.log_gc_count_threshold,
-            log_gc_count_limit: self.raft.log_gc_count_threshold.max(RaftConfig::default().log_gc_count_limit),
+            log_gc_count_limit: self
+                .raft
+                .log_gc_count_threshold
+                .max(RaftConfig::default().log_gc_count_limit),
             planted_bug: self.raft.planted_bug,
             lease: Duration::from_millis(
                 self.raft.tick_interval_ms * self.raft.election_tick as u64 * 8 / 10,

@@ -206,6 +206,9 @@ impl<E: KvEngine, T: Transport, C: Clock> Node<E, T, C> {
                 RegionReport { status, data_hash }
             })
             .collect();
-        NodeReport { regions, trace_hash: self.store.trace_hash() }
+        NodeReport {
+            regions,
+            trace_hash: self.store.trace_hash(),
+        }
     }
 }

@@ -3,9 +3,9 @@
 //! restarts. Only under `--cfg madsim`.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ferrokv_client::{RawClient, RawConfig};

@@ -84,7 +84,10 @@ impl History {
             let f = edn_f(&event.op);
             let invoke = format!(
                 "{{:type :invoke, :f {f}, :value [{} {}], :process {}, :time {}}}",
-                event.key, edn_value(&event.op, None), event.process, event.invoked_ns
+                event.key,
+                edn_value(&event.op, None),
+                event.process,
+                event.invoked_ns
             );
             lines.push((event.invoked_ns, invoke));
             let kind = match &event.outcome {
@@ -94,7 +97,10 @@ impl History {
             };
             let done = format!(
                 "{{:type {kind}, :f {f}, :value [{} {}], :process {}, :time {}}}",
-                event.key, edn_value(&event.op, Some(&event.outcome)), event.process, event.completed_ns
+                event.key,
+                edn_value(&event.op, Some(&event.outcome)),
+                event.process,
+                event.completed_ns
             );
             lines.push((event.completed_ns, done));
         }

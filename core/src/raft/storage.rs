@@ -521,7 +521,10 @@ pub fn initial_apply_state() -> RaftApplyState {
 
 /// A hash (FNV-1a, 64-bit) of every data pair of `region` in `view`: equal applied state on
 /// two replicas gives equal hashes.
-pub fn region_data_hash<S: Snapshot>(view: &S, region: &metapb::Region) -> Result<u64, EngineError> {
+pub fn region_data_hash<S: Snapshot>(
+    view: &S,
+    region: &metapb::Region,
+) -> Result<u64, EngineError> {
     let mut hash = fnv::FNV_OFFSET;
     for cf in DATA_CFS {
         fnv::fold(&mut hash, cf.name().as_bytes());

@@ -38,7 +38,9 @@ mod runner {
         match name {
             "stale-reads" => Ok(PlantedBug::StaleLocalReads),
             "skip-log-sync" => Ok(PlantedBug::SkipRaftLogSync),
-            other => Err(format!("unknown planted bug {other:?} (stale-reads, skip-log-sync)")),
+            other => Err(format!(
+                "unknown planted bug {other:?} (stale-reads, skip-log-sync)"
+            )),
         }
     }
 
@@ -59,10 +61,22 @@ mod runner {
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
-                "--seed" => { options.first_seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?; options.seeds = 1; }
-                "--first-seed" => options.first_seed = value()?.parse().map_err(|e| format!("--first-seed: {e}"))?,
-                "--seeds" => options.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?,
-                "--sim-minutes" => options.sim_minutes = value()?.parse().map_err(|e| format!("--sim-minutes: {e}"))?,
+                "--seed" => {
+                    options.first_seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?;
+                    options.seeds = 1;
+                }
+                "--first-seed" => {
+                    options.first_seed =
+                        value()?.parse().map_err(|e| format!("--first-seed: {e}"))?
+                }
+                "--seeds" => {
+                    options.seeds = value()?.parse().map_err(|e| format!("--seeds: {e}"))?
+                }
+                "--sim-minutes" => {
+                    options.sim_minutes = value()?
+                        .parse()
+                        .map_err(|e| format!("--sim-minutes: {e}"))?
+                }
                 "--jobs" => options.jobs = value()?.parse().map_err(|e| format!("--jobs: {e}"))?,
                 "--planted-bug" => options.planted_bug = Some(parse_bug(&value()?)?),
                 "--out" => options.out = PathBuf::from(value()?),
@@ -77,7 +91,10 @@ mod runner {
     }
 
     fn replay_command(options: &Options, seed: u64) -> String {
-        let mut command = format!("ci/sim.sh --seed {seed} --sim-minutes {}", options.sim_minutes);
+        let mut command = format!(
+            "ci/sim.sh --seed {seed} --sim-minutes {}",
+            options.sim_minutes
+        );
         if options.all_faults {
             command.push_str(" --all-faults");
         }
@@ -93,7 +110,9 @@ mod runner {
         match catch_unwind(AssertUnwindSafe(|| run_seed(config))) {
             Ok(report) => report,
             Err(panic) => {
-                let message = panic.downcast_ref::<String>().cloned()
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
                 SeedReport {
@@ -114,10 +133,16 @@ mod runner {
     fn save(options: &Options, report: &SeedReport) {
         let _ = std::fs::create_dir_all(&options.out);
         let edn = options.out.join(format!("seed-{}.edn", report.seed));
-        let log = options.out.join(format!("seed-{}.nemesis.txt", report.seed));
+        let log = options
+            .out
+            .join(format!("seed-{}.nemesis.txt", report.seed));
         let _ = std::fs::write(&edn, report.history.to_edn());
         let _ = std::fs::write(&log, report.nemesis_log.join("\n"));
-        println!("    history: {}  nemesis log: {}", edn.display(), log.display());
+        println!(
+            "    history: {}  nemesis log: {}",
+            edn.display(),
+            log.display()
+        );
     }
 
     fn run_one(options: &Options, seed: u64) -> (bool, SeedReport, Duration) {
@@ -133,7 +158,10 @@ mod runner {
         if options.twice && report.failure.is_none() {
             let again = run_guarded(&config);
             if again.trace_hash != report.trace_hash {
-                report.failure = Some(format!("nondeterminism: trace {:#018x} then {:#018x}", report.trace_hash, again.trace_hash));
+                report.failure = Some(format!(
+                    "nondeterminism: trace {:#018x} then {:#018x}",
+                    report.trace_hash, again.trace_hash
+                ));
             }
         }
         (report.failure.is_none(), report, began.elapsed())
@@ -181,7 +209,11 @@ mod runner {
     fn print_details(report: &SeedReport) {
         let mut outcomes = std::collections::BTreeMap::new();
         for event in &report.history.events {
-            let kind = format!("{:?}", event.outcome).split(['(', ' ']).next().unwrap_or("").to_string();
+            let kind = format!("{:?}", event.outcome)
+                .split(['(', ' '])
+                .next()
+                .unwrap_or("")
+                .to_string();
             *outcomes.entry(kind).or_insert(0usize) += 1;
         }
         println!("    outcomes: {outcomes:?}");

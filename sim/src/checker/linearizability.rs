@@ -41,12 +41,18 @@ fn step(state: Option<u64>, call: &Call) -> Option<Option<u64>> {
         (Op::Get, _) => Some(state),
         (Op::Put(value), _) => Some(Some(*value)),
         (Op::Delete, _) => Some(None),
-        (Op::Cas { expected, new }, _) if unknown => {
-            Some(if state == *expected { Some(*new) } else { state })
-        }
+        (Op::Cas { expected, new }, _) if unknown => Some(if state == *expected {
+            Some(*new)
+        } else {
+            state
+        }),
         (Op::Cas { expected, new }, Outcome::Cas { swapped, found }) => {
             let matches = state == *expected;
-            (*found == state && *swapped == matches).then_some(if matches { Some(*new) } else { state })
+            (*found == state && *swapped == matches).then_some(if matches {
+                Some(*new)
+            } else {
+                state
+            })
         }
         _ => None,
     }
@@ -61,7 +67,11 @@ fn calls_of(events: &[&Event]) -> Vec<Call> {
             op: event.op.clone(),
             outcome: event.outcome.clone(),
             invoked: event.invoked_ns,
-            completed: if event.outcome == Outcome::Unknown { u64::MAX } else { event.completed_ns },
+            completed: if event.outcome == Outcome::Unknown {
+                u64::MAX
+            } else {
+                event.completed_ns
+            },
         })
         .collect()
 }
@@ -114,7 +124,9 @@ fn check_key(key: u64, calls: &[Call]) -> Verdict {
             return Verdict::Exhausted { key };
         }
         let next = (cursor..events.len()).find(|&e| !done.get(events[e].2));
-        let Some(position) = next else { unreachable!("unlinearized calls remain") };
+        let Some(position) = next else {
+            unreachable!("unlinearized calls remain")
+        };
         let (_, is_return, call) = events[position];
         if !is_return {
             if let Some(next_state) = step(state, &calls[call]) {
@@ -133,7 +145,10 @@ fn check_key(key: u64, calls: &[Call]) -> Verdict {
         }
         // A call returned before any linearization of it was possible here: backtrack.
         let Some((undone, previous)) = stack.pop() else {
-            return Verdict::Violation { key, detail: describe(calls, call) };
+            return Verdict::Violation {
+                key,
+                detail: describe(calls, call),
+            };
         };
         done.clear(undone);
         state = previous;
@@ -144,7 +159,10 @@ fn check_key(key: u64, calls: &[Call]) -> Verdict {
 
 fn describe(calls: &[Call], call: usize) -> String {
     let c = &calls[call];
-    format!("no linearization reaches {:?} -> {:?} (invoked {} ns, completed {} ns)", c.op, c.outcome, c.invoked, c.completed)
+    format!(
+        "no linearization reaches {:?} -> {:?} (invoked {} ns, completed {} ns)",
+        c.op, c.outcome, c.invoked, c.completed
+    )
 }
 
 /// Checks every key of `history` independently; the first non-linearizable key wins.
@@ -167,7 +185,14 @@ mod tests {
     use super::*;
 
     fn event(process: u64, op: Op, outcome: Outcome, invoked: u64, completed: u64) -> Event {
-        Event { process, key: 1, op, outcome, invoked_ns: invoked, completed_ns: completed }
+        Event {
+            process,
+            key: 1,
+            op,
+            outcome,
+            invoked_ns: invoked,
+            completed_ns: completed,
+        }
     }
 
     fn verdict(events: Vec<Event>) -> Verdict {
@@ -185,8 +210,32 @@ mod tests {
             event(1, Op::Get, Outcome::Read(Some(1)), 20, 30),
             event(1, Op::Delete, Outcome::Written, 40, 50),
             event(1, Op::Get, Outcome::Read(None), 60, 70),
-            event(1, Op::Cas { expected: None, new: 5 }, Outcome::Cas { swapped: true, found: None }, 80, 90),
-            event(1, Op::Cas { expected: Some(4), new: 6 }, Outcome::Cas { swapped: false, found: Some(5) }, 100, 110),
+            event(
+                1,
+                Op::Cas {
+                    expected: None,
+                    new: 5,
+                },
+                Outcome::Cas {
+                    swapped: true,
+                    found: None,
+                },
+                80,
+                90,
+            ),
+            event(
+                1,
+                Op::Cas {
+                    expected: Some(4),
+                    new: 6,
+                },
+                Outcome::Cas {
+                    swapped: false,
+                    found: Some(5),
+                },
+                100,
+                110,
+            ),
         ];
         assert_eq!(verdict(history), Verdict::Linearizable);
     }
@@ -224,8 +273,32 @@ mod tests {
     fn two_cas_winners_from_one_value_are_rejected() {
         let history = vec![
             event(1, Op::Put(1), Outcome::Written, 0, 10),
-            event(2, Op::Cas { expected: Some(1), new: 2 }, Outcome::Cas { swapped: true, found: Some(1) }, 20, 30),
-            event(3, Op::Cas { expected: Some(1), new: 3 }, Outcome::Cas { swapped: true, found: Some(1) }, 21, 31),
+            event(
+                2,
+                Op::Cas {
+                    expected: Some(1),
+                    new: 2,
+                },
+                Outcome::Cas {
+                    swapped: true,
+                    found: Some(1),
+                },
+                20,
+                30,
+            ),
+            event(
+                3,
+                Op::Cas {
+                    expected: Some(1),
+                    new: 3,
+                },
+                Outcome::Cas {
+                    swapped: true,
+                    found: Some(1),
+                },
+                21,
+                31,
+            ),
         ];
         assert!(is_violation(&verdict(history)));
     }
@@ -248,7 +321,10 @@ mod tests {
             event(2, Op::Get, Outcome::Read(Some(1)), 10, 20),
             event(2, Op::Get, Outcome::Read(None), 30, 40),
         ];
-        assert!(is_violation(&verdict(flicker)), "a write cannot be undone without a delete");
+        assert!(
+            is_violation(&verdict(flicker)),
+            "a write cannot be undone without a delete"
+        );
     }
 
     #[test]

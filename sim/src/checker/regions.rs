@@ -10,7 +10,9 @@ use ferrokv_proto::metapb;
 pub type StoreReports = (u64, Vec<RegionInfo>);
 
 fn version(region: &metapb::Region) -> (u64, u64) {
-    region.region_epoch.map_or((0, 0), |epoch| (epoch.version, epoch.conf_ver))
+    region
+        .region_epoch
+        .map_or((0, 0), |epoch| (epoch.version, epoch.conf_ver))
 }
 
 /// The newest view of every region across stores.
@@ -19,7 +21,10 @@ pub fn newest_regions(reports: &[StoreReports]) -> BTreeMap<u64, metapb::Region>
     for (_, regions) in reports {
         for info in regions {
             let Some(region) = &info.region else { continue };
-            if newest.get(&region.id).is_none_or(|known| version(region) > version(known)) {
+            if newest
+                .get(&region.id)
+                .is_none_or(|known| version(region) > version(known))
+            {
                 newest.insert(region.id, region.clone());
             }
         }
@@ -41,10 +46,16 @@ pub fn check_tiling(regions: &BTreeMap<u64, metapb::Region>) -> Result<(), Strin
         }
         let last = position + 1 == ordered.len();
         if region.end_key.is_empty() != last {
-            return Err(format!("region {} ends at {:?} out of place", region.id, region.end_key));
+            return Err(format!(
+                "region {} ends at {:?} out of place",
+                region.id, region.end_key
+            ));
         }
         if !region.end_key.is_empty() && region.end_key <= region.start_key {
-            return Err(format!("region {} has an empty or inverted range", region.id));
+            return Err(format!(
+                "region {} has an empty or inverted range",
+                region.id
+            ));
         }
         expected_start = region.end_key.clone();
     }
@@ -63,8 +74,15 @@ pub fn check_convergence(reports: &[StoreReports], require_caught_up: bool) -> R
     for (store, regions) in reports {
         for info in regions {
             let Some(region) = &info.region else { continue };
-            if newest.get(&region.id).is_some_and(|n| version(n) == version(region)) {
-                by_region.entry(region.id).or_default().push((*store, info.applied_index, info.data_hash));
+            if newest
+                .get(&region.id)
+                .is_some_and(|n| version(n) == version(region))
+            {
+                by_region.entry(region.id).or_default().push((
+                    *store,
+                    info.applied_index,
+                    info.data_hash,
+                ));
             }
         }
     }
@@ -72,10 +90,14 @@ pub fn check_convergence(reports: &[StoreReports], require_caught_up: bool) -> R
         for pair in replicas.windows(2) {
             let ((store_a, applied_a, hash_a), (store_b, applied_b, hash_b)) = (pair[0], pair[1]);
             if applied_a == applied_b && hash_a != hash_b {
-                return Err(format!("region {region}: stores {store_a} and {store_b} diverge at index {applied_a}"));
+                return Err(format!(
+                    "region {region}: stores {store_a} and {store_b} diverge at index {applied_a}"
+                ));
             }
             if require_caught_up && applied_a != applied_b {
-                return Err(format!("region {region}: replicas not caught up: {replicas:?}"));
+                return Err(format!(
+                    "region {region}: replicas not caught up: {replicas:?}"
+                ));
             }
         }
     }
@@ -91,31 +113,51 @@ mod tests {
             id,
             start_key: start.to_vec(),
             end_key: end.to_vec(),
-            region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version }),
+            region_epoch: Some(metapb::RegionEpoch {
+                conf_ver: 1,
+                version,
+            }),
             ..Default::default()
         }
     }
 
     fn info(region: metapb::Region, applied: u64, hash: u64) -> RegionInfo {
-        RegionInfo { region: Some(region), applied_index: applied, data_hash: hash, ..Default::default() }
+        RegionInfo {
+            region: Some(region),
+            applied_index: applied,
+            data_hash: hash,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn tiling_accepts_a_partition_and_rejects_gaps_and_overlaps() {
-        let good: BTreeMap<u64, _> = [(1, region(1, b"", b"m", 2)), (2, region(2, b"m", b"", 2))].into();
+        let good: BTreeMap<u64, _> =
+            [(1, region(1, b"", b"m", 2)), (2, region(2, b"m", b"", 2))].into();
         assert_eq!(check_tiling(&good), Ok(()));
-        let gap: BTreeMap<u64, _> = [(1, region(1, b"", b"k", 2)), (2, region(2, b"m", b"", 2))].into();
+        let gap: BTreeMap<u64, _> =
+            [(1, region(1, b"", b"k", 2)), (2, region(2, b"m", b"", 2))].into();
         assert!(check_tiling(&gap).is_err());
-        let overlap: BTreeMap<u64, _> = [(1, region(1, b"", b"n", 2)), (2, region(2, b"m", b"", 2))].into();
+        let overlap: BTreeMap<u64, _> =
+            [(1, region(1, b"", b"n", 2)), (2, region(2, b"m", b"", 2))].into();
         assert!(check_tiling(&overlap).is_err());
         let open: BTreeMap<u64, _> = [(1, region(1, b"", b"m", 2))].into();
-        assert!(check_tiling(&open).is_err(), "the last region must be unbounded");
+        assert!(
+            check_tiling(&open).is_err(),
+            "the last region must be unbounded"
+        );
     }
 
     #[test]
     fn newest_epoch_wins_over_stale_reports() {
         let stale = (1, vec![info(region(1, b"", b"", 1), 10, 1)]);
-        let fresh = (2, vec![info(region(1, b"", b"m", 2), 12, 2), info(region(2, b"m", b"", 2), 6, 3)]);
+        let fresh = (
+            2,
+            vec![
+                info(region(1, b"", b"m", 2), 12, 2),
+                info(region(2, b"m", b"", 2), 6, 3),
+            ],
+        );
         let newest = newest_regions(&[stale, fresh]);
         assert_eq!(newest[&1].end_key, b"m".to_vec());
         assert_eq!(check_tiling(&newest), Ok(()));
@@ -127,7 +169,10 @@ mod tests {
         let b = (2, vec![info(region(1, b"", b"", 1), 10, 8)]);
         assert!(check_convergence(&[a.clone(), b], false).is_err());
         let lagging = (3, vec![info(region(1, b"", b"", 1), 9, 1)]);
-        assert_eq!(check_convergence(&[a.clone(), lagging.clone()], false), Ok(()));
+        assert_eq!(
+            check_convergence(&[a.clone(), lagging.clone()], false),
+            Ok(())
+        );
         assert!(check_convergence(&[a, lagging], true).is_err());
     }
 }

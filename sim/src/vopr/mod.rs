@@ -80,15 +80,30 @@ struct Shape {
 fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
     let stores = if rng.ratio(1, 3) { 5 } else { 3 };
     let log_gc = [16, 64, 1024][rng.below(3) as usize];
-    let raft = RaftSection { log_gc_count_threshold: log_gc, planted_bug: config.planted_bug, ..RaftSection::default() };
-    let faults = config.faults.clone().unwrap_or_else(|| FaultMask::swarm(rng));
+    let raft = RaftSection {
+        log_gc_count_threshold: log_gc,
+        planted_bug: config.planted_bug,
+        ..RaftSection::default()
+    };
+    let faults = config
+        .faults
+        .clone()
+        .unwrap_or_else(|| FaultMask::swarm(rng));
     let buggify = rng.ratio(4, 5) && !config.no_buggify;
-    Shape { stores, clients: rng.range(2, 6), keys: rng.range(4, 16), raft, faults, buggify }
+    Shape {
+        stores,
+        clients: rng.range(2, 6),
+        keys: rng.range(4, 16),
+        raft,
+        faults,
+        buggify,
+    }
 }
 
 /// Runs one seed to completion in a fresh madsim runtime.
 pub fn run_seed(config: &SeedConfig) -> SeedReport {
-    let runtime = madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    let runtime =
+        madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
     let config = config.clone();
     runtime.block_on(simulate(config))
 }
@@ -113,12 +128,25 @@ async fn simulate(config: SeedConfig) -> SeedReport {
             nemesis.run(start + safety).await;
             ferrokv_server::buggify::set_enabled(false);
             nemesis.heal().await;
-            let failure = liveness(&phase_cluster, &nemesis.corrupt, &stop, clients).await.err();
+            let failure = liveness(&phase_cluster, &nemesis.corrupt, &stop, clients)
+                .await
+                .err();
             (nemesis.log, nemesis.corrupt, failure)
         })
         .await
         .expect("control task");
-    finish(config.seed, &shape, cluster, control, start, history, nemesis_log, corrupt, failure).await
+    finish(
+        config.seed,
+        &shape,
+        cluster,
+        control,
+        start,
+        history,
+        nemesis_log,
+        corrupt,
+        failure,
+    )
+    .await
 }
 
 fn spawn_clients(
@@ -132,7 +160,13 @@ fn spawn_clients(
     (1..=shape.clients)
         .map(|process| {
             let node = cluster.client_node(&format!("client{process}"), process as u8);
-            let task = ClientTask { process, keys: shape.keys, start, stop: stop.clone(), history: history.clone() };
+            let task = ClientTask {
+                process,
+                keys: shape.keys,
+                start,
+                stop: stop.clone(),
+                history: history.clone(),
+            };
             let client = ferrokv_client::RawClient::new(cluster.client_config());
             let client_rng = rng.fork(100 + process);
             node.spawn(task.run(client, client_rng))
@@ -165,8 +199,13 @@ async fn liveness(
             Ok(()) if check_convergence(&reports, true).is_ok() => return Ok(()),
             outcome => {
                 if tokio::time::Instant::now() >= deadline {
-                    let why = outcome.err().or_else(|| check_convergence(&reports, true).err());
-                    return Err(format!("liveness: not settled after healing: {}", why.unwrap_or_default()));
+                    let why = outcome
+                        .err()
+                        .or_else(|| check_convergence(&reports, true).err());
+                    return Err(format!(
+                        "liveness: not settled after healing: {}",
+                        why.unwrap_or_default()
+                    ));
                 }
             }
         }
@@ -174,7 +213,10 @@ async fn liveness(
     }
 }
 
-async fn collect_reports(cluster: &SimCluster, corrupt: &std::collections::BTreeSet<u64>) -> Vec<StoreReports> {
+async fn collect_reports(
+    cluster: &SimCluster,
+    corrupt: &std::collections::BTreeSet<u64>,
+) -> Vec<StoreReports> {
     let mut reports = Vec::new();
     for (id, store) in &cluster.stores {
         if corrupt.contains(id) {
@@ -192,7 +234,10 @@ fn leaders_settled(reports: &[StoreReports]) -> Result<(), String> {
     for (region_id, _) in newest_regions(reports) {
         let mut leaders = std::collections::BTreeSet::new();
         for (_, regions) in reports {
-            for info in regions.iter().filter(|info| info.region.as_ref().is_some_and(|r| r.id == region_id)) {
+            for info in regions
+                .iter()
+                .filter(|info| info.region.as_ref().is_some_and(|r| r.id == region_id))
+            {
                 leaders.insert(info.leader.map(|leader| leader.id));
             }
         }
@@ -225,11 +270,24 @@ async fn finish(
             for key in 0..keys {
                 let invoked_ns = elapsed_ns(start);
                 let outcome = match client.get(&key_bytes(key)).await {
-                    Ok(found) => Outcome::Read(found.map(|v| v.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes))),
+                    Ok(found) => Outcome::Read(
+                        found.map(|v| v.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes)),
+                    ),
                     Err(_) => Outcome::Unknown,
                 };
-                let event = Event { process: 0, key, op: Op::Get, outcome, invoked_ns, completed_ns: elapsed_ns(start) };
-                final_history.lock().expect("history lock").events.push(event);
+                let event = Event {
+                    process: 0,
+                    key,
+                    op: Op::Get,
+                    outcome,
+                    invoked_ns,
+                    completed_ns: elapsed_ns(start),
+                };
+                final_history
+                    .lock()
+                    .expect("history lock")
+                    .events
+                    .push(event);
             }
             let reports = collect_reports(&check_cluster, &corrupt).await;
             let mut trace = fnv::FNV_OFFSET;
@@ -246,13 +304,20 @@ async fn finish(
     let failure = failure.or_else(|| judge(&history, &reports));
     let mut trace_hash = trace_hash;
     for event in &history.events {
-        fnv::fold_u64(&mut trace_hash, event.invoked_ns ^ event.completed_ns.rotate_left(17));
+        fnv::fold_u64(
+            &mut trace_hash,
+            event.invoked_ns ^ event.completed_ns.rotate_left(17),
+        );
     }
     SeedReport {
         seed,
         stores: shape.stores,
         calls: history.events.len(),
-        definite_calls: history.events.iter().filter(|e| !matches!(e.outcome, Outcome::Unknown | Outcome::Failed)).count(),
+        definite_calls: history
+            .events
+            .iter()
+            .filter(|e| !matches!(e.outcome, Outcome::Unknown | Outcome::Failed))
+            .count(),
         simulated_secs: start.elapsed().as_secs_f64(),
         trace_hash,
         failure,
@@ -265,11 +330,19 @@ async fn finish(
 fn judge(history: &History, reports: &[StoreReports]) -> Option<String> {
     match linearizability::check(history) {
         Verdict::Linearizable => {}
-        Verdict::Violation { key, detail } => return Some(format!("linearizability violated on key {key}: {detail}")),
-        Verdict::Exhausted { key } => return Some(format!("linearizability check exhausted its budget on key {key}")),
+        Verdict::Violation { key, detail } => {
+            return Some(format!("linearizability violated on key {key}: {detail}"))
+        }
+        Verdict::Exhausted { key } => {
+            return Some(format!(
+                "linearizability check exhausted its budget on key {key}"
+            ))
+        }
     }
     if let Err(error) = check_tiling(&newest_regions(reports)) {
         return Some(format!("regions: {error}"));
     }
-    check_convergence(reports, true).err().map(|error| format!("convergence: {error}"))
+    check_convergence(reports, true)
+        .err()
+        .map(|error| format!("convergence: {error}"))
 }

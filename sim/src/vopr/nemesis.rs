@@ -87,7 +87,10 @@ impl FaultMask {
             (self.leader_transfer, Fault::LeaderTransfer),
             (self.split, Fault::Split),
         ];
-        all.into_iter().filter(|(on, _)| *on).map(|(_, fault)| fault).collect()
+        all.into_iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, fault)| fault)
+            .collect()
     }
 }
 
@@ -148,7 +151,12 @@ impl Nemesis {
     }
 
     fn healthy_stores(&self) -> Vec<u64> {
-        self.cluster.stores.keys().copied().filter(|id| !self.corrupt.contains(id)).collect()
+        self.cluster
+            .stores
+            .keys()
+            .copied()
+            .filter(|id| !self.corrupt.contains(id))
+            .collect()
     }
 
     fn pick_store(&mut self) -> u64 {
@@ -261,7 +269,9 @@ impl Nemesis {
                 cuts.push((a, b));
             }
         }
-        self.note(format!("bridge through store {bridge}: {left:?} | {right:?}"));
+        self.note(format!(
+            "bridge through store {bridge}: {left:?} | {right:?}"
+        ));
         for &(a, b) in &cuts {
             self.cluster.cut_link(a, b);
             self.cluster.cut_link(b, a);
@@ -288,7 +298,9 @@ impl Nemesis {
     async fn net_chaos(&mut self) {
         let loss = self.rng.range(1, 20) as f64 / 100.0;
         let latency_max = self.rng.range(10, 200);
-        self.note(format!("network: {loss:.2} loss, 1..{latency_max} ms latency"));
+        self.note(format!(
+            "network: {loss:.2} loss, 1..{latency_max} ms latency"
+        ));
         NetSim::current().update_config(|config| {
             config.packet_loss_rate = loss;
             config.send_latency = Duration::from_millis(1)..Duration::from_millis(latency_max);
@@ -310,10 +322,14 @@ impl Nemesis {
         let id = self.pick_store();
         let jump = self.rng.range(100, 10_000) as i64 * if self.rng.ratio(1, 2) { 1 } else { -1 };
         self.note(format!("store {id} wall clock jumps {jump} ms"));
-        self.cluster.stores[&id].clock_skew_ms.fetch_add(jump, Ordering::Relaxed);
+        self.cluster.stores[&id]
+            .clock_skew_ms
+            .fetch_add(jump, Ordering::Relaxed);
         let span = secs(&mut self.rng, 2, 8);
         tokio::time::sleep(span).await;
-        self.cluster.stores[&id].clock_skew_ms.store(0, Ordering::Relaxed);
+        self.cluster.stores[&id]
+            .clock_skew_ms
+            .store(0, Ordering::Relaxed);
         self.note(format!("store {id} wall clock corrected"));
     }
 
@@ -323,10 +339,16 @@ impl Nemesis {
         let id = self.pick_store();
         let disk = self.cluster.stores[&id].disk.clone();
         let faults = if fsync {
-            DiskFaults { fail_next_sync: true, ..DiskFaults::default() }
+            DiskFaults {
+                fail_next_sync: true,
+                ..DiskFaults::default()
+            }
         } else {
             let room = self.rng.below(8192) as usize;
-            DiskFaults { capacity_bytes: Some(disk.stored_bytes() + room), ..DiskFaults::default() }
+            DiskFaults {
+                capacity_bytes: Some(disk.stored_bytes() + room),
+                ..DiskFaults::default()
+            }
         };
         self.note(format!("store {id}: {what}"));
         disk.set_faults(faults);
@@ -354,46 +376,86 @@ impl Nemesis {
             self.cluster.restart(id);
             return;
         }
-        self.note(format!("store {id}: bit flip in its durable log; restart must refuse"));
+        self.note(format!(
+            "store {id}: bit flip in its durable log; restart must refuse"
+        ));
         self.corrupt.insert(id);
         self.cluster.restart(id);
     }
 
     async fn leader_transfer(&mut self) {
-        let Some((leader, region_id)) = self.leader().await else { return };
+        let Some((leader, region_id)) = self.leader().await else {
+            return;
+        };
         let target = self.pick_store();
         let addr = self.cluster.stores[&leader].addr.clone();
         let peer_id = self.peer_id_on(region_id, target).await;
         let Some(peer_id) = peer_id else { return };
-        self.note(format!("transfer leadership of region {region_id} to store {target}"));
+        self.note(format!(
+            "transfer leadership of region {region_id} to store {target}"
+        ));
         let cmd = admin_request::Cmd::TransferLeaderToPeer(peer_id);
-        let _ = admin(&addr, AdminRequest { region_id, cmd: Some(cmd) }).await;
+        let _ = admin(
+            &addr,
+            AdminRequest {
+                region_id,
+                cmd: Some(cmd),
+            },
+        )
+        .await;
     }
 
     async fn peer_id_on(&self, region_id: u64, store: u64) -> Option<u64> {
         let reports = region_reports(&self.cluster.stores[&store].addr).await?;
-        let region = reports.into_iter().find_map(|info| info.region.filter(|r| r.id == region_id))?;
-        region.peers.iter().find(|peer| peer.store_id == store).map(|peer| peer.id)
+        let region = reports
+            .into_iter()
+            .find_map(|info| info.region.filter(|r| r.id == region_id))?;
+        region
+            .peers
+            .iter()
+            .find(|peer| peer.store_id == store)
+            .map(|peer| peer.id)
     }
 
-    async fn split(&mut self, ) {
+    async fn split(&mut self) {
         let key = key_bytes(self.rng.range(1, 64));
         for store in self.healthy_stores() {
             let addr = self.cluster.stores[&store].addr.clone();
-            let Some(reports) = region_reports(&addr).await else { continue };
+            let Some(reports) = region_reports(&addr).await else {
+                continue;
+            };
             for info in reports {
                 let Some(region) = info.region else { continue };
-                let inside = region.start_key < key && (region.end_key.is_empty() || key < region.end_key);
+                let inside =
+                    region.start_key < key && (region.end_key.is_empty() || key < region.end_key);
                 let leads = info.leader.is_some_and(|leader| leader.store_id == store);
                 if !inside || !leads {
                     continue;
                 }
                 let new_region_id = self.next_region_id;
                 self.next_region_id += 1;
-                let new_peer_ids: Vec<u64> = region.peers.iter().map(|_| { self.next_peer_id += 1; self.next_peer_id }).collect();
-                let split = SplitCmd { split_key: key.clone(), new_region_id, new_peer_ids };
-                self.note(format!("split region {} at {:?} into region {new_region_id}", region.id, String::from_utf8_lossy(&key)));
-                let request = AdminRequest { region_id: region.id, cmd: Some(admin_request::Cmd::Split(split)) };
+                let new_peer_ids: Vec<u64> = region
+                    .peers
+                    .iter()
+                    .map(|_| {
+                        self.next_peer_id += 1;
+                        self.next_peer_id
+                    })
+                    .collect();
+                let split = SplitCmd {
+                    split_key: key.clone(),
+                    new_region_id,
+                    new_peer_ids,
+                };
+                self.note(format!(
+                    "split region {} at {:?} into region {new_region_id}",
+                    region.id,
+                    String::from_utf8_lossy(&key)
+                ));
+                let request = AdminRequest {
+                    region_id: region.id,
+                    cmd: Some(admin_request::Cmd::Split(split)),
+                };
                 let _ = admin(&addr, request).await;
                 return;
             }

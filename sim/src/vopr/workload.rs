@@ -18,7 +18,12 @@ pub fn key_bytes(k: u64) -> Vec<u8> {
 
 fn decode(value: Option<Vec<u8>>) -> Option<u64> {
     // A value of the wrong shape cannot match any write: u64::MAX is never written.
-    value.map(|bytes| bytes.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes))
+    value.map(|bytes| {
+        bytes
+            .as_slice()
+            .try_into()
+            .map_or(u64::MAX, u64::from_be_bytes)
+    })
 }
 
 fn write_outcome(result: Result<(), ClientError>) -> Outcome {
@@ -60,13 +65,27 @@ impl ClientTask {
                 0..40 => Op::Get,
                 40..75 => Op::Put(value),
                 75..85 => Op::Delete,
-                _ => Op::Cas { expected: (rng.below(3) > 0).then(|| self.recent(key)).flatten(), new: value },
+                _ => Op::Cas {
+                    expected: (rng.below(3) > 0).then(|| self.recent(key)).flatten(),
+                    new: value,
+                },
             };
             let invoked_ns = elapsed_ns(self.start);
             let outcome = self.call(&client, key, &op).await;
             let completed_ns = elapsed_ns(self.start);
-            let event = Event { process: self.process, key, op, outcome, invoked_ns, completed_ns };
-            self.history.lock().expect("history lock").events.push(event);
+            let event = Event {
+                process: self.process,
+                key,
+                op,
+                outcome,
+                invoked_ns,
+                completed_ns,
+            };
+            self.history
+                .lock()
+                .expect("history lock")
+                .events
+                .push(event);
             tokio::time::sleep(Duration::from_millis(rng.range(5, 40))).await;
         }
     }
@@ -74,11 +93,16 @@ impl ClientTask {
     /// The last value some client wrote to `key`, as a plausible CAS expectation.
     fn recent(&self, key: u64) -> Option<u64> {
         let history = self.history.lock().expect("history lock");
-        history.events.iter().rev().filter(|e| e.key == key).find_map(|e| match (&e.op, &e.outcome) {
-            (Op::Put(value), Outcome::Written) => Some(*value),
-            (Op::Get, Outcome::Read(found)) => *found,
-            _ => None,
-        })
+        history
+            .events
+            .iter()
+            .rev()
+            .filter(|e| e.key == key)
+            .find_map(|e| match (&e.op, &e.outcome) {
+                (Op::Put(value), Outcome::Written) => Some(*value),
+                (Op::Get, Outcome::Read(found)) => *found,
+                _ => None,
+            })
     }
 
     async fn call(&self, client: &RawClient, key: u64, op: &Op) -> Outcome {
@@ -92,8 +116,18 @@ impl ClientTask {
             Op::Delete => write_outcome(client.delete(&bytes).await),
             Op::Cas { expected, new } => {
                 let expected_bytes = expected.map(u64::to_be_bytes);
-                match client.compare_and_swap(&bytes, expected_bytes.as_ref().map(|b| b.as_slice()), &new.to_be_bytes()).await {
-                    Ok((swapped, found)) => Outcome::Cas { swapped, found: decode(found) },
+                match client
+                    .compare_and_swap(
+                        &bytes,
+                        expected_bytes.as_ref().map(|b| b.as_slice()),
+                        &new.to_be_bytes(),
+                    )
+                    .await
+                {
+                    Ok((swapped, found)) => Outcome::Cas {
+                        swapped,
+                        found: decode(found),
+                    },
                     Err(ClientError::Invalid(_)) => Outcome::Failed,
                     Err(_) => Outcome::Unknown,
                 }

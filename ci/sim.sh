@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The simulator's seed runner (VOPR). Examples:
+#   ci/sim.sh --seeds 64 --sim-minutes 5          # 64 seeds, 5 simulated minutes of faults each
+#   ci/sim.sh --seed 17 --sim-minutes 5           # replay seed 17 bit for bit
+#   ci/sim.sh --seeds 64 --planted-bug stale-reads   # show the simulator catches a planted bug
+# Other flags: --first-seed S, --jobs J (default: CPU count), --all-faults, --twice,
+# --verbose, --no-buggify, --out DIR. Set VOPR_PROFILE=dev for a debug build.
+# Builds with RUSTFLAGS="--cfg madsim" into target/sim (separate from normal builds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${VOPR_PROFILE:-release}
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+RUSTFLAGS="--cfg madsim" cargo build --locked --profile "$profile" -p ferrokv-sim --bin vopr \
+  --target-dir target/sim
+jobs=$(nproc 2>/dev/null || echo 2)
+case " $* " in *" --jobs "*) jobs_flag=() ;; *) jobs_flag=(--jobs "$jobs") ;; esac
+exec "target/sim/$dir/vopr" "${jobs_flag[@]}" "$@"
