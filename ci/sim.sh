@@ -3,7 +3,8 @@
 #   ci/sim.sh --seeds 64 --sim-minutes 5          # 64 seeds, 5 simulated minutes of faults each
 #   ci/sim.sh --seed 17 --sim-minutes 5           # replay seed 17 bit for bit
 #   ci/sim.sh --seeds 64 --planted-bug stale-reads   # show the simulator catches a planted bug
-# Other flags: --first-seed S, --jobs J (default: CPU count), --all-faults, --twice,
+# Every fault kind is enabled by default; --swarm lets each seed pick a random subset.
+# Other flags: --first-seed S, --jobs J (default: CPU count), --swarm, --twice,
 # --verbose, --no-buggify, --out DIR. Set VOPR_PROFILE=dev for a debug build.
 # Builds with RUSTFLAGS="--cfg madsim" into target/sim (separate from normal builds).
 set -euo pipefail

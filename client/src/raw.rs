@@ -45,8 +45,10 @@ enum Attempt<T> {
     Region,
     /// The server rejected the input; retrying cannot help.
     Invalid(String),
-    /// Transport failure or timeout; the request may or may not have been applied.
+    /// Nothing was sent (no route, no connection): safe to retry.
     Failed(String),
+    /// Sent without an answer (timeout, transport error): it may or may not have applied.
+    Ambiguous(String),
 }
 
 /// A raw KV client.
@@ -166,12 +168,14 @@ impl RawClient {
     }
 
     /// Runs `attempt` against the leader of the region holding `key` until it succeeds, a
-    /// definite error occurs, or the deadline passes. `idempotent` calls are retried after
-    /// ambiguous failures; others report `Unknown`.
+    /// definite error occurs, or the deadline passes. Region errors and failures before
+    /// sending are always retried (nothing was applied). After an ambiguous failure (sent,
+    /// no answer) only reads retry: a retried write could apply twice, so writes report
+    /// `Unknown` and leave the decision to the caller.
     async fn call<T, F, Fut>(
         &self,
         key: &[u8],
-        idempotent: bool,
+        retry_ambiguous: bool,
         attempt: F,
     ) -> Result<T, ClientError>
     where
@@ -181,25 +185,17 @@ impl RawClient {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let mut backoff = BACKOFF_MIN;
         let mut peer_turn = 0usize;
-        let mut sent_once = false;
         let mut last_failure = String::from("no attempt finished");
         loop {
             if tokio::time::Instant::now() >= deadline {
-                return Err(if sent_once && !idempotent {
-                    ClientError::Unknown
-                } else {
-                    ClientError::Unavailable(last_failure)
-                });
+                return Err(ClientError::Unavailable(last_failure));
             }
-            let outcome = self
-                .attempt_once(key, &mut peer_turn, &mut sent_once, &attempt)
-                .await;
-            match outcome {
+            match self.attempt_once(key, &mut peer_turn, &attempt).await {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Region => {}
                 Attempt::Invalid(message) => return Err(ClientError::Invalid(message)),
-                Attempt::Failed(_) if sent_once && !idempotent => return Err(ClientError::Unknown),
-                Attempt::Failed(message) => last_failure = message,
+                Attempt::Ambiguous(_) if !retry_ambiguous => return Err(ClientError::Unknown),
+                Attempt::Ambiguous(message) | Attempt::Failed(message) => last_failure = message,
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -210,7 +206,6 @@ impl RawClient {
         &self,
         key: &[u8],
         peer_turn: &mut usize,
-        sent_once: &mut bool,
         attempt: &F,
     ) -> Attempt<T>
     where
@@ -253,9 +248,8 @@ impl RawClient {
             context(&route, &target),
             route.clone(),
         );
-        *sent_once = true;
         match tokio::time::timeout(self.config.attempt_timeout, call).await {
-            Err(_) => Attempt::Failed("attempt timed out".into()),
+            Err(_) => Attempt::Ambiguous("attempt timed out".into()),
             Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
                 Attempt::Invalid(status.message().to_string())
             }
@@ -265,7 +259,7 @@ impl RawClient {
                     .lock()
                     .expect("cache lock")
                     .invalidate(RegionId(route.region.id));
-                Attempt::Failed(status.to_string())
+                Attempt::Ambiguous(status.to_string())
             }
             Ok(Ok((Some(error), _, _))) => {
                 if error.not_leader.is_none()
@@ -300,9 +294,10 @@ impl RawClient {
         .await
     }
 
-    /// Writes one key, with an optional TTL in seconds (0: none).
+    /// Writes one key, with an optional TTL in seconds (0: none). Not retried after an
+    /// ambiguous failure (`ClientError::Unknown`): a retry could apply it twice.
     pub async fn put(&self, key: &[u8], value: &[u8], ttl_seconds: u64) -> Result<(), ClientError> {
-        self.call(key, true, |mut rpc, context, _| {
+        self.call(key, false, |mut rpc, context, _| {
             let request = kvrpcpb::RawPutRequest {
                 context: Some(context),
                 key: key.to_vec(),
@@ -318,9 +313,9 @@ impl RawClient {
         .await
     }
 
-    /// Deletes one key.
+    /// Deletes one key. Not retried after an ambiguous failure (`ClientError::Unknown`).
     pub async fn delete(&self, key: &[u8]) -> Result<(), ClientError> {
-        self.call(key, true, |mut rpc, context, _| {
+        self.call(key, false, |mut rpc, context, _| {
             let request = kvrpcpb::RawDeleteRequest {
                 context: Some(context),
                 key: key.to_vec(),

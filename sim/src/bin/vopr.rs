@@ -4,6 +4,7 @@
 //! vopr --seeds 64 [--first-seed 1] [--sim-minutes 5] [--jobs 2] [--planted-bug stale-reads]
 //! vopr --seed 17 [--sim-minutes 5]            # replay one seed bit for bit
 //! vopr --seed 17 --twice                      # run a seed twice; fail if the traces differ
+//! vopr --seeds 64 --swarm                     # each seed enables a random subset of faults
 //! ```
 //! Failing seeds leave their history (Jepsen EDN) and nemesis log under `--out`
 //! (default `target/vopr`). Build with `RUSTFLAGS="--cfg madsim"`; `ci/sim.sh` does.
@@ -27,7 +28,7 @@ mod runner {
         sim_minutes: f64,
         jobs: usize,
         planted_bug: Option<PlantedBug>,
-        all_faults: bool,
+        swarm: bool,
         twice: bool,
         verbose: bool,
         no_buggify: bool,
@@ -51,7 +52,7 @@ mod runner {
             sim_minutes: 1.0,
             jobs: 1,
             planted_bug: None,
-            all_faults: false,
+            swarm: false,
             twice: false,
             verbose: false,
             no_buggify: false,
@@ -80,7 +81,7 @@ mod runner {
                 "--jobs" => options.jobs = value()?.parse().map_err(|e| format!("--jobs: {e}"))?,
                 "--planted-bug" => options.planted_bug = Some(parse_bug(&value()?)?),
                 "--out" => options.out = PathBuf::from(value()?),
-                "--all-faults" => options.all_faults = true,
+                "--swarm" => options.swarm = true,
                 "--twice" => options.twice = true,
                 "--verbose" => options.verbose = true,
                 "--no-buggify" => options.no_buggify = true,
@@ -95,8 +96,8 @@ mod runner {
             "ci/sim.sh --seed {seed} --sim-minutes {}",
             options.sim_minutes
         );
-        if options.all_faults {
-            command.push_str(" --all-faults");
+        if options.swarm {
+            command.push_str(" --swarm");
         }
         match options.planted_bug {
             Some(PlantedBug::StaleLocalReads) => command.push_str(" --planted-bug stale-reads"),
@@ -149,7 +150,7 @@ mod runner {
         let config = SeedConfig {
             seed,
             safety: Duration::from_secs_f64(options.sim_minutes * 60.0),
-            faults: options.all_faults.then(FaultMask::all),
+            faults: (!options.swarm).then(FaultMask::all),
             planted_bug: options.planted_bug,
             no_buggify: options.no_buggify,
         };

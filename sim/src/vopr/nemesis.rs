@@ -318,18 +318,29 @@ impl Nemesis {
         self.note("network: calm".into());
     }
 
+    /// Jumps one store's wall clock, or lets it drift, for a while.
     async fn clock_jump(&mut self) {
         let id = self.pick_store();
-        let jump = self.rng.range(100, 10_000) as i64 * if self.rng.ratio(1, 2) { 1 } else { -1 };
-        self.note(format!("store {id} wall clock jumps {jump} ms"));
-        self.cluster.stores[&id]
-            .clock_skew_ms
-            .fetch_add(jump, Ordering::Relaxed);
+        let sign = if self.rng.ratio(1, 2) { 1 } else { -1 };
+        let skew = self.cluster.stores[&id].clock_skew_ms.clone();
         let span = secs(&mut self.rng, 2, 8);
-        tokio::time::sleep(span).await;
-        self.cluster.stores[&id]
-            .clock_skew_ms
-            .store(0, Ordering::Relaxed);
+        if self.rng.ratio(1, 2) {
+            let jump = self.rng.range(100, 10_000) as i64 * sign;
+            self.note(format!("store {id} wall clock jumps {jump} ms"));
+            skew.fetch_add(jump, Ordering::Relaxed);
+            tokio::time::sleep(span).await;
+        } else {
+            let per_step = self.rng.range(1, 50) as i64 * sign;
+            self.note(format!(
+                "store {id} wall clock drifts {per_step} ms per 100 ms"
+            ));
+            let steps = span.as_millis() / 100;
+            for _ in 0..steps {
+                skew.fetch_add(per_step, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        skew.store(0, Ordering::Relaxed);
         self.note(format!("store {id} wall clock corrected"));
     }
 
