@@ -55,6 +55,14 @@ step "madsim tests" run_tests cargo test --workspace --locked --target-dir targe
 unset RUSTFLAGS RUSTDOCFLAGS
 export VOPR_PROFILE=dev
 step "simulation: 16 seeds x 1 simulated minute" ci/sim.sh --seeds 16 --sim-minutes 1
+regressions() {
+  local seed minutes
+  while read -r seed minutes _; do
+    case "$seed" in ''|'#'*) continue ;; esac
+    ci/sim.sh --seed "$seed" --sim-minutes "$minutes" || return 1
+  done < sim/regressions.txt
+}
+step "simulation: regression seeds (sim/regressions.txt)" regressions
 step "determinism: 4 seeds twice + madsim check" ci/determinism.sh 4
 
 echo

@@ -289,7 +289,15 @@ async fn finish(
                     .events
                     .push(event);
             }
-            let reports = collect_reports(&check_cluster, &corrupt).await;
+            // Background entries (log compaction, lease renewals) may be in flight: give the
+            // replicas a moment to reach the same applied index before judging them.
+            let settle = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut reports = collect_reports(&check_cluster, &corrupt).await;
+            while check_convergence(&reports, true).is_err() && tokio::time::Instant::now() < settle
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                reports = collect_reports(&check_cluster, &corrupt).await;
+            }
             let mut trace = fnv::FNV_OFFSET;
             for store in check_cluster.stores.values() {
                 if let Some(reply) = ferrokv_client::admin::store_trace(&store.addr).await {
