@@ -201,3 +201,24 @@ proptest! {
         prop_assert!(states.contains(&recovered), "recovered {:?} is no batch prefix", recovered);
     }
 }
+
+#[test]
+fn any_flipped_bit_in_synced_records_refuses_to_open_never_truncates() {
+    for bit in (0..64 * 8).step_by(7) {
+        let disk = SimDisk::new();
+        let engine = SimEngine::open(&disk).unwrap();
+        put(&engine, b"first", b"1", true).unwrap();
+        put(&engine, b"second", b"2", true).unwrap();
+        disk.crash(CrashTail::DropAll);
+        disk.flip_log_bit(bit);
+        match SimEngine::open(&disk) {
+            Err(EngineError::Corruption(_)) => {}
+            Ok(engine) => panic!(
+                "bit {bit}: opened with first={:?} second={:?}",
+                get(&engine, b"first"),
+                get(&engine, b"second")
+            ),
+            Err(other) => panic!("bit {bit}: {other}"),
+        }
+    }
+}
