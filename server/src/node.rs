@@ -59,6 +59,9 @@ pub enum NodeError {
     /// The node stopped (storage failure or shutdown).
     #[error("node is not running")]
     Stopped,
+    /// The node stopped after taking the request: its outcome is unknown.
+    #[error("node stopped while serving the request; outcome unknown")]
+    Lost,
 }
 
 impl NodeHandle {
@@ -72,8 +75,11 @@ impl NodeHandle {
             })
     }
 
-    /// Sends a request and waits for its response.
-    pub async fn request(&self, request: Request) -> Response {
+    /// Sends a request and waits for its response. A request the node never took answers
+    /// `ServerIsBusy` (nothing happened, retry is safe); a request the node took but dropped
+    /// when it stopped answers `NodeError::Lost`: it may have been proposed and may still
+    /// commit, so its outcome is unknown.
+    pub async fn request(&self, request: Request) -> Result<Response, NodeError> {
         let (reply, answer) = oneshot::channel();
         let sent = self
             .mailbox
@@ -83,11 +89,10 @@ impl NodeHandle {
                 mpsc::error::TrySendError::Full(_) => "node mailbox full",
                 mpsc::error::TrySendError::Closed(_) => "node stopped",
             };
-            return Response::error_for(&request, RegionError::ServerIsBusy(reason.into()));
+            let busy = RegionError::ServerIsBusy(reason.into());
+            return Ok(Response::error_for(&request, busy));
         }
-        answer.await.unwrap_or_else(|_| {
-            Response::error_for(&request, RegionError::ServerIsBusy("node stopped".into()))
-        })
+        answer.await.map_err(|_| NodeError::Lost)
     }
 
     /// Every region's status and data hash, and the store's trace hash.

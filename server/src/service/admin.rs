@@ -35,7 +35,9 @@ impl FerroAdmin for AdminService {
                 "admin request needs a region_id and a command",
             ));
         }
-        let response = match self.node.request(StoreRequest::Admin(request)).await {
+        let answer = self.node.request(StoreRequest::Admin(request)).await;
+        let answer = answer.map_err(|error| Status::unavailable(error.to_string()))?;
+        let response = match answer {
             StoreResponse::Admin(Ok(outcome)) => AdminResponse {
                 error: String::new(),
                 region: outcome.regions.first().cloned(),

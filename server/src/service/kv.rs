@@ -21,6 +21,8 @@ use crate::node::NodeHandle;
 
 /// Why a request was not served.
 enum Failure {
+    /// The node took the request and stopped before answering: outcome unknown.
+    Lost,
     Region(Box<errorpb::Error>),
     Other(String),
 }
@@ -31,17 +33,24 @@ impl From<InputError> for Failure {
     }
 }
 
-/// Splits a failure into a response's `(region_error, error)` fields.
-fn split(failure: Failure) -> (Option<errorpb::Error>, String) {
+/// Splits a failure into a response's `(region_error, error)` fields; an unknown outcome
+/// becomes `Unavailable` so clients treat it as ambiguous.
+fn split(failure: Failure) -> Result<(Option<errorpb::Error>, String), Status> {
     match failure {
-        Failure::Region(error) => (Some(*error), String::new()),
-        Failure::Other(message) => (None, message),
+        Failure::Lost => Err(lost()),
+        Failure::Region(error) => Ok((Some(*error), String::new())),
+        Failure::Other(message) => Ok((None, message)),
     }
+}
+
+fn lost() -> Status {
+    Status::unavailable("the store stopped while serving the request; outcome unknown")
 }
 
 /// For responses without an `error` field: bad input becomes `InvalidArgument`.
 fn region_only(failure: Failure) -> Result<Option<errorpb::Error>, Status> {
     match failure {
+        Failure::Lost => Err(lost()),
         Failure::Region(error) => Ok(Some(*error)),
         Failure::Other(message) => Err(Status::invalid_argument(message)),
     }
@@ -106,7 +115,12 @@ impl KvService {
             let busy = ferrokv_core::store::RegionError::ServerIsBusy("buggify".into());
             return Err(Failure::Region(Box::new(busy.to_proto())));
         }
-        match self.node.request(StoreRequest::Write { header, ops }).await {
+        match self
+            .node
+            .request(StoreRequest::Write { header, ops })
+            .await
+            .map_err(|_| Failure::Lost)?
+        {
             StoreResponse::Write(Ok(outcome)) => Ok(outcome),
             StoreResponse::Write(Err(error)) | StoreResponse::Admin(Err(error)) => {
                 Err(Failure::Region(Box::new(error.to_proto())))
@@ -125,6 +139,7 @@ impl KvService {
                 now_ms,
             })
             .await
+            .map_err(|_| Failure::Lost)?
         {
             StoreResponse::Read(Ok(result)) => Ok(result),
             StoreResponse::Read(Err(error)) | StoreResponse::Write(Err(error)) => {
@@ -393,7 +408,7 @@ impl Tikv for KvService {
         match self.get(request.into_inner()).await {
             Ok(Some(found)) => response.value = found,
             Ok(None) => response.not_found = true,
-            Err(failure) => (response.region_error, response.error) = split(failure),
+            Err(failure) => (response.region_error, response.error) = split(failure)?,
         }
         Ok(Response::new(response))
     }
@@ -416,7 +431,7 @@ impl Tikv for KvService {
     ) -> Result<Response<kvrpcpb::RawPutResponse>, Status> {
         let mut response = kvrpcpb::RawPutResponse::default();
         if let Err(failure) = self.put(request.into_inner()).await {
-            (response.region_error, response.error) = split(failure);
+            (response.region_error, response.error) = split(failure)?;
         }
         Ok(Response::new(response))
     }
@@ -427,7 +442,7 @@ impl Tikv for KvService {
     ) -> Result<Response<kvrpcpb::RawBatchPutResponse>, Status> {
         let mut response = kvrpcpb::RawBatchPutResponse::default();
         if let Err(failure) = self.batch_put(request.into_inner()).await {
-            (response.region_error, response.error) = split(failure);
+            (response.region_error, response.error) = split(failure)?;
         }
         Ok(Response::new(response))
     }
@@ -446,7 +461,7 @@ impl Tikv for KvService {
             (Err(error), _) | (_, Err(error)) => Err(error.into()),
         };
         if let Err(failure) = result {
-            (response.region_error, response.error) = split(failure);
+            (response.region_error, response.error) = split(failure)?;
         }
         Ok(Response::new(response))
     }
@@ -465,7 +480,7 @@ impl Tikv for KvService {
             (Err(error), _) | (_, Err(error)) => Err(error.into()),
         };
         if let Err(failure) = result {
-            (response.region_error, response.error) = split(failure);
+            (response.region_error, response.error) = split(failure)?;
         }
         Ok(Response::new(response))
     }
@@ -500,7 +515,7 @@ impl Tikv for KvService {
     ) -> Result<Response<kvrpcpb::RawDeleteRangeResponse>, Status> {
         let mut response = kvrpcpb::RawDeleteRangeResponse::default();
         if let Err(failure) = self.delete_range(request.into_inner()).await {
-            (response.region_error, response.error) = split(failure);
+            (response.region_error, response.error) = split(failure)?;
         }
         Ok(Response::new(response))
     }
@@ -513,7 +528,7 @@ impl Tikv for KvService {
         match self.key_ttl(request.into_inner()).await {
             Ok(Some(ttl)) => response.ttl = ttl,
             Ok(None) => response.not_found = true,
-            Err(failure) => (response.region_error, response.error) = split(failure),
+            Err(failure) => (response.region_error, response.error) = split(failure)?,
         }
         Ok(Response::new(response))
     }
@@ -529,7 +544,7 @@ impl Tikv for KvService {
                 response.previous_not_exist = previous.is_none();
                 response.previous_value = previous.unwrap_or_default();
             }
-            Err(failure) => (response.region_error, response.error) = split(failure),
+            Err(failure) => (response.region_error, response.error) = split(failure)?,
         }
         Ok(Response::new(response))
     }
