@@ -232,16 +232,8 @@ impl<E: KvEngine> PeerStorage<E> {
     /// Stages the apply state and region state into `batch` (atomic with applied data).
     pub fn stage_apply(&self, batch: &mut WriteBatch) {
         write_apply_state(self.region_id, &self.apply_state, batch);
-        let state = RegionLocalState {
-            state: 0,
-            region: Some(self.region.clone()),
-            uninitialized_peer_id: 0,
-        };
-        batch.put(
-            Cf::Raft,
-            &keys::region_state_key(self.region_id),
-            &state.encode_to_vec(),
-        );
+        let normal = ferrokv_proto::ferrokv_raftpb::PeerState::Normal;
+        write_region_state(&self.region, normal, 0, batch);
     }
 
     /// Drops cached entries up to `compact_index` and stages their deletion; the truncated
@@ -505,6 +497,50 @@ impl<E: KvEngine> raft::Storage for PeerStorage<E> {
         }
         Ok(snapshot)
     }
+}
+
+/// Stages a region state record.
+pub fn write_region_state(
+    region: &metapb::Region,
+    state: ferrokv_proto::ferrokv_raftpb::PeerState,
+    uninitialized_peer_id: u64,
+    batch: &mut WriteBatch,
+) {
+    let record = RegionLocalState {
+        state: state as i32,
+        region: Some(region.clone()),
+        uninitialized_peer_id,
+    };
+    batch.put(
+        Cf::Raft,
+        &keys::region_state_key(RegionId(region.id)),
+        &record.encode_to_vec(),
+    );
+}
+
+/// Stages everything a region starting at the initial log position needs (bootstrap or
+/// split): apply state, region state and hard state.
+pub fn stage_initial_region(region: &metapb::Region, batch: &mut WriteBatch) {
+    let region_id = RegionId(region.id);
+    write_apply_state(region_id, &initial_apply_state(), batch);
+    write_region_state(
+        region,
+        ferrokv_proto::ferrokv_raftpb::PeerState::Normal,
+        0,
+        batch,
+    );
+    let hard_state = HardState {
+        term: INIT_LOG_TERM,
+        commit: INIT_LOG_INDEX,
+        ..Default::default()
+    };
+    stage_log_op(
+        &RaftLogOp::SetHardState {
+            region: region_id,
+            hard_state,
+        },
+        batch,
+    );
 }
 
 /// The apply state of a region that starts at the initial log position.

@@ -2,9 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferrokv_proto::ferrokv_raftpb::{PeerState, RaftMessage, RegionLocalState};
+use ferrokv_proto::ferrokv_raftpb::{PeerState, RaftMessage};
 use ferrokv_proto::metapb;
-use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{HardState, Message as RaftWireMessage, MessageType};
 
@@ -12,7 +11,7 @@ use super::cmd::{Request, Response, Token};
 use super::error::RegionError;
 use super::load::{scan_regions, Found, StoreLoadError};
 use crate::env::{Cf, EngineError, Instant, KvEngine, SeededRng, WriteBatch, WriteOptions};
-use crate::raft::storage::{clear_region_data, region_range, LoadedState};
+use crate::raft::storage::{clear_region_data, region_range, write_region_state, LoadedState};
 use crate::raft::{keys, Effects, Peer, PeerEvent, RaftConfig, INIT_LOG_INDEX, INIT_LOG_TERM};
 use crate::types::{RegionId, StoreId};
 
@@ -294,17 +293,8 @@ impl<E: KvEngine> Store<E> {
             peers: Vec::new(),
             ..Default::default()
         };
-        let state = RegionLocalState {
-            state: PeerState::Applying as i32,
-            region: Some(region.clone()),
-            uninitialized_peer_id: to_peer.id,
-        };
         let mut batch = WriteBatch::new();
-        batch.put(
-            Cf::Raft,
-            &keys::region_state_key(RegionId(region.id)),
-            &state.encode_to_vec(),
-        );
+        write_region_state(&region, PeerState::Applying, to_peer.id, &mut batch);
         self.engine.write(&batch, WriteOptions::SYNC)?;
         tracing::info!(
             region_id = region.id,
@@ -382,16 +372,7 @@ impl<E: KvEngine> Store<E> {
         clear_region_data(&region, batch);
         let op = crate::env::RaftLogOp::Clear { region: region_id };
         crate::env::stage_log_op(&op, batch);
-        let state = RegionLocalState {
-            state: PeerState::Tombstone as i32,
-            region: Some(region.clone()),
-            uninitialized_peer_id: 0,
-        };
-        batch.put(
-            Cf::Raft,
-            &keys::region_state_key(region_id),
-            &state.encode_to_vec(),
-        );
+        write_region_state(&region, PeerState::Tombstone, 0, batch);
         batch.delete(Cf::Raft, &keys::apply_state_key(region_id));
         effects.apply_sync = true;
         tracing::info!(%region_id, store_id = %self.store_id, "peer removed; destroyed");

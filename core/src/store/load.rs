@@ -5,9 +5,7 @@
 //! applied index as before the stop. Applied index and data were written atomically, so no
 //! entry is applied twice; the synced log holds every entry not yet applied.
 
-use ferrokv_proto::ferrokv_raftpb::{
-    PeerState, RaftApplyState, RaftTruncatedState, RegionLocalState,
-};
+use ferrokv_proto::ferrokv_raftpb::{PeerState, RaftApplyState, RegionLocalState};
 use ferrokv_proto::metapb;
 use prost::Message as _;
 use raft::eraftpb::HardState;
@@ -16,8 +14,7 @@ use crate::env::{
     Cf, EngineError, EngineRaftLog, KvEngine, RaftLogStore, Snapshot, WriteBatch, WriteOptions,
 };
 use crate::raft::keys;
-use crate::raft::storage::{read_message, scan_all, write_apply_state, LoadedState};
-use crate::raft::{INIT_LOG_INDEX, INIT_LOG_TERM};
+use crate::raft::storage::{read_message, scan_all, stage_initial_region, LoadedState};
 use crate::types::{KeyRange, LogIndex, RegionId};
 
 /// Why a store could not start from its data.
@@ -181,36 +178,7 @@ pub fn bootstrap_region<E: KvEngine>(
         "a bootstrapped region needs peers"
     );
     let mut batch = WriteBatch::new();
-    let truncated = RaftTruncatedState {
-        index: INIT_LOG_INDEX,
-        term: INIT_LOG_TERM,
-    };
-    let apply_state = RaftApplyState {
-        applied_index: INIT_LOG_INDEX,
-        truncated_state: Some(truncated),
-        applied_term: INIT_LOG_TERM,
-    };
-    write_apply_state(region_id, &apply_state, &mut batch);
-    let state = RegionLocalState {
-        state: 0,
-        region: Some(region.clone()),
-        uninitialized_peer_id: 0,
-    };
-    batch.put(
-        Cf::Raft,
-        &keys::region_state_key(region_id),
-        &state.encode_to_vec(),
-    );
-    let hard_state = HardState {
-        term: INIT_LOG_TERM,
-        commit: INIT_LOG_INDEX,
-        ..Default::default()
-    };
-    let op = crate::env::RaftLogOp::SetHardState {
-        region: region_id,
-        hard_state,
-    };
-    crate::env::stage_log_op(&op, &mut batch);
+    stage_initial_region(region, &mut batch);
     engine.write(&batch, WriteOptions::SYNC)?;
     Ok(true)
 }

@@ -7,14 +7,12 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType};
 
 use super::Peer;
-use crate::env::{stage_log_op, KvEngine, RaftLogOp, WriteBatch};
+use crate::env::KvEngine;
 use crate::raft::apply::{self, ApplyContext};
 use crate::raft::effects::{Effects, PeerEvent};
-use crate::raft::storage::{write_apply_state, INIT_LOG_INDEX, INIT_LOG_TERM};
+use crate::raft::storage::stage_initial_region;
 use crate::store::{AdminOutcome, RegionError, Response, Token, WriteOutcome};
-use crate::types::{RegionEpoch, RegionId};
-use ferrokv_proto::ferrokv_raftpb::{RaftApplyState, RaftTruncatedState, RegionLocalState};
-use raft::eraftpb::HardState;
+use crate::types::RegionEpoch;
 
 /// What one applied entry answers, if anyone waits for it.
 enum Answer {
@@ -93,7 +91,7 @@ impl<E: KvEngine> Peer<E> {
             admin_cmd::Cmd::Split(split) => {
                 let result = apply::split_region(region, split);
                 let answer = result.map(|(left, right)| {
-                    stage_new_region(&right, ctx.batch);
+                    stage_initial_region(&right, ctx.batch);
                     *region = left.clone();
                     *region_changed = true;
                     events.push(PeerEvent::Split {
@@ -188,41 +186,4 @@ impl<E: KvEngine> Peer<E> {
             }
         }
     }
-}
-
-/// Stages the initial state of a region created by a split on this store.
-fn stage_new_region(region: &metapb::Region, batch: &mut WriteBatch) {
-    let region_id = RegionId(region.id);
-    let truncated = RaftTruncatedState {
-        index: INIT_LOG_INDEX,
-        term: INIT_LOG_TERM,
-    };
-    let apply_state = RaftApplyState {
-        applied_index: INIT_LOG_INDEX,
-        truncated_state: Some(truncated),
-        applied_term: INIT_LOG_TERM,
-    };
-    write_apply_state(region_id, &apply_state, batch);
-    let state = RegionLocalState {
-        state: 0,
-        region: Some(region.clone()),
-        uninitialized_peer_id: 0,
-    };
-    batch.put(
-        crate::env::Cf::Raft,
-        &crate::raft::keys::region_state_key(region_id),
-        &state.encode_to_vec(),
-    );
-    let hard_state = HardState {
-        term: INIT_LOG_TERM,
-        commit: INIT_LOG_INDEX,
-        ..Default::default()
-    };
-    stage_log_op(
-        &RaftLogOp::SetHardState {
-            region: region_id,
-            hard_state,
-        },
-        batch,
-    );
 }
