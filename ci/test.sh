@@ -44,6 +44,10 @@ run_tests() {
 
 step "rustfmt" cargo fmt --all -- --check
 step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+# The real-process tests start ferrokv-server binaries; cargo test does not build another
+# package's binaries, so build it first and say where it is.
+step "build ferrokv-server" cargo build --locked -p ferrokv-server --bin ferrokv-server
+export FERROKV_SERVER_BIN="$PWD/target/debug/ferrokv-server"
 step "tests" run_tests cargo test --workspace --locked
 step "sans-IO dependency rule" ci/deps.sh
 step "fetch tikv-client (kvproto reference)" \

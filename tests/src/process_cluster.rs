@@ -21,7 +21,10 @@ pub fn server_binary() -> PathBuf {
             return candidate;
         }
     }
-    panic!("ferrokv-server binary not found near {exe:?}; build it or set FERROKV_SERVER_BIN");
+    panic!(
+        "ferrokv-server binary not found near {exe:?}: run `cargo build -p ferrokv-server` \
+         first or set FERROKV_SERVER_BIN (ci/test.sh does both)"
+    );
 }
 
 fn free_port() -> u16 {
