@@ -55,6 +55,7 @@ step "fetch tikv-client (kvproto reference)" \
 step "kvproto wire compatibility" python3 ci/proto_compat.py
 export RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim"
 step "madsim build" cargo build --workspace --all-targets --locked --target-dir target/sim
+step "clippy (madsim)" cargo clippy --workspace --all-targets --locked --target-dir target/sim -- -D warnings
 # Fixed seeds keep CI reproducible; widen with MADSIM_TEST_SEED / MADSIM_TEST_NUM.
 export MADSIM_TEST_SEED=${MADSIM_TEST_SEED:-1} MADSIM_TEST_NUM=${MADSIM_TEST_NUM:-4}
 step "madsim tests" run_tests cargo test --workspace --locked --target-dir target/sim

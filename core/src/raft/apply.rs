@@ -12,7 +12,7 @@ use super::storage::{cf_of, region_range};
 use crate::env::{Cf, EngineError, Snapshot, WriteBatch};
 use crate::raw::value;
 use crate::store::{RegionError, WriteOutcome};
-use crate::types::{KeyRange, RegionEpoch, RegionId};
+use crate::types::{KeyRange, RegionEpoch};
 
 /// Writes staged by earlier commands of the same apply round, so later commands (a CAS after
 /// a put) read their own round's effects before they reach the engine.
@@ -260,9 +260,4 @@ pub fn change_peer(region: &metapb::Region, change: &ConfChange, store_id: u64) 
     epoch.conf_ver += 1;
     changed.region_epoch = Some(epoch.into());
     changed
-}
-
-/// The region id a split command creates.
-pub fn new_region_id(split: &SplitCmd) -> RegionId {
-    RegionId(split.new_region_id)
 }

@@ -3,8 +3,6 @@
 //! messages and acknowledge -> write the apply batch -> answer requests and serve reads.
 //! One log sync covers every peer polled in the round (group commit).
 
-use ferrokv_proto::ferrokv_raftpb::RaftMessage;
-
 use super::cmd::{Response, Token};
 use super::error::RegionError;
 use super::fsm::Store;
@@ -113,10 +111,5 @@ impl<E: KvEngine> Store<E> {
                 }
             }
         }
-    }
-
-    /// Delivers a Raft message (alias kept for drivers that batch by store).
-    pub fn deliver(&mut self, message: RaftMessage) {
-        self.on_raft_message(message);
     }
 }
