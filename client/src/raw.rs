@@ -405,9 +405,4 @@ impl RawClient {
         }
         Ok(out)
     }
-
-    /// Every cached route (for tests and tools).
-    pub fn routes(&self) -> usize {
-        self.cache.lock().expect("cache lock").len()
-    }
 }

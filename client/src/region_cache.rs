@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use ferrokv_core::types::{KeyRange, RegionEpoch, RegionId};
+use ferrokv_core::types::{KeyRange, RegionId};
 use ferrokv_proto::metapb::{Peer, Region};
 
 /// A cached route.
@@ -22,15 +22,6 @@ pub struct Route {
 impl Route {
     fn range(&self) -> KeyRange {
         KeyRange::new(self.region.start_key.clone(), self.region.end_key.clone())
-    }
-
-    /// The region's epoch.
-    pub fn epoch(&self) -> RegionEpoch {
-        self.region
-            .region_epoch
-            .as_ref()
-            .map(RegionEpoch::from)
-            .unwrap_or_default()
     }
 }
 

@@ -83,14 +83,6 @@ impl<'a, S: Snapshot> ApplyContext<'a, S> {
     }
 }
 
-fn epoch_of(region: &metapb::Region) -> RegionEpoch {
-    region
-        .region_epoch
-        .as_ref()
-        .map(RegionEpoch::from)
-        .unwrap_or_default()
-}
-
 fn epoch_not_match(message: String, region: &metapb::Region) -> RegionError {
     RegionError::EpochNotMatch {
         message,
@@ -148,12 +140,8 @@ pub fn apply_writes<S: Snapshot>(
     region: &metapb::Region,
     cmd: &RaftCmd,
 ) -> Result<WriteOutcome, RegionError> {
-    let proposed = cmd
-        .region_epoch
-        .as_ref()
-        .map(RegionEpoch::from)
-        .unwrap_or_default();
-    if proposed.version < epoch_of(region).version {
+    let proposed = RegionEpoch::from(cmd.region_epoch);
+    if proposed.version < RegionEpoch::from(region.region_epoch).version {
         return Err(epoch_not_match(
             format!("proposed under {proposed:?}"),
             region,
@@ -212,7 +200,7 @@ pub fn split_region(
             "one new peer id per existing peer is needed".into(),
         ));
     }
-    let mut epoch = epoch_of(region);
+    let mut epoch = RegionEpoch::from(region.region_epoch);
     epoch.version += 1;
     let mut left = region.clone();
     left.end_key = split.split_key.clone();
@@ -256,7 +244,7 @@ pub fn change_peer(region: &metapb::Region, change: &ConfChange, store_id: u64) 
             }
         }
     }
-    let mut epoch = epoch_of(region);
+    let mut epoch = RegionEpoch::from(region.region_epoch);
     epoch.conf_ver += 1;
     changed.region_epoch = Some(epoch.into());
     changed

@@ -33,6 +33,13 @@ impl From<&ferrokv_proto::metapb::RegionEpoch> for RegionEpoch {
     }
 }
 
+/// A missing epoch (an uninitialized region) is the zero epoch.
+impl From<Option<ferrokv_proto::metapb::RegionEpoch>> for RegionEpoch {
+    fn from(epoch: Option<ferrokv_proto::metapb::RegionEpoch>) -> Self {
+        epoch.as_ref().map(RegionEpoch::from).unwrap_or_default()
+    }
+}
+
 impl From<RegionEpoch> for ferrokv_proto::metapb::RegionEpoch {
     fn from(epoch: RegionEpoch) -> Self {
         ferrokv_proto::metapb::RegionEpoch {

@@ -21,11 +21,7 @@ pub fn header(context: Option<&Context>) -> Result<RequestHeader, InputError> {
     if context.region_id == 0 {
         return Err(invalid("context.region_id is 0".into()));
     }
-    let epoch = context
-        .region_epoch
-        .as_ref()
-        .map(RegionEpoch::from)
-        .unwrap_or_default();
+    let epoch = RegionEpoch::from(context.region_epoch);
     Ok(RequestHeader {
         region_id: RegionId(context.region_id),
         epoch,

@@ -102,11 +102,7 @@ impl Cluster {
                 continue;
             };
             let store = hint.take().filter(|id| self.is_up(*id)).unwrap_or(routed);
-            let epoch = region
-                .region_epoch
-                .as_ref()
-                .map(RegionEpoch::from)
-                .unwrap_or_default();
+            let epoch = RegionEpoch::from(region.region_epoch);
             let header = RequestHeader {
                 region_id: RegionId(region.id),
                 epoch,

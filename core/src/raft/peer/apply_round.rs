@@ -129,16 +129,8 @@ impl<E: KvEngine> Peer<E> {
         let change = ConfChange::parse_from_bytes(&entry.data)
             .unwrap_or_else(|e| panic!("region {}: conf change undecodable: {e}", self.region_id));
         let context = ConfChangeContext::decode(change.context.as_ref()).unwrap_or_default();
-        let proposed = context
-            .region_epoch
-            .as_ref()
-            .map(RegionEpoch::from)
-            .unwrap_or_default();
-        let current = region
-            .region_epoch
-            .as_ref()
-            .map(RegionEpoch::from)
-            .unwrap_or_default();
+        let proposed = RegionEpoch::from(context.region_epoch);
+        let current = RegionEpoch::from(region.region_epoch);
         if proposed.conf_ver != current.conf_ver {
             let message = format!("conf change proposed under {proposed:?}, now {current:?}");
             return Answer::Admin(Err(RegionError::EpochNotMatch {

@@ -165,11 +165,7 @@ impl<E: KvEngine> Peer<E> {
 
     /// The region's epoch.
     pub fn epoch(&self) -> RegionEpoch {
-        self.region()
-            .region_epoch
-            .as_ref()
-            .map(RegionEpoch::from)
-            .unwrap_or_default()
+        RegionEpoch::from(self.region().region_epoch)
     }
 
     /// True if the peer has a region (not waiting for its first snapshot).
