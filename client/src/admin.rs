@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use ferrokv_proto::ferrokv_raftpb::ferro_admin_client::FerroAdminClient;
-use ferrokv_proto::ferrokv_raftpb::{AdminRequest, AdminResponse, RegionInfo, RegionInfoRequest};
+use ferrokv_proto::ferrokv_raftpb::{
+    AdminRequest, AdminResponse, RegionInfo, RegionInfoRequest, RegionInfoResponse,
+};
 use tonic::transport::{Channel, Endpoint};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -19,13 +21,26 @@ async fn connect(addr: &str) -> Option<FerroAdminClient<Channel>> {
     Some(FerroAdminClient::new(channel))
 }
 
+/// The full report of the store at `addr` (regions, trace hash, counters); with
+/// `with_data_hash` each region's applied data is hashed too (a full read: checks only).
+/// `None` if the store does not answer in time.
+pub async fn store_report(addr: &str, with_data_hash: bool) -> Option<RegionInfoResponse> {
+    let mut admin = connect(addr).await?;
+    let call = admin.regions(RegionInfoRequest { with_data_hash });
+    let reply = tokio::time::timeout(TIMEOUT, call).await.ok()?.ok()?;
+    Some(reply.into_inner())
+}
+
 /// Every region the store at `addr` holds, with leader, applied index and data hash;
 /// `None` if the store does not answer in time.
 pub async fn region_reports(addr: &str) -> Option<Vec<RegionInfo>> {
-    let mut admin = connect(addr).await?;
-    let call = admin.regions(RegionInfoRequest {});
-    let reply = tokio::time::timeout(TIMEOUT, call).await.ok()?.ok()?;
-    Some(reply.into_inner().regions)
+    Some(store_report(addr, true).await?.regions)
+}
+
+/// Every region the store at `addr` holds, with leader and applied index but no data hash
+/// (cheap: for routing).
+pub async fn region_routes(addr: &str) -> Option<Vec<RegionInfo>> {
+    Some(store_report(addr, false).await?.regions)
 }
 
 /// Sends an admin command to the store at `addr`.
@@ -44,8 +59,5 @@ pub async fn admin(addr: &str, request: AdminRequest) -> Result<AdminResponse, S
 
 /// The store's trace hash (determinism fingerprint), `None` if it does not answer.
 pub async fn store_trace(addr: &str) -> Option<u64> {
-    let mut admin = connect(addr).await?;
-    let call = admin.regions(RegionInfoRequest {});
-    let reply = tokio::time::timeout(TIMEOUT, call).await.ok()?.ok()?;
-    Some(reply.into_inner().trace_hash)
+    Some(store_report(addr, false).await?.trace_hash)
 }

@@ -21,6 +21,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClientError;
 use crate::region_cache::{RegionCache, Route};
+use ferrokv_core::planted::{self, PlantedBug};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
@@ -65,6 +66,17 @@ fn context(route: &Route, leader: &metapb::Peer) -> Context {
         peer: Some(*leader),
         ..Default::default()
     }
+}
+
+/// True if a failed call provably sent nothing: the connection was refused, so the
+/// server never saw the request and the failure is definite (retrying is safe). Any other
+/// transport failure may have lost the answer, not the request.
+fn nothing_sent(status: &tonic::Status) -> bool {
+    let message = status.message().to_ascii_lowercase();
+    status.code() == tonic::Code::Unavailable
+        && (message.contains("connection refused")
+            || message.contains("error trying to connect")
+            || message.contains("tcp connect error"))
 }
 
 impl RawClient {
@@ -116,7 +128,9 @@ impl RawClient {
                 continue;
             };
             let mut admin = FerroAdminClient::new(channel);
-            let call = admin.regions(RegionInfoRequest {});
+            let call = admin.regions(RegionInfoRequest {
+                with_data_hash: false,
+            });
             let Ok(Ok(reply)) = tokio::time::timeout(self.config.attempt_timeout, call).await
             else {
                 self.forget_channel(store_id);
@@ -146,6 +160,9 @@ impl RawClient {
     }
 
     fn note_region_error(&self, route: &Route, error: &errorpb::Error) {
+        if error.server_is_busy.is_some() {
+            return; // the route is right; the store is overloaded: back off and retry
+        }
         let mut cache = self.cache.lock().expect("cache lock");
         if let Some(leader) = error
             .not_leader
@@ -194,7 +211,11 @@ impl RawClient {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Region => {}
                 Attempt::Invalid(message) => return Err(ClientError::Invalid(message)),
-                Attempt::Ambiguous(_) if !retry_ambiguous => return Err(ClientError::Unknown),
+                Attempt::Ambiguous(_)
+                    if !retry_ambiguous && !planted::active(PlantedBug::RetryAmbiguousWrite) =>
+                {
+                    return Err(ClientError::Unknown)
+                }
                 Attempt::Ambiguous(message) | Attempt::Failed(message) => last_failure = message,
             }
             tokio::time::sleep(backoff).await;
@@ -252,6 +273,10 @@ impl RawClient {
             Err(_) => Attempt::Ambiguous("attempt timed out".into()),
             Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
                 Attempt::Invalid(status.message().to_string())
+            }
+            Ok(Err(status)) if nothing_sent(&status) => {
+                self.forget_channel(target.store_id);
+                Attempt::Failed(status.to_string())
             }
             Ok(Err(status)) => {
                 self.forget_channel(target.store_id);

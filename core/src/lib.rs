@@ -19,6 +19,7 @@
 
 pub mod env;
 pub mod limits;
+pub mod planted;
 pub mod raft;
 pub mod raw;
 pub mod store;

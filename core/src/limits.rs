@@ -12,8 +12,13 @@ pub const RAFT_ENTRY_BYTES_MAX: usize = 8 * 1024 * 1024;
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Most keys in one batch request (batch get/put/delete).
 pub const BATCH_KEYS_MAX: usize = 10_240;
-/// Largest sum of key and value bytes in one batch request.
-pub const BATCH_BYTES_MAX: usize = RAFT_ENTRY_BYTES_MAX - 64 * 1024;
+/// Bytes one write op adds to a Raft entry beyond its key and value (protobuf tags and
+/// lengths, the column family, the raw value's TTL suffix), with room to spare.
+pub const WRITE_OP_OVERHEAD_BYTES_MAX: usize = 48;
+/// Largest sum of key and value bytes in one batch request: a maximal batch, with every
+/// op's encoding overhead and the command header, still fits one Raft entry.
+pub const BATCH_BYTES_MAX: usize =
+    RAFT_ENTRY_BYTES_MAX - BATCH_KEYS_MAX * WRITE_OP_OVERHEAD_BYTES_MAX - 4096;
 /// Most pairs one engine scan may return.
 pub const ENGINE_SCAN_KEYS_MAX: usize = 100_000;
 /// Most pairs one client scan request may ask for.
@@ -33,9 +38,42 @@ pub fn data_key_end() -> Vec<u8> {
 /// Bytes of Raft log entries fetched in one read.
 pub const RAFT_LOG_FETCH_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
+/// Largest Raft append message (raft-rs `max_size_per_msg`; one entry may exceed it).
+pub const RAFT_MSG_BYTES_MAX: u64 = 512 * 1024;
+/// Append messages in flight per follower (raft-rs `max_inflight_msgs`): with
+/// `RAFT_MSG_BYTES_MAX` it bounds what a leader pushes at one catching-up follower.
+pub const RAFT_INFLIGHT_MSGS_MAX: usize = 64;
+/// Bytes of proposed but uncommitted entries a leader holds (raft-rs
+/// `max_uncommitted_size`); proposals beyond it are refused with ServerIsBusy.
+pub const RAFT_UNCOMMITTED_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// Bytes of committed entries handed to one apply round (raft-rs
+/// `max_committed_size_per_ready`; one entry may exceed it).
+pub const RAFT_READY_COMMITTED_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Bytes of proposals waiting to apply on one peer.
+pub const PROPOSAL_QUEUE_BYTES_MAX: usize = RAFT_UNCOMMITTED_BYTES_MAX as usize;
+/// Bytes of Raft messages queued for one destination store before new ones are dropped.
+pub const TRANSPORT_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Bytes of Raft messages in one transport batch (one gRPC call).
+pub const TRANSPORT_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Bytes of inputs (Raft messages and requests) queued in a node's mailbox.
+pub const MAILBOX_BYTES_MAX: usize = 128 * 1024 * 1024;
+/// Bytes of one snapshot chunk on the wire.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Largest snapshot a store accepts (regions are split well below it).
+pub const SNAPSHOT_BYTES_MAX: u64 = 512 * 1024 * 1024;
+/// Snapshots one store receives at once.
+pub const SNAPSHOTS_RECEIVING_MAX: usize = 4;
+
 const _: () = assert!(KEY_BYTES_MAX + VALUE_BYTES_MAX < RAFT_ENTRY_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX < RAFT_ENTRY_BYTES_MAX);
 const _: () = assert!(RAFT_ENTRY_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(SCAN_LIMIT_MAX <= ENGINE_SCAN_KEYS_MAX);
 const _: () = assert!(BATCH_KEYS_MAX <= ENGINE_SCAN_KEYS_MAX);
 const _: () = assert!(SNAPSHOT_SCAN_PAGE_KEYS <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(RAFT_ENTRY_BYTES_MAX as u64 <= RAFT_UNCOMMITTED_BYTES_MAX);
+const _: () =
+    assert!(RAFT_MSG_BYTES_MAX * RAFT_INFLIGHT_MSGS_MAX as u64 <= TRANSPORT_QUEUE_BYTES_MAX as u64);
+const _: () = assert!(RAFT_ENTRY_BYTES_MAX + 64 * 1024 < GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(TRANSPORT_BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(RAFT_ENTRY_BYTES_MAX < MAILBOX_BYTES_MAX);

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ferrokv_core::raft::{PlantedBug, RaftConfig};
+use ferrokv_core::raft::RaftConfig;
 use ferrokv_proto::metapb;
 use serde::Deserialize;
 
@@ -39,9 +39,9 @@ pub struct RaftSection {
     pub heartbeat_tick: usize,
     /// Compact the log once this many applied entries are kept.
     pub log_gc_count_threshold: u64,
-    /// Test-only planted bug; never read from a file.
-    #[serde(skip)]
-    pub planted_bug: Option<PlantedBug>,
+    /// Largest clock-rate difference between nodes the leader lease tolerates, in parts per
+    /// thousand (the lease is derived from it and the election timeout).
+    pub max_clock_drift_permille: u64,
 }
 
 impl Default for RaftSection {
@@ -52,7 +52,7 @@ impl Default for RaftSection {
             election_tick: defaults.election_tick,
             heartbeat_tick: defaults.heartbeat_tick,
             log_gc_count_threshold: defaults.log_gc_count_threshold,
-            planted_bug: None,
+            max_clock_drift_permille: defaults.max_clock_drift_permille,
         }
     }
 }
@@ -143,6 +143,7 @@ impl ServerConfig {
             return Err(ConfigError::Invalid("store_id must be non-zero".into()));
         }
         if let Some(bootstrap) = &self.bootstrap {
+            check_bootstrap_ids(bootstrap)?;
             let here = bootstrap
                 .peers
                 .iter()
@@ -169,12 +170,10 @@ impl ServerConfig {
                 .raft
                 .log_gc_count_threshold
                 .max(RaftConfig::default().log_gc_count_limit),
-            planted_bug: self.raft.planted_bug,
-            lease: Duration::from_millis(
-                self.raft.tick_interval_ms * self.raft.election_tick as u64 * 8 / 10,
-            ),
+            max_clock_drift_permille: self.raft.max_clock_drift_permille,
             ..RaftConfig::default()
-        };
+        }
+        .with_safe_lease();
         raft.validate().map_err(ConfigError::Invalid)?;
         Ok(raft)
     }
@@ -201,6 +200,27 @@ impl ServerConfig {
             ..Default::default()
         })
     }
+}
+
+/// Bootstrap peers need non-zero, distinct peer ids and one peer per store.
+fn check_bootstrap_ids(bootstrap: &BootstrapSection) -> Result<(), ConfigError> {
+    let mut peer_ids: Vec<u64> = bootstrap.peers.iter().map(|[peer, _]| *peer).collect();
+    let mut store_ids: Vec<u64> = bootstrap.peers.iter().map(|[_, store]| *store).collect();
+    if peer_ids.contains(&0) || store_ids.contains(&0) {
+        return Err(ConfigError::Invalid(
+            "bootstrap peer and store ids must be non-zero".into(),
+        ));
+    }
+    peer_ids.sort_unstable();
+    peer_ids.dedup();
+    store_ids.sort_unstable();
+    store_ids.dedup();
+    if peer_ids.len() != bootstrap.peers.len() || store_ids.len() != bootstrap.peers.len() {
+        return Err(ConfigError::Invalid(
+            "bootstrap peers need distinct peer ids and one peer per store".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -245,5 +265,25 @@ mod tests {
             error.to_string().contains("no address for store 2"),
             "{error}"
         );
+        for bad in [
+            "peers = [[0, 1], [2, 2]]",
+            "peers = [[1, 1], [1, 2]]",
+            "peers = [[1, 1], [2, 1]]",
+        ] {
+            let text = EXAMPLE.replace("peers = [[1, 1], [2, 2]]", bad);
+            let error = ServerConfig::from_toml(&text, "x".into())
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(error.to_string().contains("bootstrap"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn lease_is_derived_from_the_election_bound() {
+        let config = ServerConfig::from_toml(EXAMPLE, "example".into()).unwrap();
+        let raft = config.validate().unwrap();
+        assert_eq!(raft.lease, raft.lease_bound());
+        assert!(raft.lease < raft.tick_interval * (raft.election_tick as u32 - 1));
     }
 }

@@ -24,6 +24,7 @@ pub mod logging;
 pub mod node;
 pub mod server;
 pub mod service;
+pub mod snapshot_chunks;
 pub mod transport;
 
 pub use server::{run, run_with_clock, ServerError};

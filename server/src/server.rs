@@ -71,7 +71,8 @@ pub async fn run_with_clock<E: KvEngine>(
     let store_id = StoreId(config.store_id);
     let store = Store::load(engine, store_id, raft.clone(), SeededRng::new(seed))?;
     let transport = GrpcTransport::new(Arc::new(StaticResolver(config.stores.clone())));
-    let (node, handle) = Node::new(store, transport, clock.clone(), raft.tick_interval);
+    let (node, handle) = Node::new(store, transport.clone(), clock.clone());
+    transport.set_reporter(handle.raft_lane());
     let node_task = tokio::spawn(node.run());
     let kv = TikvServer::new(KvService::new(handle.clone(), clock))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)

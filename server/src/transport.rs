@@ -1,28 +1,36 @@
-//! Raft transport over gRPC: one bounded queue and one sender task per destination store.
+//! Raft transport over gRPC: per destination store, one bounded queue for Raft messages and
+//! one for snapshots, each with its own sender task, so heartbeats never wait behind
+//! snapshot chunks.
 //!
-//! `send` never blocks: a full queue drops the message (`SendError::Full`) and Raft
-//! retransmits. The sender task batches queued messages into one `SendRaft` call, ships
-//! snapshots in checksummed chunks through `SendSnapshotChunk`, and reconnects with backoff
-//! when a call fails (dropping that batch).
+//! `send` never blocks: a full queue (by count or bytes) drops the message
+//! (`SendError::Full`) and Raft retransmits. The message task batches queued messages into
+//! `SendRaft` calls of at most `TRANSPORT_BATCH_BYTES_MAX` bytes. The snapshot task ships
+//! each snapshot in checksummed chunks through `SendSnapshotChunk` and reports to the node
+//! whether it was delivered, so the leader's retry follows real progress, not a timer.
+//! A failed call reconnects with backoff; a store that stays unreachable is logged once.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ferrokv_core::env::{SendError, Transport};
-use ferrokv_core::types::StoreId;
+use ferrokv_core::limits::{TRANSPORT_BATCH_BYTES_MAX, TRANSPORT_QUEUE_BYTES_MAX};
+use ferrokv_core::types::{RegionId, StoreId};
 use ferrokv_proto::ferrokv_raftpb::ferro_raft_client::FerroRaftClient;
-use ferrokv_proto::ferrokv_raftpb::{RaftMessage, RaftMessageBatch, SnapshotChunk, SnapshotKey};
-use protobuf::Message as _;
+use ferrokv_proto::ferrokv_raftpb::{RaftMessage, RaftMessageBatch};
+use prost::Message as _;
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::node::mailbox::LaneSender;
+use crate::node::RaftInput;
+use crate::snapshot_chunks::snapshot_chunks;
+
 /// Messages queued per destination store before new ones are dropped.
 pub const STORE_QUEUE_CAPACITY: usize = 4096;
-/// Messages per `SendRaft` call.
-const BATCH_MESSAGES_MAX: usize = 256;
-/// Bytes of snapshot data per chunk.
-pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+/// Snapshots queued per destination store.
+const SNAPSHOT_QUEUE_CAPACITY: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
@@ -33,7 +41,7 @@ pub trait StoreResolver: Send + Sync + 'static {
     fn resolve(&self, store: StoreId) -> Option<String>;
 }
 
-/// A fixed address book (until PD).
+/// A fixed address book.
 pub struct StaticResolver(pub BTreeMap<u64, String>);
 
 impl StoreResolver for StaticResolver {
@@ -42,151 +50,248 @@ impl StoreResolver for StaticResolver {
     }
 }
 
+/// The queues to one destination store.
+#[derive(Clone)]
+struct Route {
+    messages: mpsc::Sender<RaftMessage>,
+    snapshots: mpsc::Sender<RaftMessage>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
 /// The gRPC Raft transport.
 #[derive(Clone)]
 pub struct GrpcTransport {
-    queues: Arc<Mutex<BTreeMap<StoreId, mpsc::Sender<RaftMessage>>>>,
+    routes: Arc<Mutex<BTreeMap<StoreId, Route>>>,
     resolver: Arc<dyn StoreResolver>,
+    reporter: Arc<OnceLock<LaneSender<RaftInput>>>,
 }
 
 impl GrpcTransport {
     /// A transport resolving addresses through `resolver`.
     pub fn new(resolver: Arc<dyn StoreResolver>) -> GrpcTransport {
         GrpcTransport {
-            queues: Arc::new(Mutex::new(BTreeMap::new())),
+            routes: Arc::new(Mutex::new(BTreeMap::new())),
             resolver,
+            reporter: Arc::new(OnceLock::new()),
         }
     }
 
-    fn queue(&self, to: StoreId) -> Result<mpsc::Sender<RaftMessage>, SendError> {
-        let mut queues = self.queues.lock().expect("transport lock");
-        if let Some(queue) = queues.get(&to).filter(|queue| !queue.is_closed()) {
-            return Ok(queue.clone());
+    /// Where snapshot delivery reports go (the node's Raft lane); set once, after the node
+    /// exists.
+    pub(crate) fn set_reporter(&self, lane: LaneSender<RaftInput>) {
+        let _ = self.reporter.set(lane);
+    }
+
+    fn route(&self, to: StoreId) -> Result<Route, SendError> {
+        let mut routes = self.routes.lock().expect("transport lock");
+        if let Some(route) = routes.get(&to).filter(|r| !r.messages.is_closed()) {
+            return Ok(route.clone());
         }
-        let address = self
-            .resolver
-            .resolve(to)
-            .ok_or(SendError::Unreachable(to))?;
-        let (sender, receiver) = mpsc::channel(STORE_QUEUE_CAPACITY);
-        tokio::spawn(sender_task(to, address, receiver));
-        queues.insert(to, sender.clone());
-        Ok(sender)
+        let address = self.resolver.resolve(to).ok_or_else(|| {
+            tracing::warn!(store = %to, "no address known for store; raft messages dropped");
+            SendError::Unreachable(to)
+        })?;
+        let (messages, message_queue) = mpsc::channel(STORE_QUEUE_CAPACITY);
+        let (snapshots, snapshot_queue) = mpsc::channel(SNAPSHOT_QUEUE_CAPACITY);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let link = Link {
+            to,
+            address,
+            client: None,
+            unreachable_logged: false,
+        };
+        tokio::spawn(message_task(
+            link.clone(),
+            message_queue,
+            queued_bytes.clone(),
+        ));
+        tokio::spawn(snapshot_task(link, snapshot_queue, self.reporter.clone()));
+        let route = Route {
+            messages,
+            snapshots,
+            queued_bytes,
+        };
+        routes.insert(to, route.clone());
+        Ok(route)
     }
 }
 
 impl Transport for GrpcTransport {
     fn send(&self, to: StoreId, message: RaftMessage) -> Result<(), SendError> {
-        self.queue(to)?
-            .try_send(message)
-            .map_err(|error| match error {
-                mpsc::error::TrySendError::Full(_) => SendError::Full(to),
-                mpsc::error::TrySendError::Closed(_) => SendError::Unreachable(to),
-            })
+        let route = self.route(to)?;
+        let full = |error| match error {
+            mpsc::error::TrySendError::Full(_) => SendError::Full(to),
+            mpsc::error::TrySendError::Closed(_) => SendError::Unreachable(to),
+        };
+        if message.is_snapshot {
+            return route.snapshots.try_send(message).map_err(full);
+        }
+        let size = message.encoded_len();
+        let before = route.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if before + size > TRANSPORT_QUEUE_BYTES_MAX && before > 0 {
+            route.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            return Err(SendError::Full(to));
+        }
+        route.messages.try_send(message).map_err(|error| {
+            route.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            full(error)
+        })
     }
 }
 
-async fn connect(address: &str) -> Option<FerroRaftClient<Channel>> {
-    let endpoint = Endpoint::new(format!("http://{address}"))
-        .ok()?
-        .connect_timeout(CONNECT_TIMEOUT);
-    let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
-        .await
-        .ok()?
-        .ok()?;
-    Some(FerroRaftClient::new(channel))
+/// A connection to one store, reconnected on failure.
+#[derive(Clone)]
+struct Link {
+    to: StoreId,
+    address: String,
+    client: Option<FerroRaftClient<Channel>>,
+    unreachable_logged: bool,
 }
 
-async fn sender_task(to: StoreId, address: String, mut queue: mpsc::Receiver<RaftMessage>) {
-    let mut client: Option<FerroRaftClient<Channel>> = None;
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH_MESSAGES_MAX {
-            match queue.try_recv() {
-                Ok(message) => batch.push(message),
-                Err(_) => break,
+impl Link {
+    async fn connect(address: &str) -> Result<FerroRaftClient<Channel>, String> {
+        let endpoint = Endpoint::new(format!("http://{address}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+            .await
+            .map_err(|_| "connect timed out".to_string())?
+            .map_err(|e| {
+                format!(
+                    "{e}: {}",
+                    std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
+                )
+            })?;
+        Ok(FerroRaftClient::new(channel)
+            .max_decoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX))
+    }
+
+    /// The client, connecting if needed; `None` (after a backoff) if the store is down.
+    async fn client(&mut self) -> Option<&mut FerroRaftClient<Channel>> {
+        if self.client.is_none() {
+            match Link::connect(&self.address).await {
+                Ok(client) => {
+                    if self.unreachable_logged {
+                        tracing::info!(store = %self.to, address = %self.address, "store reachable again");
+                    }
+                    self.unreachable_logged = false;
+                    self.client = Some(client);
+                }
+                Err(error) => {
+                    if !self.unreachable_logged {
+                        tracing::warn!(store = %self.to, address = %self.address, %error, "store unreachable; retrying");
+                        self.unreachable_logged = true;
+                    }
+                    tokio::time::sleep(RECONNECT_BACKOFF).await;
+                    return None;
+                }
             }
         }
-        if client.is_none() {
-            client = connect(&address).await;
+        self.client.as_mut()
+    }
+
+    async fn failed(&mut self, what: &str, error: &str) {
+        tracing::debug!(store = %self.to, address = %self.address, %error, "{what} failed; reconnecting");
+        self.client = None;
+        tokio::time::sleep(RECONNECT_BACKOFF).await;
+    }
+}
+
+/// Takes queued messages into one batch of at most `TRANSPORT_BATCH_BYTES_MAX` bytes (a
+/// single larger message goes alone).
+fn take_batch(
+    first: RaftMessage,
+    queue: &mut mpsc::Receiver<RaftMessage>,
+    carry: &mut Option<RaftMessage>,
+) -> Vec<RaftMessage> {
+    let mut bytes = first.encoded_len();
+    let mut batch = vec![first];
+    while bytes < TRANSPORT_BATCH_BYTES_MAX {
+        let Ok(next) = queue.try_recv() else { break };
+        let size = next.encoded_len();
+        if bytes + size > TRANSPORT_BATCH_BYTES_MAX {
+            *carry = Some(next);
+            break;
         }
-        let Some(rpc) = client.as_mut() else {
-            tracing::debug!(store = %to, %address, dropped = batch.len(), "store unreachable");
-            tokio::time::sleep(RECONNECT_BACKOFF).await;
-            continue;
+        bytes += size;
+        batch.push(next);
+    }
+    batch
+}
+
+async fn message_task(
+    mut link: Link,
+    mut queue: mpsc::Receiver<RaftMessage>,
+    queued_bytes: Arc<AtomicUsize>,
+) {
+    let mut carry = None;
+    loop {
+        let first = match carry.take() {
+            Some(message) => message,
+            None => match queue.recv().await {
+                Some(message) => message,
+                None => return,
+            },
+        };
+        let batch = take_batch(first, &mut queue, &mut carry);
+        let bytes: usize = batch.iter().map(|m| m.encoded_len()).sum();
+        queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        let Some(rpc) = link.client().await else {
+            continue; // dropped: Raft retransmits
         };
         if buggify!() {
             // A slow or reordering network path.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let duplicate = buggify!().then(|| batch.clone());
-        if let Err(error) = send_batch(rpc, batch).await {
-            tracing::debug!(store = %to, %address, %error, "raft send failed; reconnecting");
-            client = None;
-            tokio::time::sleep(RECONNECT_BACKOFF).await;
-            continue;
+        let call = rpc.send_raft(RaftMessageBatch { messages: batch });
+        let result = tokio::time::timeout(CALL_TIMEOUT, call).await;
+        match result {
+            Ok(Ok(_)) => {
+                if let Some(copy) = duplicate {
+                    // A duplicated delivery: Raft must tolerate it.
+                    let _ = rpc.send_raft(RaftMessageBatch { messages: copy }).await;
+                }
+            }
+            Ok(Err(status)) => link.failed("raft send", &status.to_string()).await,
+            Err(_) => link.failed("raft send", "timed out").await,
         }
-        if let Some(copy) = duplicate {
-            // A duplicated delivery: Raft must tolerate it.
-            let _ = send_batch(rpc, copy).await;
+    }
+}
+
+async fn snapshot_task(
+    mut link: Link,
+    mut queue: mpsc::Receiver<RaftMessage>,
+    reporter: Arc<OnceLock<LaneSender<RaftInput>>>,
+) {
+    while let Some(message) = queue.recv().await {
+        let region = RegionId(message.region_id);
+        let to_peer = message.to_peer.map_or(0, |peer| peer.id);
+        let delivered = match link.client().await {
+            Some(rpc) => match send_snapshot(rpc, message).await {
+                Ok(()) => true,
+                Err(error) => {
+                    link.failed("snapshot send", &error).await;
+                    false
+                }
+            },
+            None => false,
+        };
+        tracing::info!(%region, to_peer, delivered, store = %link.to, "snapshot sent");
+        if let Some(lane) = reporter.get() {
+            let report = RaftInput::SnapshotReport {
+                region,
+                to_peer,
+                delivered,
+            };
+            let _ = lane.send(report).await;
         }
     }
 }
 
-async fn send_batch(
-    rpc: &mut FerroRaftClient<Channel>,
-    batch: Vec<RaftMessage>,
-) -> Result<(), String> {
-    let (snapshots, messages): (Vec<_>, Vec<_>) = batch.into_iter().partition(|m| m.is_snapshot);
-    if !messages.is_empty() {
-        let call = rpc.send_raft(RaftMessageBatch { messages });
-        tokio::time::timeout(CALL_TIMEOUT, call)
-            .await
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|status| status.to_string())?;
-    }
-    for snapshot in snapshots {
-        send_snapshot(rpc, snapshot).await?;
-    }
-    Ok(())
-}
-
-/// Splits a snapshot message into chunks; the first carries the message without its data.
-pub fn snapshot_chunks(mut message: RaftMessage) -> Result<Vec<SnapshotChunk>, String> {
-    let mut wire =
-        raft::eraftpb::Message::parse_from_bytes(&message.message).map_err(|e| e.to_string())?;
-    let data = std::mem::take(&mut wire.mut_snapshot().data);
-    let meta = wire.get_snapshot().get_metadata();
-    let key = SnapshotKey {
-        region_id: message.region_id,
-        term: meta.term,
-        index: meta.index,
-        to_peer_id: message.to_peer.map_or(0, |peer| peer.id),
-    };
-    message.message = wire.write_to_bytes().map_err(|e| e.to_string())?;
-    let checksum = crc32c::crc32c(&data);
-    let pieces: Vec<&[u8]> = if data.is_empty() {
-        vec![&[]]
-    } else {
-        data.chunks(SNAPSHOT_CHUNK_BYTES).collect()
-    };
-    let count = pieces.len();
-    let mut chunks = Vec::with_capacity(count);
-    let mut offset = 0u64;
-    for (position, piece) in pieces.into_iter().enumerate() {
-        let last = position + 1 == count;
-        chunks.push(SnapshotChunk {
-            key: Some(key),
-            message: (position == 0).then(|| message.clone()),
-            offset,
-            data: piece.to_vec(),
-            last,
-            checksum: if last { checksum } else { 0 },
-        });
-        offset += piece.len() as u64;
-    }
-    Ok(chunks)
-}
-
+/// Streams one snapshot chunk by chunk; each chunk has its own deadline, so a large
+/// snapshot that keeps moving is never cut off.
 async fn send_snapshot(
     rpc: &mut FerroRaftClient<Channel>,
     message: RaftMessage,

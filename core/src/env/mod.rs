@@ -4,6 +4,7 @@
 
 mod clock;
 mod engine;
+mod memory;
 mod raft_log;
 mod rng;
 mod transport;
@@ -13,6 +14,7 @@ pub use engine::{
     assert_scan_args, Cf, Direction, EngineError, KvEngine, KvPair, Mutation, Snapshot, WriteBatch,
     WriteOptions,
 };
+pub use memory::{MemEngine, MemSnapshot};
 pub use raft_log::{stage_log_op, EngineRaftLog, RaftLogBatch, RaftLogOp, RaftLogStore};
 pub use rng::{Rng, SeededRng};
 pub use transport::{SendError, Transport};

@@ -17,11 +17,13 @@ use crate::types::{KeyRange, LogIndex, RegionId};
 /// One change to a region's persisted log.
 #[derive(Clone, Debug)]
 pub enum RaftLogOp {
-    /// Store `entries` (consecutive indexes) and drop any stored entry after the last one,
-    /// which a new leader's conflicting entries replace.
+    /// Store `entries` (consecutive indexes). With `replaces_tail`, also drop every stored
+    /// entry after the last one: a new leader's conflicting entries replaced a longer tail.
+    /// Without it nothing is deleted (the common case costs no range delete).
     Append {
         region: RegionId,
         entries: Vec<Entry>,
+        replaces_tail: bool,
     },
     /// Store the hard state (term, vote, commit).
     SetHardState {
@@ -130,7 +132,11 @@ impl<E: KvEngine> EngineRaftLog<E> {
 /// Stages `op` into `batch`, for callers that write it atomically with other data.
 pub fn stage_log_op(op: &RaftLogOp, batch: &mut WriteBatch) {
     match op {
-        RaftLogOp::Append { region, entries } => stage_append(*region, entries, batch),
+        RaftLogOp::Append {
+            region,
+            entries,
+            replaces_tail,
+        } => stage_append(*region, entries, *replaces_tail, batch),
         RaftLogOp::SetHardState { region, hard_state } => {
             batch.put(
                 Cf::Raft,
@@ -150,7 +156,7 @@ pub fn stage_log_op(op: &RaftLogOp, batch: &mut WriteBatch) {
     }
 }
 
-fn stage_append(region: RegionId, entries: &[Entry], batch: &mut WriteBatch) {
+fn stage_append(region: RegionId, entries: &[Entry], replaces_tail: bool, batch: &mut WriteBatch) {
     let Some(last) = entries.last() else { return };
     for (offset, pair) in entries.windows(2).enumerate() {
         assert_eq!(
@@ -167,8 +173,10 @@ fn stage_append(region: RegionId, entries: &[Entry], batch: &mut WriteBatch) {
             &encode(entry),
         );
     }
-    let tail_start = entry_key(region, LogIndex(last.index + 1));
-    batch.delete_range(Cf::Raft, &tail_start, &region_key(region, ENTRY_END_TAG));
+    if replaces_tail {
+        let tail_start = entry_key(region, LogIndex(last.index + 1));
+        batch.delete_range(Cf::Raft, &tail_start, &region_key(region, ENTRY_END_TAG));
+    }
 }
 
 impl<E: KvEngine> RaftLogStore for EngineRaftLog<E> {

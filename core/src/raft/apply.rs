@@ -10,6 +10,7 @@ use raft::eraftpb::{ConfChange, ConfChangeType};
 
 use super::storage::{cf_of, region_range};
 use crate::env::{Cf, EngineError, Snapshot, WriteBatch};
+use crate::planted::{self, PlantedBug};
 use crate::raw::value;
 use crate::store::{RegionError, WriteOutcome};
 use crate::types::{KeyRange, RegionEpoch};
@@ -140,15 +141,17 @@ pub fn apply_writes<S: Snapshot>(
     region: &metapb::Region,
     cmd: &RaftCmd,
 ) -> Result<WriteOutcome, RegionError> {
-    let proposed = RegionEpoch::from(cmd.region_epoch);
-    if proposed.version < RegionEpoch::from(region.region_epoch).version {
-        return Err(epoch_not_match(
-            format!("proposed under {proposed:?}"),
-            region,
-        ));
+    if !planted::active(PlantedBug::ApplyIgnoresEpoch) {
+        let proposed = RegionEpoch::from(cmd.region_epoch);
+        if proposed.version < RegionEpoch::from(region.region_epoch).version {
+            return Err(epoch_not_match(
+                format!("proposed under {proposed:?}"),
+                region,
+            ));
+        }
+        let ranges: Vec<KeyRange> = cmd.writes.iter().flat_map(write_op_ranges).collect();
+        check_ranges_in_region(&ranges, region)?;
     }
-    let ranges: Vec<KeyRange> = cmd.writes.iter().flat_map(write_op_ranges).collect();
-    check_ranges_in_region(&ranges, region)?;
     let mut outcome = WriteOutcome::default();
     for op in &cmd.writes {
         match &op.op {
@@ -198,6 +201,20 @@ pub fn split_region(
     if split.new_peer_ids.len() != region.peers.len() {
         return Err(RegionError::Invalid(
             "one new peer id per existing peer is needed".into(),
+        ));
+    }
+    let mut ids = split.new_peer_ids.clone();
+    ids.sort_unstable();
+    ids.dedup();
+    let reused = region.peers.iter().any(|peer| ids.contains(&peer.id));
+    if ids.len() != split.new_peer_ids.len() || ids.contains(&0) || reused {
+        return Err(RegionError::Invalid(
+            "split needs distinct, unused, non-zero peer ids".into(),
+        ));
+    }
+    if split.new_region_id == 0 || split.new_region_id == region.id {
+        return Err(RegionError::Invalid(
+            "split needs a new, non-zero region id".into(),
         ));
     }
     let mut epoch = RegionEpoch::from(region.region_epoch);

@@ -9,11 +9,14 @@
 //!    with the Ready numbers to acknowledge.
 //! 3. `apply`: applied data plus apply state, written atomically after the persist batch.
 //! 4. `responses` and `reads`: delivered after the apply write.
+//! 5. `snapshot_tasks`: snapshot generation over a consistent engine view, run by the
+//!    driver off its event loop; the result comes back through
+//!    `Store::on_snapshot_generated`.
 
 use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use ferrokv_proto::metapb;
 
-use crate::env::WriteBatch;
+use crate::env::{Snapshot, WriteBatch};
 use crate::raw::RawRead;
 use crate::store::{Response, Token};
 use crate::types::{RegionId, StoreId};
@@ -37,6 +40,29 @@ pub struct ReadyRead {
     pub read: RawRead,
     /// Wall-clock time of the request, for TTL expiry.
     pub now_ms: u64,
+}
+
+/// A snapshot to generate: the region's applied state as `view` holds it.
+pub struct SnapshotTask {
+    /// The region.
+    pub region_id: RegionId,
+    /// A consistent engine view taken when raft-rs asked.
+    pub view: Box<dyn Snapshot>,
+}
+
+impl std::fmt::Debug for SnapshotTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotTask")
+            .field("region_id", &self.region_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotTask {
+    /// Builds the snapshot (CPU and engine reads; run it off the event loop).
+    pub fn run(&self) -> Result<raft::eraftpb::Snapshot, crate::env::EngineError> {
+        crate::raft::storage::build_snapshot(self.region_id, self.view.as_ref())
+    }
 }
 
 /// Something the store must act on after a peer's poll.
@@ -101,6 +127,8 @@ pub struct Effects {
     pub reads: Vec<ReadyRead>,
     /// Events for the store.
     pub events: Vec<PeerEvent>,
+    /// Snapshots to generate off the event loop.
+    pub snapshot_tasks: Vec<SnapshotTask>,
 }
 
 impl Effects {
@@ -114,6 +142,17 @@ impl Effects {
     pub fn after_persist(&mut self, region: RegionId, ready: u64, messages: Vec<OutMessage>) {
         self.after_persist.extend(messages);
         self.acks.push((region, ready));
+    }
+
+    /// Takes the persistence step, with store-level records written first in the same
+    /// batch (they precede every peer write of this round).
+    pub fn take_persist_after(&mut self, mut store_records: WriteBatch) -> PendingPersist {
+        store_records.extend(std::mem::take(&mut self.persist));
+        PendingPersist {
+            batch: store_records,
+            after: std::mem::take(&mut self.after_persist),
+            acks: std::mem::take(&mut self.acks),
+        }
     }
 
     /// Takes the persistence step.
@@ -135,5 +174,6 @@ impl Effects {
             && self.responses.is_empty()
             && self.reads.is_empty()
             && self.events.is_empty()
+            && self.snapshot_tasks.is_empty()
     }
 }

@@ -29,7 +29,7 @@ impl Drain for TracingDrain {
         match record.level() {
             Level::Critical | Level::Error => tracing::error!(target: "raft", "{message}{fields}"),
             Level::Warning => tracing::warn!(target: "raft", "{message}{fields}"),
-            Level::Info => tracing::debug!(target: "raft", "{message}{fields}"),
+            Level::Info => tracing::info!(target: "raft", "{message}{fields}"),
             Level::Debug | Level::Trace => tracing::trace!(target: "raft", "{message}{fields}"),
         }
         Ok(())

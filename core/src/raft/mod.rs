@@ -9,7 +9,11 @@ mod logger;
 mod peer;
 pub mod storage;
 
-pub use config::{PlantedBug, RaftConfig};
-pub use effects::{Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadyRead};
+pub use config::RaftConfig;
+pub use effects::{
+    Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadyRead, SnapshotTask,
+};
 pub use peer::{Peer, PendingRead};
-pub use storage::{region_data_hash, LoadedState, PeerStorage, INIT_LOG_INDEX, INIT_LOG_TERM};
+pub use storage::{
+    build_snapshot, region_data_hash, LoadedState, PeerStorage, INIT_LOG_INDEX, INIT_LOG_TERM,
+};

@@ -71,10 +71,6 @@ pub fn region_range(region: &metapb::Region) -> KeyRange {
     KeyRange::new(region.start_key.clone(), region.end_key.clone())
 }
 
-fn storage_error(error: EngineError) -> raft::Error {
-    raft::Error::Store(StorageError::Other(Box::new(error)))
-}
-
 /// A region's persisted Raft state as loaded at startup.
 #[derive(Clone, Debug)]
 pub struct LoadedState {
@@ -97,6 +93,7 @@ pub struct PeerStorage<E: KvEngine> {
     entries: VecDeque<Entry>,
     entry_bytes: u64,
     apply_state: RaftApplyState,
+    snapshot_gen: std::cell::RefCell<SnapshotGen>,
 }
 
 impl<E: KvEngine> PeerStorage<E> {
@@ -114,6 +111,7 @@ impl<E: KvEngine> PeerStorage<E> {
             entries: state.entries.into(),
             entry_bytes,
             apply_state: state.apply_state,
+            snapshot_gen: Default::default(),
         };
         storage.check_invariants();
         storage
@@ -177,6 +175,8 @@ impl<E: KvEngine> PeerStorage<E> {
             first_index > self.truncated().index,
             "append below the truncated index"
         );
+        let old_last = self.last_index_value();
+        let new_last = entries.last().expect("non-empty").index;
         while self
             .entries
             .back()
@@ -198,6 +198,7 @@ impl<E: KvEngine> PeerStorage<E> {
             &RaftLogOp::Append {
                 region: self.region_id,
                 entries,
+                replaces_tail: old_last > new_last,
             },
             batch,
         );
@@ -215,18 +216,40 @@ impl<E: KvEngine> PeerStorage<E> {
         );
     }
 
-    /// Records a new applied position and region; the caller stages them via `stage_apply`.
-    pub fn set_applied(&mut self, index: u64, term: u64, region: Option<metapb::Region>) {
+    /// Records that entry `(index, term)` applied: the next one after the applied index.
+    /// The caller stages the apply state via `stage_apply` at the end of the round.
+    pub fn advance_applied(&mut self, index: u64, term: u64) {
+        assert_eq!(
+            index,
+            self.apply_state.applied_index + 1,
+            "entries apply one by one, in order"
+        );
         assert!(
-            index >= self.apply_state.applied_index,
-            "applied index moved backwards"
+            term >= self.apply_state.applied_term,
+            "applied terms never decrease"
+        );
+        assert!(
+            index
+                <= self
+                    .raft_state
+                    .hard_state
+                    .commit
+                    .max(self.last_index_value()),
+            "applying beyond the log"
         );
         self.apply_state.applied_index = index;
         self.apply_state.applied_term = term;
-        if let Some(region) = region {
-            self.raft_state.conf_state = conf_state_of(&region);
-            self.region = region;
-        }
+    }
+
+    /// Records the region as changed by applied admin commands (split, membership).
+    pub fn set_region(&mut self, region: metapb::Region) {
+        assert_eq!(
+            region.id,
+            self.region_id.get(),
+            "a peer keeps its region id"
+        );
+        self.raft_state.conf_state = conf_state_of(&region);
+        self.region = region;
     }
 
     /// Stages the apply state and region state into `batch` (atomic with applied data).
@@ -243,6 +266,10 @@ impl<E: KvEngine> PeerStorage<E> {
             compact_index <= self.apply_state.applied_index,
             "compacting unapplied entries"
         );
+        assert!(
+            compact_index > self.truncated().index,
+            "compaction moves the truncated index forward"
+        );
         while self
             .entries
             .front()
@@ -250,6 +277,13 @@ impl<E: KvEngine> PeerStorage<E> {
         {
             let dropped = self.entries.pop_front().expect("checked non-empty");
             self.entry_bytes -= dropped.data.len() as u64;
+            if dropped.index == compact_index {
+                assert_eq!(
+                    dropped.term, compact_term,
+                    "region {}: the truncated term must be the log's term at index {}",
+                    self.region_id, compact_index
+                );
+            }
         }
         self.apply_state.truncated_state = Some(RaftTruncatedState {
             index: compact_index,
@@ -325,39 +359,96 @@ impl<E: KvEngine> PeerStorage<E> {
             .map_or(self.truncated().index, |e| e.index)
     }
 
-    /// Generates a snapshot of the applied state in the engine.
-    fn generate_snapshot(&self) -> Result<RaftSnapshot, EngineError> {
-        let view = self.engine.snapshot();
-        let apply_state: RaftApplyState =
-            read_message(&view, &keys::apply_state_key(self.region_id))?
-                .ok_or_else(|| EngineError::Corruption("no apply state to snapshot".into()))?;
-        let region_state: RegionLocalState =
-            read_message(&view, &keys::region_state_key(self.region_id))?
-                .ok_or_else(|| EngineError::Corruption("no region state to snapshot".into()))?;
-        let region = region_state.region.unwrap_or_default();
-        let mut data = SnapshotData {
-            region: Some(region.clone()),
-            kvs: Vec::new(),
-        };
-        for cf in DATA_CFS {
-            scan_all(&view, cf, &region_range(&region), |key, value| {
-                data.kvs.push(SnapshotKv {
-                    cf: cf_name(cf) as i32,
-                    key,
-                    value,
-                });
-            })?;
+    /// The engine view a snapshot generation task reads, if raft-rs asked for a snapshot
+    /// since the last call. The view is taken now, so it holds a consistent applied state.
+    pub fn take_snapshot_request(&self) -> Option<E::Snap> {
+        let mut generation = self.snapshot_gen.borrow_mut();
+        if !std::mem::take(&mut generation.wanted) {
+            return None;
         }
-        let mut snapshot = RaftSnapshot {
-            data: data.encode_to_vec().into(),
-            ..Default::default()
-        };
-        let meta = snapshot.mut_metadata();
-        meta.index = apply_state.applied_index;
-        meta.term = apply_state.applied_term;
-        meta.set_conf_state(conf_state_of(&region));
-        Ok(snapshot)
+        generation.requested = true;
+        Some(self.engine.snapshot())
     }
+
+    /// A generation task finished: keep its snapshot for raft-rs's next request.
+    pub fn on_snapshot_generated(&self, result: Result<RaftSnapshot, EngineError>) {
+        let mut generation = self.snapshot_gen.borrow_mut();
+        generation.requested = false;
+        match result {
+            // Staleness is checked when raft-rs asks for it.
+            Ok(snapshot) => generation.ready = Some(snapshot),
+            Err(error) => {
+                tracing::warn!(region_id = %self.region_id, %error, "snapshot generation failed; will retry");
+            }
+        }
+    }
+
+    /// Forgets a generated snapshot (nothing needs it now).
+    pub fn drop_generated_snapshot(&self) {
+        self.snapshot_gen.borrow_mut().ready = None;
+    }
+
+    /// True if a generated snapshot is held.
+    pub fn has_generated_snapshot(&self) -> bool {
+        self.snapshot_gen.borrow().ready.is_some()
+    }
+}
+
+/// Snapshot generation state. raft-rs asks for snapshots through `&self`, so the state sits
+/// in a `RefCell`; only the peer's own thread touches it.
+#[derive(Debug, Default)]
+struct SnapshotGen {
+    /// raft-rs asked and no task was handed out yet.
+    wanted: bool,
+    /// A task is running.
+    requested: bool,
+    /// The last generated snapshot.
+    ready: Option<RaftSnapshot>,
+}
+
+/// Builds a snapshot of a region's applied state from a consistent engine view: the region
+/// and apply state records and every data pair of the region, read page by page. Runs off
+/// the node loop (a driver task), never inside raft-rs.
+pub fn build_snapshot<S: Snapshot + ?Sized>(
+    region_id: RegionId,
+    view: &S,
+) -> Result<RaftSnapshot, EngineError> {
+    let apply_state: RaftApplyState = read_message(view, &keys::apply_state_key(region_id))?
+        .ok_or_else(|| EngineError::Corruption("no apply state to snapshot".into()))?;
+    let region_state: RegionLocalState = read_message(view, &keys::region_state_key(region_id))?
+        .ok_or_else(|| EngineError::Corruption("no region state to snapshot".into()))?;
+    let region = region_state.region.unwrap_or_default();
+    if region.peers.is_empty() {
+        return Err(EngineError::Corruption(
+            "snapshot of an uninitialized region".into(),
+        ));
+    }
+    let mut data = SnapshotData {
+        region: Some(region.clone()),
+        kvs: Vec::new(),
+    };
+    for cf in DATA_CFS {
+        scan_all(view, cf, &region_range(&region), |key, value| {
+            data.kvs.push(SnapshotKv {
+                cf: cf_name(cf) as i32,
+                key,
+                value,
+            });
+        })?;
+    }
+    let mut snapshot = RaftSnapshot {
+        data: data.encode_to_vec().into(),
+        ..Default::default()
+    };
+    let meta = snapshot.mut_metadata();
+    meta.index = apply_state.applied_index;
+    meta.term = apply_state.applied_term;
+    meta.set_conf_state(conf_state_of(&region));
+    assert!(
+        meta.index > 0,
+        "a snapshot covers at least the initial log position"
+    );
+    Ok(snapshot)
 }
 
 /// Stages an apply state record.
@@ -382,7 +473,7 @@ pub fn clear_region_data(region: &metapb::Region, batch: &mut WriteBatch) {
 }
 
 /// Reads and decodes one prost message from the raft column family.
-pub fn read_message<S: Snapshot, M: prost::Message + Default>(
+pub fn read_message<S: Snapshot + ?Sized, M: prost::Message + Default>(
     view: &S,
     key: &[u8],
 ) -> Result<Option<M>, EngineError> {
@@ -395,7 +486,7 @@ pub fn read_message<S: Snapshot, M: prost::Message + Default>(
 }
 
 /// Calls `visit` for every pair of `cf` in `range`, scanning in bounded pages.
-pub fn scan_all<S: Snapshot>(
+pub fn scan_all<S: Snapshot + ?Sized>(
     view: &S,
     cf: Cf,
     range: &KeyRange,
@@ -488,14 +579,23 @@ impl<E: KvEngine> raft::Storage for PeerStorage<E> {
         Ok(self.last_index_value())
     }
 
+    /// A generated snapshot if one is fresh enough; otherwise asks the peer to generate
+    /// one off the loop and answers "temporarily unavailable" (raft-rs retries later). Never
+    /// an error raft-rs would treat as fatal.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<RaftSnapshot> {
-        let snapshot = self.generate_snapshot().map_err(storage_error)?;
-        if snapshot.get_metadata().index < request_index {
-            return Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            ));
+        let floor = request_index.max(self.truncated().index);
+        let mut generation = self.snapshot_gen.borrow_mut();
+        if let Some(ready) = &generation.ready {
+            if ready.get_metadata().index >= floor {
+                return Ok(ready.clone());
+            }
         }
-        Ok(snapshot)
+        if !generation.requested {
+            generation.wanted = true;
+        }
+        Err(raft::Error::Store(
+            StorageError::SnapshotTemporarilyUnavailable,
+        ))
     }
 }
 
@@ -557,7 +657,7 @@ pub fn initial_apply_state() -> RaftApplyState {
 
 /// A hash (FNV-1a, 64-bit) of every data pair of `region` in `view`: equal applied state on
 /// two replicas gives equal hashes.
-pub fn region_data_hash<S: Snapshot>(
+pub fn region_data_hash<S: Snapshot + ?Sized>(
     view: &S,
     region: &metapb::Region,
 ) -> Result<u64, EngineError> {

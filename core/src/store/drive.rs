@@ -7,7 +7,8 @@ use super::cmd::{Response, Token};
 use super::error::RegionError;
 use super::fsm::Store;
 use crate::env::{EngineError, KvEngine, SendError, Transport, WriteOptions};
-use crate::raft::{Effects, OutMessage, PlantedBug};
+use crate::planted::{self, PlantedBug};
+use crate::raft::{Effects, OutMessage, SnapshotTask};
 use crate::raw::execute_read;
 
 /// Rounds of poll-and-execute per `drive` call; more work waits for the next call so that
@@ -17,8 +18,11 @@ const DRIVE_ROUNDS_MAX: usize = 4;
 /// What a `drive` call produced for the caller.
 #[derive(Debug, Default)]
 pub struct DriveOutput {
-    /// Answers to requests.
+    /// Answers to requests (each accepted request is answered exactly once).
     pub responses: Vec<(Token, Response)>,
+    /// Snapshots to generate off the event loop; feed each result back with
+    /// `Store::on_snapshot_generated`.
+    pub snapshot_tasks: Vec<SnapshotTask>,
     /// Raft log bytes written (for metrics and benchmarks).
     pub log_bytes: usize,
     /// Synced writes issued.
@@ -26,18 +30,27 @@ pub struct DriveOutput {
 }
 
 impl<E: KvEngine> Store<E> {
-    /// Polls every peer with work and executes the effects. A storage error is returned
-    /// and the store must stop: its in-memory state may be ahead of the disk.
+    /// Polls every peer with work and executes the effects, then answers requests whose
+    /// deadline passed. A storage error is returned and the store must stop: its in-memory
+    /// state may be ahead of the disk.
     pub fn drive<T: Transport>(&mut self, transport: &T) -> Result<DriveOutput, EngineError> {
         let mut output = DriveOutput::default();
-        for _ in 0..DRIVE_ROUNDS_MAX {
+        let outgoing = std::mem::take(&mut self.outgoing);
+        self.send(outgoing, transport);
+        for round in 0..DRIVE_ROUNDS_MAX {
             let mut effects = self.poll_dirty();
-            if effects.is_empty() {
+            if effects.is_empty() && (round > 0 || self.pending_persist.is_empty()) {
                 break;
             }
             self.execute(&mut effects, transport, &mut output)
                 .map_err(|error| self.engine_error(error))?;
         }
+        let answers = std::mem::take(&mut self.store_answers);
+        self.deliver_answers(answers, &mut output);
+        let expired = self.deadlines.expire(self.now);
+        self.stats.requests_timed_out += expired.len() as u64;
+        output.responses.extend(expired);
+        self.check_invariants();
         Ok(output)
     }
 
@@ -62,9 +75,10 @@ impl<E: KvEngine> Store<E> {
     ) -> Result<(), EngineError> {
         let send_now = std::mem::take(&mut effects.send_now);
         self.send(send_now, transport);
-        let pending = effects.take_persist();
+        let store_records = std::mem::take(&mut self.pending_persist);
+        let pending = effects.take_persist_after(store_records);
         if !pending.batch().is_empty() {
-            let sync = self.config.planted_bug != Some(PlantedBug::SkipRaftLogSync);
+            let sync = !planted::active(PlantedBug::SkipRaftLogSync);
             output.log_bytes += pending.batch().bytes();
             output.syncs += usize::from(sync);
             self.engine.write(pending.batch(), WriteOptions { sync })?;
@@ -79,23 +93,33 @@ impl<E: KvEngine> Store<E> {
         self.send(persisted.messages, transport);
         if !effects.apply.is_empty() {
             output.syncs += usize::from(effects.apply_sync);
-            self.engine.write(
-                &effects.apply,
-                WriteOptions {
-                    sync: effects.apply_sync,
-                },
-            )?;
+            let sync = effects.apply_sync;
+            self.engine.write(&effects.apply, WriteOptions { sync })?;
         }
-        output.responses.append(&mut effects.responses);
+        let responses = std::mem::take(&mut effects.responses);
+        self.deliver_answers(responses, output);
         if !effects.reads.is_empty() {
             let view = self.engine.snapshot();
+            let mut answers = Vec::with_capacity(effects.reads.len());
             for read in effects.reads.drain(..) {
                 let result =
                     execute_read(&view, &read.read, read.now_ms).map_err(RegionError::from);
-                output.responses.push((read.token, Response::Read(result)));
+                answers.push((read.token, Response::Read(result)));
+            }
+            self.deliver_answers(answers, output);
+        }
+        output.snapshot_tasks.append(&mut effects.snapshot_tasks);
+        Ok(())
+    }
+
+    /// Passes on answers for requests still waiting; a request already answered by its
+    /// deadline gets nothing more.
+    fn deliver_answers(&mut self, answers: Vec<(Token, Response)>, output: &mut DriveOutput) {
+        for (token, response) in answers {
+            if self.deadlines.answer(token) {
+                output.responses.push((token, response));
             }
         }
-        Ok(())
     }
 
     fn send<T: Transport>(&mut self, messages: Vec<OutMessage>, transport: &T) {
@@ -111,5 +135,10 @@ impl<E: KvEngine> Store<E> {
                 }
             }
         }
+    }
+
+    pub(super) fn engine_error(&self, error: EngineError) -> EngineError {
+        tracing::error!(store_id = %self.store_id, %error, "storage failed; the store stops");
+        error
     }
 }

@@ -31,9 +31,18 @@ pub enum RegionError {
         key: Vec<u8>,
         region: Box<metapb::Region>,
     },
-    /// The proposal was superseded (leadership changed before it committed).
+    /// The proposal was superseded (leadership changed before it committed): it will never
+    /// apply, so a retry is safe.
     #[error("stale command: the proposal was dropped by a leadership change")]
     StaleCommand,
+    /// The request was taken but its outcome is unknown: a write may or may not apply (its
+    /// entry arrived inside a snapshot, its peer was destroyed, or its deadline passed).
+    /// Clients must not retry it blindly.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// A read waited past its deadline; it had no effect and may be retried.
+    #[error("request timed out: {0}")]
+    Timeout(String),
     /// The store is overloaded; retry later.
     #[error("server is busy: {0}")]
     ServerIsBusy(String),
@@ -52,6 +61,11 @@ pub enum RegionError {
 }
 
 impl RegionError {
+    /// True if the request may have had an effect although it failed.
+    pub fn is_ambiguous(&self) -> bool {
+        matches!(self, RegionError::OutcomeUnknown(_))
+    }
+
     /// The kvproto form, for responses' `region_error` field.
     pub fn to_proto(&self) -> errorpb::Error {
         let mut error = errorpb::Error {
@@ -99,7 +113,10 @@ impl RegionError {
                     entry_size: *entry_bytes,
                 });
             }
-            RegionError::Storage(_) | RegionError::Invalid(_) => {}
+            RegionError::Storage(_)
+            | RegionError::Invalid(_)
+            | RegionError::OutcomeUnknown(_)
+            | RegionError::Timeout(_) => {}
         }
         error
     }

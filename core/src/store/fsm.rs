@@ -1,21 +1,27 @@
-//! The store state machine: peers by region, message routing, request admission.
+//! The store state machine: peers by region, request admission with deadlines, ticks and
+//! status. Message routing and peer creation live in `route.rs`, peer lifecycle events in
+//! `lifecycle.rs`, and `drive.rs` executes effects.
+//!
+//! Invariants (checked by `check_invariants` after every drive): initialized regions on a
+//! store are pairwise disjoint; every accepted request is answered exactly once, by its
+//! peer or by its deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ferrokv_proto::ferrokv_raftpb::{PeerState, RaftMessage};
+use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use ferrokv_proto::metapb;
-use protobuf::Message as _;
-use raft::eraftpb::{HardState, Message as RaftWireMessage, MessageType};
+use raft::eraftpb::HardState;
 
 use super::cmd::{Request, Response, Token};
+use super::deadlines::Deadlines;
 use super::error::RegionError;
 use super::load::{scan_regions, Found, StoreLoadError};
-use crate::env::{Cf, EngineError, Instant, KvEngine, SeededRng, WriteBatch, WriteOptions};
-use crate::raft::storage::{clear_region_data, region_range, write_region_state, LoadedState};
-use crate::raft::{keys, Effects, Peer, PeerEvent, RaftConfig, INIT_LOG_INDEX, INIT_LOG_TERM};
+use crate::env::{Instant, KvEngine, SeededRng, WriteBatch};
+use crate::raft::storage::{region_range, LoadedState};
+use crate::raft::{OutMessage, Peer, RaftConfig};
 use crate::types::{RegionId, StoreId};
 
-/// A region's state on this store, for status pages and convergence checks.
+/// A region's state on this store, for status pages, routing and convergence checks.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RegionStatus {
     /// The region as applied here.
@@ -26,6 +32,12 @@ pub struct RegionStatus {
     pub is_leader: bool,
     /// Applied index.
     pub applied_index: u64,
+    /// Term of the applied index.
+    pub applied_term: u64,
+    /// Commit index this peer knows.
+    pub commit_index: u64,
+    /// Truncated log position `(index, term)`.
+    pub truncated: (u64, u64),
     /// Current term.
     pub term: u64,
 }
@@ -35,6 +47,12 @@ pub struct RegionStatus {
 pub struct StoreStats {
     /// Snapshots received and installed.
     pub snapshots_installed: u64,
+    /// Peers destroyed because another peer proved them removed (stale peer GC).
+    pub stale_peers_destroyed: u64,
+    /// Requests answered by their deadline.
+    pub requests_timed_out: u64,
+    /// Election timeouts raft-rs drew that the deterministic override missed (must be 0).
+    pub override_misses: u64,
 }
 
 /// Every region replica on one store.
@@ -44,11 +62,18 @@ pub struct Store<E: KvEngine> {
     pub(super) config: RaftConfig,
     rng: SeededRng,
     pub(super) peers: BTreeMap<RegionId, Peer<E>>,
-    tombstones: BTreeMap<RegionId, metapb::Region>,
+    pub(super) tombstones: BTreeMap<RegionId, metapb::Region>,
     pub(super) dirty: BTreeSet<RegionId>,
     pub(super) now: Instant,
-    stats: StoreStats,
-    trace: u64,
+    pub(super) stats: StoreStats,
+    pub(super) deadlines: Deadlines,
+    /// Store-level records (peer creation) written with the next Raft log sync.
+    pub(super) pending_persist: WriteBatch,
+    /// Store-level messages (tombstones for stale peers) sent by the next drive.
+    pub(super) outgoing: Vec<OutMessage>,
+    /// Answers produced outside a drive (a destroyed stale peer's requests).
+    pub(super) store_answers: Vec<(Token, Response)>,
+    pub(super) trace: u64,
 }
 
 impl<E: KvEngine> Store<E> {
@@ -59,12 +84,7 @@ impl<E: KvEngine> Store<E> {
         config: RaftConfig,
         rng: SeededRng,
     ) -> Result<Store<E>, StoreLoadError> {
-        config
-            .validate()
-            .map_err(|detail| StoreLoadError::Inconsistent {
-                region_id: 0,
-                detail,
-            })?;
+        config.validate().map_err(StoreLoadError::Config)?;
         let mut store = Store {
             store_id,
             engine: engine.clone(),
@@ -75,6 +95,10 @@ impl<E: KvEngine> Store<E> {
             dirty: BTreeSet::new(),
             now: Instant::default(),
             stats: StoreStats::default(),
+            deadlines: Deadlines::default(),
+            pending_persist: WriteBatch::new(),
+            outgoing: Vec::new(),
+            store_answers: Vec::new(),
             trace: crate::types::fnv::FNV_OFFSET,
         };
         for found in scan_regions(&engine, store_id.get())? {
@@ -93,11 +117,16 @@ impl<E: KvEngine> Store<E> {
                 }
             }
         }
+        store.check_invariants();
         tracing::info!(store_id = %store_id, regions = store.peers.len(), "store loaded");
         Ok(store)
     }
 
-    fn insert_peer(&mut self, peer: &metapb::Peer, state: LoadedState) -> Result<(), raft::Error> {
+    pub(super) fn insert_peer(
+        &mut self,
+        peer: &metapb::Peer,
+        state: LoadedState,
+    ) -> Result<(), raft::Error> {
         let region_id = RegionId(state.region.id);
         let rng = self.rng.fork(region_id.get() << 20 ^ peer.id);
         let created = Peer::new(
@@ -109,14 +138,56 @@ impl<E: KvEngine> Store<E> {
             &self.config,
             rng,
         )?;
-        self.peers.insert(region_id, created);
+        let replaced = self.peers.insert(region_id, created);
+        assert!(
+            replaced.is_none(),
+            "region {region_id} already has a peer here"
+        );
         self.dirty.insert(region_id);
         Ok(())
     }
 
+    /// Checks the store-wide invariants; a violation is a bug.
+    pub(super) fn check_invariants(&self) {
+        let mut ranges: Vec<(Vec<u8>, Vec<u8>, RegionId)> = self
+            .peers
+            .values()
+            .filter(|peer| peer.is_initialized())
+            .map(|peer| {
+                let region = peer.region();
+                (
+                    region.start_key.clone(),
+                    region.end_key.clone(),
+                    peer.region_id(),
+                )
+            })
+            .collect();
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            let (_, end, left) = &pair[0];
+            let (start, _, right) = &pair[1];
+            assert!(
+                !end.is_empty() && end <= start,
+                "store {}: regions {left} and {right} overlap",
+                self.store_id
+            );
+        }
+        for peer in self.peers.values() {
+            assert!(
+                peer.applied_index() <= peer.commit_index(),
+                "region {}: applied {} beyond commit {}",
+                peer.region_id(),
+                peer.applied_index(),
+                peer.commit_index()
+            );
+        }
+    }
+
     /// Event counters.
     pub fn stats(&self) -> StoreStats {
-        self.stats
+        let mut stats = self.stats;
+        stats.override_misses = self.peers.values().map(|p| p.override_misses()).sum();
+        stats
     }
 
     /// This store's id.
@@ -127,6 +198,16 @@ impl<E: KvEngine> Store<E> {
     /// The engine.
     pub fn engine(&self) -> &E {
         &self.engine
+    }
+
+    /// Requests accepted and not yet answered.
+    pub fn pending_requests(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// The Raft configuration.
+    pub fn config(&self) -> &RaftConfig {
+        &self.config
     }
 
     /// Moves the store's clock; ticks are separate (`tick`).
@@ -145,7 +226,7 @@ impl<E: KvEngine> Store<E> {
         }
     }
 
-    /// Status of every region.
+    /// Status of every initialized region.
     pub fn regions(&self) -> Vec<RegionStatus> {
         self.peers
             .values()
@@ -155,19 +236,30 @@ impl<E: KvEngine> Store<E> {
                 leader: peer.leader(),
                 is_leader: peer.is_leader(),
                 applied_index: peer.applied_index(),
+                applied_term: peer.applied_term(),
+                commit_index: peer.commit_index(),
+                truncated: peer.truncated(),
                 term: peer.term(),
             })
             .collect()
     }
 
+    /// The term of `index` in the log of this store's peer of `region`, if it holds it.
+    pub fn log_term(&self, region: RegionId, index: u64) -> Option<u64> {
+        self.peers.get(&region)?.log_term(index)
+    }
+
     /// Accepts a request. `Some` is an immediate answer; otherwise the answer comes from a
-    /// later `drive`.
+    /// later `drive` (at the latest when the request's deadline passes).
     pub fn request(&mut self, token: Token, request: Request) -> Option<Response> {
         let now = self.now;
         let region_id = match &request {
             Request::Write { header, .. } | Request::Read { header, .. } => header.region_id,
             Request::Admin(admin) => RegionId(admin.region_id),
         };
+        if let Some(error) = self.check_admin(&request) {
+            return Some(Response::Admin(Err(error)));
+        }
         let Some(peer) = self
             .peers
             .get_mut(&region_id)
@@ -179,6 +271,7 @@ impl<E: KvEngine> Store<E> {
             ));
         };
         self.dirty.insert(region_id);
+        let kind = Response::error_for(&request, RegionError::StaleCommand);
         let result = match request {
             Request::Write { header, ops } => peer
                 .propose_write(token, &header, ops)
@@ -196,7 +289,34 @@ impl<E: KvEngine> Store<E> {
                 Err(error) => Err(Response::Admin(Err(error))),
             },
         };
-        result.err()
+        match result {
+            Ok(()) => {
+                let deadline = now + self.config.request_timeout;
+                self.deadlines.accept(token, deadline, &kind);
+                None
+            }
+            Err(response) => Some(response),
+        }
+    }
+
+    /// Store-level checks of an admin command: a split's new region id must be unknown
+    /// here (the peer checks everything about its own region).
+    fn check_admin(&self, request: &Request) -> Option<RegionError> {
+        let Request::Admin(admin) = request else {
+            return None;
+        };
+        let Some(ferrokv_proto::ferrokv_raftpb::admin_request::Cmd::Split(split)) = &admin.cmd
+        else {
+            return None;
+        };
+        let new_region = RegionId(split.new_region_id);
+        let taken =
+            self.peers.contains_key(&new_region) || self.tombstones.contains_key(&new_region);
+        taken.then(|| {
+            RegionError::Invalid(format!(
+                "split target region {new_region} already exists here"
+            ))
+        })
     }
 
     /// A fingerprint of every message this store received and every draw and applied entry
@@ -210,182 +330,49 @@ impl<E: KvEngine> Store<E> {
         hash
     }
 
-    /// Routes a Raft message from another store, creating the target peer if a leader of a
-    /// region this store does not have yet is reaching out.
-    pub fn on_raft_message(&mut self, message: RaftMessage) {
-        crate::types::fnv::fold_u64(&mut self.trace, message.region_id);
-        crate::types::fnv::fold(&mut self.trace, &message.message);
-        let Some(to_peer) = message.to_peer else {
-            return;
-        };
-        if to_peer.store_id != self.store_id.get() {
-            tracing::warn!(store_id = %self.store_id, to = to_peer.store_id, "message for another store");
-            return;
+    /// A generated snapshot for `region` (see `Effects::snapshot_tasks`).
+    pub fn on_snapshot_generated(
+        &mut self,
+        region: RegionId,
+        result: Result<raft::eraftpb::Snapshot, crate::env::EngineError>,
+    ) {
+        if let Some(peer) = self.peers.get_mut(&region) {
+            peer.on_snapshot_generated(result);
+            self.dirty.insert(region);
         }
-        let region_id = RegionId(message.region_id);
+    }
+
+    /// The transport finished sending a snapshot of `region` to `to_peer`.
+    pub fn report_snapshot(&mut self, region: RegionId, to_peer: u64, delivered: bool) {
+        if let Some(peer) = self.peers.get_mut(&region) {
+            peer.report_snapshot(to_peer, delivered);
+            self.dirty.insert(region);
+        }
+    }
+
+    /// True if `range` overlaps an initialized region on this store other than `except`.
+    pub(super) fn overlaps_other_region(
+        &self,
+        range: &crate::types::KeyRange,
+        except: RegionId,
+    ) -> bool {
+        self.peers
+            .values()
+            .filter(|peer| peer.is_initialized() && peer.region_id() != except)
+            .any(|peer| region_range(peer.region()).overlaps(range))
+    }
+
+    /// Routes a message to the peer of its region, if any (used by `route.rs`).
+    pub(super) fn step_local(&mut self, region_id: RegionId, message: RaftMessage) {
         if let Some(peer) = self.peers.get_mut(&region_id) {
-            if peer.peer_id().get() != to_peer.id {
-                tracing::debug!(%region_id, "message for another peer id; dropping");
-                return;
-            }
             peer.step(message);
             self.dirty.insert(region_id);
-            return;
         }
-        if self.is_stale_for_tombstone(&message) || !self.may_create_peer(&message) {
-            return;
-        }
-        if let Err(error) = self.create_peer_for_message(&message, &to_peer) {
-            tracing::warn!(%region_id, %error, "could not create a peer for an incoming message");
-            return;
-        }
-        if let Some(peer) = self.peers.get_mut(&region_id) {
-            peer.step(message);
-        }
-    }
-
-    fn is_stale_for_tombstone(&self, message: &RaftMessage) -> bool {
-        let Some(tombstone) = self.tombstones.get(&RegionId(message.region_id)) else {
-            return false;
-        };
-        let dead = tombstone.region_epoch.unwrap_or_default();
-        let incoming = message.region_epoch.unwrap_or_default();
-        incoming.conf_ver <= dead.conf_ver
-    }
-
-    /// A peer is created only for messages a leader or candidate sends, and only if its
-    /// range overlaps no initialized local region (a split not yet applied here will
-    /// create it instead).
-    fn may_create_peer(&self, message: &RaftMessage) -> bool {
-        let Ok(wire) = RaftWireMessage::parse_from_bytes(&message.message) else {
-            return false;
-        };
-        let creating = matches!(
-            wire.get_msg_type(),
-            MessageType::MsgAppend
-                | MessageType::MsgHeartbeat
-                | MessageType::MsgSnapshot
-                | MessageType::MsgRequestVote
-                | MessageType::MsgRequestPreVote
-        );
-        if !creating {
-            return false;
-        }
-        let incoming =
-            crate::types::KeyRange::new(message.start_key.clone(), message.end_key.clone());
-        !self
-            .peers
-            .values()
-            .filter(|peer| peer.is_initialized())
-            .any(|peer| region_range(peer.region()).overlaps(&incoming))
-    }
-
-    fn create_peer_for_message(
-        &mut self,
-        message: &RaftMessage,
-        to_peer: &metapb::Peer,
-    ) -> Result<(), StoreLoadError> {
-        let region = metapb::Region {
-            id: message.region_id,
-            start_key: message.start_key.clone(),
-            end_key: message.end_key.clone(),
-            region_epoch: message.region_epoch,
-            peers: Vec::new(),
-            ..Default::default()
-        };
-        let mut batch = WriteBatch::new();
-        write_region_state(&region, PeerState::Applying, to_peer.id, &mut batch);
-        self.engine.write(&batch, WriteOptions::SYNC)?;
-        tracing::info!(
-            region_id = region.id,
-            peer_id = to_peer.id,
-            "created uninitialized peer"
-        );
-        self.insert_peer(to_peer, uninitialized_state(region, HardState::default()))?;
-        Ok(())
-    }
-
-    /// Acts on peer events after a poll: creates split regions, destroys removed peers.
-    pub(super) fn handle_events(&mut self, effects: &mut Effects) {
-        for event in std::mem::take(&mut effects.events) {
-            match event {
-                PeerEvent::Split { new_region } => self.create_split_peer(new_region),
-                PeerEvent::Removed { region_id } => self.destroy_peer(region_id, effects),
-                PeerEvent::SnapshotInstalled { .. } => self.stats.snapshots_installed += 1,
-            }
-        }
-    }
-
-    fn create_split_peer(&mut self, region: metapb::Region) {
-        let region_id = RegionId(region.id);
-        let Some(me) = region
-            .peers
-            .iter()
-            .find(|p| p.store_id == self.store_id.get())
-            .cloned()
-        else {
-            return;
-        };
-        let mut hard_state = HardState {
-            term: INIT_LOG_TERM,
-            commit: INIT_LOG_INDEX,
-            ..Default::default()
-        };
-        if let Some(existing) = self.peers.remove(&region_id) {
-            // An uninitialized peer created by an eager message: keep its term and vote.
-            assert!(
-                !existing.is_initialized(),
-                "split target region {region_id} already exists"
-            );
-            hard_state.term = hard_state.term.max(existing.term());
-        }
-        let state = LoadedState {
-            region: region.clone(),
-            apply_state: crate::raft::storage::initial_apply_state(),
-            hard_state,
-            entries: Vec::new(),
-        };
-        let parent_leads = self
-            .peers
-            .values()
-            .any(|p| p.is_leader() && p.region().end_key == region.start_key);
-        if let Err(error) = self.insert_peer(&me, state) {
-            panic!("region {region_id} from a split cannot start: {error}");
-        }
-        if parent_leads {
-            if let Some(peer) = self.peers.get_mut(&region_id) {
-                peer.campaign();
-            }
-        }
-    }
-
-    fn destroy_peer(&mut self, region_id: RegionId, effects: &mut Effects) {
-        let Some(mut peer) = self.peers.remove(&region_id) else {
-            return;
-        };
-        let error = RegionError::RegionNotFound(region_id);
-        for (token, error) in peer.fail_all_pending(&error) {
-            effects.responses.push((token, Response::Write(Err(error))));
-        }
-        let region = peer.region().clone();
-        let batch = &mut effects.apply;
-        clear_region_data(&region, batch);
-        let op = crate::env::RaftLogOp::Clear { region: region_id };
-        crate::env::stage_log_op(&op, batch);
-        write_region_state(&region, PeerState::Tombstone, 0, batch);
-        batch.delete(Cf::Raft, &keys::apply_state_key(region_id));
-        effects.apply_sync = true;
-        tracing::info!(%region_id, store_id = %self.store_id, "peer removed; destroyed");
-        self.tombstones.insert(region_id, region);
-    }
-
-    pub(super) fn engine_error(&self, error: EngineError) -> EngineError {
-        tracing::error!(store_id = %self.store_id, %error, "storage failed; the store stops");
-        error
     }
 }
 
-fn uninitialized_state(region: metapb::Region, hard_state: HardState) -> LoadedState {
+/// The loaded state of a peer created by a message or waiting for its first snapshot.
+pub(super) fn uninitialized_state(region: metapb::Region, hard_state: HardState) -> LoadedState {
     LoadedState {
         region: metapb::Region {
             peers: Vec::new(),

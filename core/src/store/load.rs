@@ -29,6 +29,9 @@ pub enum StoreLoadError {
     /// Raft refused the persisted state.
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+    /// The Raft configuration is invalid.
+    #[error("invalid raft configuration: {0}")]
+    Config(String),
 }
 
 /// One region found on disk.

@@ -4,10 +4,15 @@
 //! order the types demand. Both the L1 harness and the async server call `drive`.
 
 mod cmd;
+mod deadlines;
 mod drive;
 mod error;
 mod fsm;
+mod lifecycle;
 mod load;
+mod route;
+#[cfg(test)]
+mod tests;
 
 pub use cmd::{AdminOutcome, Request, RequestHeader, Response, Token, WriteOutcome};
 pub use drive::DriveOutput;

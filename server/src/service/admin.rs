@@ -4,7 +4,7 @@
 use ferrokv_core::store::{Request as StoreRequest, Response as StoreResponse};
 use ferrokv_proto::ferrokv_raftpb::ferro_admin_server::FerroAdmin;
 use ferrokv_proto::ferrokv_raftpb::{
-    AdminRequest, AdminResponse, RegionInfo, RegionInfoRequest, RegionInfoResponse,
+    AdminRequest, AdminResponse, RegionInfo, RegionInfoRequest, RegionInfoResponse, StoreCounters,
 };
 use tonic::{Request, Response, Status};
 
@@ -65,28 +65,45 @@ impl FerroAdmin for AdminService {
 
     async fn regions(
         &self,
-        _request: Request<RegionInfoRequest>,
+        request: Request<RegionInfoRequest>,
     ) -> Result<Response<RegionInfoResponse>, Status> {
+        let with_data_hash = request.into_inner().with_data_hash;
         let report = self
             .node
-            .report()
+            .report(with_data_hash)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let regions = report
             .regions
             .into_iter()
-            .map(|report| RegionInfo {
-                region: Some(report.status.region),
-                leader: report.status.leader,
-                applied_index: report.status.applied_index,
-                term: report.status.term,
-                data_hash: report.data_hash,
+            .map(|report| {
+                let status = report.status;
+                RegionInfo {
+                    region: Some(status.region),
+                    leader: status.leader,
+                    applied_index: status.applied_index,
+                    term: status.term,
+                    data_hash: report.data_hash,
+                    applied_term: status.applied_term,
+                    commit_index: status.commit_index,
+                    truncated_index: status.truncated.0,
+                    truncated_term: status.truncated.1,
+                }
             })
             .collect();
+        let counters = report.counters;
         Ok(Response::new(RegionInfoResponse {
             store_id: self.store_id,
             regions,
             trace_hash: report.trace_hash,
+            counters: Some(StoreCounters {
+                snapshots_installed: counters.store.snapshots_installed,
+                stale_peers_destroyed: counters.store.stale_peers_destroyed,
+                requests_timed_out: counters.store.requests_timed_out,
+                override_misses: counters.store.override_misses,
+                ticks: counters.ticks,
+                snapshots_generated: counters.snapshots_generated,
+            }),
         }))
     }
 }

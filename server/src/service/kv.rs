@@ -21,7 +21,9 @@ use crate::node::NodeHandle;
 
 /// Why a request was not served.
 enum Failure {
-    /// The node took the request and stopped before answering: outcome unknown.
+    /// The node took the request and cannot say whether it applied (it stopped, or the
+    /// proposal's fate is unknown): answered as gRPC `Unavailable`, which clients treat as
+    /// ambiguous.
     Lost,
     Region(Box<errorpb::Error>),
     Other(String),
@@ -44,7 +46,7 @@ fn split(failure: Failure) -> Result<(Option<errorpb::Error>, String), Status> {
 }
 
 fn lost() -> Status {
-    Status::unavailable("the store stopped while serving the request; outcome unknown")
+    Status::unavailable("the outcome of the request is unknown: it may or may not have applied")
 }
 
 /// For responses without an `error` field: bad input becomes `InvalidArgument`.
@@ -122,6 +124,11 @@ impl KvService {
             .map_err(|_| Failure::Lost)?
         {
             StoreResponse::Write(Ok(outcome)) => Ok(outcome),
+            StoreResponse::Write(Err(error)) | StoreResponse::Admin(Err(error))
+                if error.is_ambiguous() =>
+            {
+                Err(Failure::Lost)
+            }
             StoreResponse::Write(Err(error)) | StoreResponse::Admin(Err(error)) => {
                 Err(Failure::Region(Box::new(error.to_proto())))
             }

@@ -1,31 +1,22 @@
 //! The `FerroRaft` service: Raft messages and snapshot chunks from other stores.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaft;
-use ferrokv_proto::ferrokv_raftpb::{Done, RaftMessage, RaftMessageBatch, SnapshotChunk};
-use protobuf::Message as _;
+use ferrokv_proto::ferrokv_raftpb::{Done, RaftMessageBatch, SnapshotChunk};
 use tonic::{Request, Response, Status};
 
 use crate::node::NodeHandle;
+use crate::snapshot_chunks::{Assembler, ChunkError};
 
-/// Snapshots being received at once; more are refused (the leader retries).
-pub const SNAPSHOTS_RECEIVING_MAX: usize = 4;
-/// Largest snapshot accepted, in bytes.
-pub const SNAPSHOT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
-
-type AssemblyKey = (u64, u64, u64, u64);
-
-struct Assembly {
-    message: RaftMessage,
-    data: Vec<u8>,
-}
+/// A snapshot transfer with no chunk for this long is abandoned.
+pub const SNAPSHOT_IDLE_TIMEOUT_MS: u64 = 30_000;
 
 /// Receives Raft traffic for one node.
 pub struct RaftService {
     node: NodeHandle,
-    assemblies: Arc<Mutex<BTreeMap<AssemblyKey, Assembly>>>,
+    assembler: Arc<Mutex<Assembler>>,
+    started: tokio::time::Instant,
 }
 
 impl RaftService {
@@ -33,65 +24,25 @@ impl RaftService {
     pub fn new(node: NodeHandle) -> RaftService {
         RaftService {
             node,
-            assemblies: Arc::new(Mutex::new(BTreeMap::new())),
+            assembler: Arc::new(Mutex::new(Assembler::new(SNAPSHOT_IDLE_TIMEOUT_MS))),
+            started: tokio::time::Instant::now(),
         }
     }
 
-    fn accept_chunk(&self, chunk: SnapshotChunk) -> Result<Option<RaftMessage>, Status> {
-        let key = chunk
-            .key
-            .ok_or_else(|| Status::invalid_argument("snapshot chunk without key"))?;
-        let id = (key.region_id, key.term, key.index, key.to_peer_id);
-        let mut assemblies = self.assemblies.lock().expect("assembly lock");
-        if let Some(message) = chunk.message {
-            if chunk.offset != 0 {
-                return Err(Status::invalid_argument(
-                    "snapshot header chunk must start at 0",
-                ));
-            }
-            if !assemblies.contains_key(&id) && assemblies.len() >= SNAPSHOTS_RECEIVING_MAX {
-                return Err(Status::resource_exhausted("too many snapshots in flight"));
-            }
-            assemblies.insert(
-                id,
-                Assembly {
-                    message,
-                    data: Vec::new(),
-                },
-            );
-        }
-        let assembly = assemblies
-            .get_mut(&id)
-            .ok_or_else(|| Status::failed_precondition("snapshot chunk for an unknown transfer"))?;
-        if chunk.offset != assembly.data.len() as u64 {
-            assemblies.remove(&id);
-            return Err(Status::failed_precondition("snapshot chunk out of order"));
-        }
-        if assembly.data.len() as u64 + chunk.data.len() as u64 > SNAPSHOT_BYTES_MAX {
-            assemblies.remove(&id);
-            return Err(Status::resource_exhausted("snapshot too large"));
-        }
-        assembly.data.extend_from_slice(&chunk.data);
-        if !chunk.last {
-            return Ok(None);
-        }
-        let assembly = assemblies.remove(&id).expect("present");
-        finish_assembly(assembly, chunk.checksum).map(Some)
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
-fn finish_assembly(assembly: Assembly, checksum: u32) -> Result<RaftMessage, Status> {
-    if crc32c::crc32c(&assembly.data) != checksum {
-        return Err(Status::data_loss("snapshot checksum mismatch"));
+fn status_of(error: ChunkError) -> Status {
+    match error {
+        ChunkError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        ChunkError::Exhausted(_) => Status::resource_exhausted(error.to_string()),
+        ChunkError::UnknownTransfer | ChunkError::OutOfOrder => {
+            Status::failed_precondition(error.to_string())
+        }
+        ChunkError::Corrupt => Status::data_loss(error.to_string()),
     }
-    let mut message = assembly.message;
-    let mut wire = raft::eraftpb::Message::parse_from_bytes(&message.message)
-        .map_err(|e| Status::invalid_argument(format!("snapshot message: {e}")))?;
-    wire.mut_snapshot().data = assembly.data.into();
-    message.message = wire
-        .write_to_bytes()
-        .map_err(|e| Status::internal(e.to_string()))?;
-    Ok(message)
 }
 
 #[tonic::async_trait]
@@ -112,7 +63,14 @@ impl FerroRaft for RaftService {
         &self,
         request: Request<SnapshotChunk>,
     ) -> Result<Response<Done>, Status> {
-        if let Some(message) = self.accept_chunk(request.into_inner())? {
+        let now_ms = self.now_ms();
+        let whole = self
+            .assembler
+            .lock()
+            .expect("assembler lock")
+            .accept(request.into_inner(), now_ms)
+            .map_err(status_of)?;
+        if let Some(message) = whole {
             self.node
                 .raft_message(message)
                 .map_err(|e| Status::unavailable(e.to_string()))?;

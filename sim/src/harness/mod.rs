@@ -186,6 +186,7 @@ impl Cluster {
                 store.on_raft_message(packet.message);
             }
         }
+        self.deliver_snapshot_reports();
         let tick = self.config.tick_interval;
         let now = self.now;
         for node in self.nodes.values_mut() {
@@ -201,6 +202,14 @@ impl Cluster {
         true
     }
 
+    fn deliver_snapshot_reports(&mut self) {
+        for (from, region, to_peer, delivered) in self.network.take_snapshot_reports() {
+            if let Some(store) = self.nodes.get_mut(&from).and_then(|n| n.store.as_mut()) {
+                store.report_snapshot(RegionId(region), to_peer, delivered);
+            }
+        }
+    }
+
     fn drive_all(&mut self) {
         let ids = self.store_ids();
         for id in ids {
@@ -211,6 +220,10 @@ impl Cluster {
             let output = store
                 .drive(&node.outbox)
                 .expect("sim engine writes succeed");
+            // The harness generates snapshots at once, where a server uses a task.
+            for task in output.snapshot_tasks {
+                store.on_snapshot_generated(task.region_id, task.run());
+            }
             self.responses.extend(output.responses);
             for (to, message) in node.outbox.take() {
                 let packet = Packet {

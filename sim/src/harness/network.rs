@@ -58,6 +58,9 @@ pub struct Network {
     pub delivered: u64,
     /// Packets dropped (loss, cut links, filters).
     pub dropped: u64,
+    /// How snapshot packets ended (`(sender, region, to_peer, delivered)`), for the senders'
+    /// transports to report, as the real transport does.
+    snapshot_reports: Vec<(StoreId, u64, u64, bool)>,
 }
 
 impl Network {
@@ -71,6 +74,7 @@ impl Network {
             filters: Vec::new(),
             delivered: 0,
             dropped: 0,
+            snapshot_reports: Vec::new(),
         }
     }
 
@@ -113,6 +117,7 @@ impl Network {
             || rng.ratio(self.config.loss_per_mille, 1000);
         if dropped {
             self.dropped += 1;
+            self.report_snapshot(&packet, false);
             return;
         }
         let copies = if rng.ratio(self.config.duplicate_per_mille, 1000) {
@@ -128,6 +133,19 @@ impl Network {
             self.in_flight
                 .insert((now + delay, self.seq), packet.clone());
         }
+    }
+
+    fn report_snapshot(&mut self, packet: &Packet, delivered: bool) {
+        if packet.message.is_snapshot {
+            let to_peer = packet.message.to_peer.map_or(0, |peer| peer.id);
+            let report = (packet.from, packet.message.region_id, to_peer, delivered);
+            self.snapshot_reports.push(report);
+        }
+    }
+
+    /// How snapshot packets ended since the last call.
+    pub fn take_snapshot_reports(&mut self) -> Vec<(StoreId, u64, u64, bool)> {
+        std::mem::take(&mut self.snapshot_reports)
     }
 
     /// When the next packet arrives.
@@ -146,9 +164,11 @@ impl Network {
             let packet = entry.remove();
             if self.is_cut(packet.from, packet.to) {
                 self.dropped += 1;
+                self.report_snapshot(&packet, false);
                 continue;
             }
             self.delivered += 1;
+            self.report_snapshot(&packet, true);
             out.push(packet);
         }
         out

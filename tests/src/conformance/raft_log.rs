@@ -16,9 +16,19 @@ fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
 }
 
 fn append<L: RaftLogStore>(log: &L, region: u64, entries: Vec<Entry>) {
+    append_replacing(log, region, entries, false);
+}
+
+fn append_replacing<L: RaftLogStore>(
+    log: &L,
+    region: u64,
+    entries: Vec<Entry>,
+    replaces_tail: bool,
+) {
     let op = RaftLogOp::Append {
         region: RegionId(region),
         entries,
+        replaces_tail,
     };
     log.write(&RaftLogBatch { ops: vec![op] }, true)
         .expect("append");
@@ -82,12 +92,23 @@ pub fn raft_log_roundtrip<F: EngineFixture>() {
     assert_eq!(log.index_bounds(RegionId(9)).unwrap(), None);
 }
 
-/// Appending at an index below the last drops every later stored entry.
+/// Appending at an index below the last, replacing the tail, drops every later stored
+/// entry; a plain append below the last only overwrites the entries it carries.
 pub fn raft_log_conflicting_tail_is_replaced<F: EngineFixture>() {
     let fixture = F::create();
     let log = EngineRaftLog::new(fixture.engine());
     append(&log, 1, (1..=6).map(|i| entry(i, 1, b"old")).collect());
-    append(&log, 1, vec![entry(3, 2, b"new"), entry(4, 2, b"new")]);
+    append(&log, 1, vec![entry(3, 2, b"new")]);
+    assert_eq!(
+        terms(&log, 1, 1, 10),
+        vec![(1, 1), (2, 1), (3, 2), (4, 1), (5, 1), (6, 1)]
+    );
+    append_replacing(
+        &log,
+        1,
+        vec![entry(3, 2, b"new"), entry(4, 2, b"new")],
+        true,
+    );
     assert_eq!(terms(&log, 1, 1, 10), vec![(1, 1), (2, 1), (3, 2), (4, 2)]);
     assert_eq!(
         log.index_bounds(RegionId(1)).unwrap(),

@@ -1,16 +1,27 @@
 //! The peer FSM: one replica of one region, wrapping raft-rs's `RawNode`.
 //!
-//! Inputs: `step` (a Raft message), `tick`, `propose_*`, `read`, `on_persisted`.
-//! Outputs: `poll` fills `Effects`. The peer owns everything random about Raft: raft-rs
-//! draws election timeouts from `thread_rng`, which is not replayable, so after every input
-//! that may reset the timeout the peer overrides it from its seeded `Rng`.
+//! Inputs: `step` (a Raft message), `tick`, `propose_*`, `read`, `on_persisted`,
+//! `on_snapshot_generated`, `report_snapshot`. Outputs: `poll` fills `Effects`.
+//!
+//! The peer owns everything random about Raft: raft-rs draws election timeouts from
+//! `thread_rng`, which is not replayable, so after every input the peer overrides the
+//! timeout from its seeded `Rng` whenever term, role or leader changed (raft-rs re-draws only
+//! inside `reset()`, and every caller of `reset()` changes one of them; `observe` counts
+//! any draw that slipped past, and simulations require the count to stay zero).
+//!
+//! After every input the peer also compares raft-rs's role and term with what it saw last:
+//! a change clears the lease and fails reads that can no longer be confirmed (raft-rs's
+//! `reset()` drops its read-only state on every role change).
 
 mod apply_round;
+mod lease;
+mod proposals;
 mod propose;
 mod read;
 mod ready;
+mod snapshot;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use ferrokv_proto::metapb;
@@ -23,21 +34,20 @@ use super::effects::OutMessage;
 use super::logger::peer_logger;
 use super::storage::{LoadedState, PeerStorage};
 use crate::env::{Instant, KvEngine, Rng, SeededRng};
-use crate::store::{RegionError, Token};
+use crate::limits;
+use crate::store::{RegionError, Response, Token};
 use crate::types::{PeerId, RegionEpoch, RegionId, StoreId};
 
 pub use read::PendingRead;
 
-/// A proposal waiting for its entry to apply.
-#[derive(Clone, Debug)]
-struct Proposal {
-    index: u64,
+/// Term, role and leader as last observed: a change means raft-rs may have re-drawn the
+/// election timeout and the lease and reads must be re-checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Observed {
     term: u64,
-    token: Token,
+    role: StateRole,
+    leader: u64,
 }
-
-/// The part of raft-rs state whose change may have re-drawn the election timeout.
-type TimeoutFingerprint = (u64, StateRole, u64, usize);
 
 /// One replica of a region.
 pub struct Peer<E: KvEngine> {
@@ -47,14 +57,17 @@ pub struct Peer<E: KvEngine> {
     region_id: RegionId,
     config: RaftConfig,
     rng: SeededRng,
-    timeout_fingerprint: TimeoutFingerprint,
-    proposals: VecDeque<Proposal>,
+    observed: Observed,
+    election_timeout: usize,
+    proposals: proposals::ProposalQueue,
     reads: read::ReadQueue,
-    lease_until: Option<Instant>,
+    lease: lease::Lease,
     peer_cache: BTreeMap<u64, metapb::Peer>,
     ticks_since_gc: usize,
-    snapshot_ticks: BTreeMap<u64, usize>,
+    snapshots: snapshot::SnapshotTracker,
+    answers: Vec<(Token, Response)>,
     removed: bool,
+    override_misses: u64,
     trace: u64,
 }
 
@@ -69,6 +82,11 @@ impl<E: KvEngine> Peer<E> {
         config: &RaftConfig,
         rng: SeededRng,
     ) -> Result<Peer<E>, raft::Error> {
+        if peer.id == 0 || region_id.get() == 0 {
+            return Err(raft::Error::ConfigInvalid(
+                "peer and region ids must be non-zero".into(),
+            ));
+        }
         let applied = state.apply_state.applied_index;
         let storage = PeerStorage::new(engine, region_id, state);
         let raft_config = raft::Config {
@@ -80,14 +98,18 @@ impl<E: KvEngine> Peer<E> {
             max_inflight_msgs: config.max_inflight_msgs,
             check_quorum: config.check_quorum,
             pre_vote: config.pre_vote,
+            max_uncommitted_size: limits::RAFT_UNCOMMITTED_BYTES_MAX,
+            max_committed_size_per_ready: limits::RAFT_READY_COMMITTED_BYTES_MAX,
             ..raft::Config::default()
         };
         raft_config.validate()?;
-        let raw = RawNode::new(
-            &raft_config,
-            storage,
-            &peer_logger(region_id.get(), peer.id),
-        )?;
+        let logger = peer_logger(region_id.get(), peer.id);
+        let raw = RawNode::new(&raft_config, storage, &logger)?;
+        let observed = Observed {
+            term: raw.raft.term,
+            role: raw.raft.state,
+            leader: raw.raft.leader_id,
+        };
         let mut created = Peer {
             raw,
             store_id,
@@ -95,39 +117,65 @@ impl<E: KvEngine> Peer<E> {
             region_id,
             config: config.clone(),
             rng,
-            timeout_fingerprint: (0, StateRole::Follower, 0, 0),
-            proposals: VecDeque::new(),
-            reads: read::ReadQueue::default(),
-            lease_until: None,
+            observed,
+            election_timeout: 0,
+            proposals: Default::default(),
+            reads: Default::default(),
+            lease: Default::default(),
             peer_cache: BTreeMap::new(),
             ticks_since_gc: 0,
-            snapshot_ticks: BTreeMap::new(),
+            snapshots: Default::default(),
+            answers: Vec::new(),
             removed: false,
+            override_misses: 0,
             trace: crate::types::fnv::FNV_OFFSET,
         };
         created.refresh_peer_cache();
-        created.own_election_timeout();
+        created.draw_election_timeout();
         Ok(created)
     }
 
-    /// Replaces raft-rs's `thread_rng` election timeout with one from the seeded rng
-    /// whenever raft-rs may have re-drawn it.
-    fn own_election_timeout(&mut self) {
-        let raft = &self.raw.raft;
-        let seen = (
-            raft.term,
-            raft.state,
-            raft.leader_id,
-            raft.randomized_election_timeout(),
-        );
-        if seen == self.timeout_fingerprint {
-            return;
-        }
+    /// Replaces raft-rs's `thread_rng` election timeout with one from the seeded rng.
+    fn draw_election_timeout(&mut self) {
         let low = self.config.election_tick as u64;
         let timeout = self.rng.range(low, 2 * low) as usize;
         crate::types::fnv::fold_u64(&mut self.trace, timeout as u64);
         self.raw.raft.set_randomized_election_timeout(timeout);
-        self.timeout_fingerprint = (seen.0, seen.1, seen.2, timeout);
+        self.election_timeout = timeout;
+    }
+
+    /// Runs after every input: re-draws the election timeout if raft-rs may have, and reacts
+    /// to a role or term change (lease cleared, unconfirmable reads failed).
+    fn observe(&mut self) {
+        let raft = &self.raw.raft;
+        let now = Observed {
+            term: raft.term,
+            role: raft.state,
+            leader: raft.leader_id,
+        };
+        if now == self.observed {
+            if raft.randomized_election_timeout() != self.election_timeout {
+                // raft-rs drew from `thread_rng` without a term, role or leader change: the
+                // override's premise broke (a raft-rs upgrade?). Replace the draw so runs stay
+                // replayable, and count it: simulations and tests require zero.
+                self.override_misses += 1;
+                self.draw_election_timeout();
+            }
+            return;
+        }
+        assert!(now.term >= self.observed.term, "raft term moved backwards");
+        let before = self.observed;
+        self.observed = now;
+        self.draw_election_timeout();
+        if before.term != now.term || before.role != now.role {
+            self.lease.clear();
+            if before.role == StateRole::Leader {
+                self.fail_unconfirmed_reads();
+            }
+        }
+        if now.role == StateRole::Leader {
+            assert_eq!(now.leader, self.peer_id.get(), "a leader leads itself");
+        }
     }
 
     fn refresh_peer_cache(&mut self) {
@@ -188,6 +236,32 @@ impl<E: KvEngine> Peer<E> {
         self.raw.store().apply_state().applied_index
     }
 
+    /// The term of the applied index.
+    pub fn applied_term(&self) -> u64 {
+        self.raw.store().apply_state().applied_term
+    }
+
+    /// The truncated log position `(index, term)`.
+    pub fn truncated(&self) -> (u64, u64) {
+        let truncated = self.raw.store().truncated();
+        (truncated.index, truncated.term)
+    }
+
+    /// The commit index this peer knows.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The last log index.
+    pub fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// The term of `index` in this peer's log, if it still holds it.
+    pub fn log_term(&self, index: u64) -> Option<u64> {
+        self.raw.raft.raft_log.term(index).ok()
+    }
+
     /// The best known leader, as region metadata.
     pub fn leader(&self) -> Option<metapb::Peer> {
         self.peer_cache.get(&self.raw.raft.leader_id).cloned()
@@ -198,9 +272,20 @@ impl<E: KvEngine> Peer<E> {
         self.trace
     }
 
+    /// Election timeouts raft-rs drew that the deterministic override did not foresee (must
+    /// stay 0; see the module doc).
+    pub fn override_misses(&self) -> u64 {
+        self.override_misses
+    }
+
     /// True once this peer's removal from the region was applied.
     pub fn is_removed(&self) -> bool {
         self.removed
+    }
+
+    /// Pending proposals and reads, for status and tests.
+    pub fn pending(&self) -> (usize, usize) {
+        (self.proposals.len(), self.reads.len())
     }
 
     /// The error telling a client to go to the leader.
@@ -214,7 +299,9 @@ impl<E: KvEngine> Peer<E> {
     /// Steps a Raft message from another peer.
     pub fn step(&mut self, message: RaftMessage) {
         if let Some(from) = &message.from_peer {
-            self.peer_cache.insert(from.id, *from);
+            if from.id != 0 && from.store_id != 0 {
+                self.peer_cache.insert(from.id, *from);
+            }
         }
         let wire = match RaftWireMessage::parse_from_bytes(&message.message) {
             Ok(wire) => wire,
@@ -226,23 +313,21 @@ impl<E: KvEngine> Peer<E> {
         if let Err(error) = self.raw.step(wire) {
             tracing::debug!(region_id = %self.region_id, %error, "raft rejected a message");
         }
-        self.own_election_timeout();
+        self.observe();
     }
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self, now: Instant) {
         self.raw.tick();
-        self.own_election_timeout();
-        if !self.is_leader() {
-            self.lease_until = None;
-        }
+        self.observe();
         self.ticks_since_gc += 1;
         if self.ticks_since_gc >= self.config.log_gc_tick {
             self.ticks_since_gc = 0;
             self.maybe_compact_log();
         }
         self.renew_lease_if_needed(now);
-        self.expire_stuck_snapshots(self.config.election_tick * 2);
+        self.expire_unreported_snapshots(now);
+        self.observe();
     }
 
     /// Wraps raft-rs messages for the transport.
@@ -276,19 +361,17 @@ impl<E: KvEngine> Peer<E> {
         out
     }
 
-    /// Fails every pending request (the peer is being destroyed).
-    pub fn fail_all_pending(&mut self, error: &RegionError) -> Vec<(Token, RegionError)> {
-        let mut failed: Vec<(Token, RegionError)> = self
-            .proposals
-            .drain(..)
-            .map(|p| (p.token, error.clone()))
-            .collect();
-        failed.extend(
-            self.reads
-                .drain()
-                .into_iter()
-                .map(|read| (read.token, error.clone())),
-        );
+    /// Answers every pending request of a peer that is being destroyed: writes may still
+    /// commit elsewhere (outcome unknown), reads are definitely not served.
+    pub fn fail_all_pending(&mut self) -> Vec<(Token, Response)> {
+        let mut failed = std::mem::take(&mut self.answers);
+        for (token, settled) in self.proposals.drain_unknown() {
+            failed.push((token, self.settled_response(settled, None)));
+        }
+        let gone = RegionError::RegionNotFound(self.region_id);
+        for read in self.reads.drain() {
+            failed.push((read.token, Response::Read(Err(gone.clone()))));
+        }
         failed
     }
 
@@ -296,40 +379,12 @@ impl<E: KvEngine> Peer<E> {
     pub fn report_unreachable(&mut self, peer_id: u64) {
         self.raw.report_unreachable(peer_id);
     }
-}
 
-impl<E: KvEngine> Peer<E> {
     /// Starts an election at once (a split's new region on the parent's leader store).
     pub fn campaign(&mut self) {
         if let Err(error) = self.raw.campaign() {
             tracing::debug!(region_id = %self.region_id, %error, "campaign refused");
         }
-        self.own_election_timeout();
-    }
-
-    /// Gives up on snapshots a follower has not confirmed for `ticks_max` ticks, so raft-rs
-    /// sends a fresh one (a lost snapshot message would otherwise stall that follower).
-    pub(super) fn expire_stuck_snapshots(&mut self, ticks_max: usize) {
-        if !self.is_leader() {
-            self.snapshot_ticks.clear();
-            return;
-        }
-        let in_snapshot: Vec<u64> = self
-            .raw
-            .raft
-            .prs()
-            .iter()
-            .filter(|(_, progress)| progress.state == raft::ProgressState::Snapshot)
-            .map(|(id, _)| *id)
-            .collect();
-        self.snapshot_ticks.retain(|id, _| in_snapshot.contains(id));
-        for id in in_snapshot {
-            let ticks = self.snapshot_ticks.entry(id).or_insert(0);
-            *ticks += 1;
-            if *ticks > ticks_max {
-                *ticks = 0;
-                self.raw.report_snapshot(id, raft::SnapshotStatus::Failure);
-            }
-        }
+        self.observe();
     }
 }

@@ -1,19 +1,27 @@
-//! Proposals: replicated writes, admin commands and membership changes, checked at the door.
+//! Proposals: replicated writes, admin commands and membership changes, checked at the door
+//! so that nothing that committed can fail to apply (`apply_round.rs` never panics on a
+//! committed command; what is checked here is checked again there, deterministically).
 
 use ferrokv_proto::ferrokv_raftpb::{
-    admin_cmd, admin_request, AdminCmd, AdminRequest, CompactLogCmd, ConfChangeContext, RaftCmd,
-    WriteOp,
+    admin_cmd, admin_request, AdminCmd, AdminRequest, ChangePeerRequest, CompactLogCmd,
+    ConfChangeContext, RaftCmd, SplitCmd, WriteOp,
 };
 use prost::Message as _;
 use protobuf::ProtobufEnum as _;
-use raft::eraftpb::{ConfChange, ConfChangeType};
+use raft::eraftpb::{ConfChange, ConfChangeSingle, ConfChangeType};
 
-use super::{Peer, Proposal};
+use super::proposals::Proposal;
+use super::Peer;
 use crate::env::KvEngine;
 use crate::limits;
+use crate::planted::{self, PlantedBug};
 use crate::raft::apply::{check_ranges_in_region, split_region, write_op_ranges};
 use crate::store::{AdminOutcome, RegionError, RequestHeader, Token};
 use crate::types::KeyRange;
+
+fn invalid(message: impl Into<String>) -> RegionError {
+    RegionError::Invalid(message.into())
+}
 
 impl<E: KvEngine> Peer<E> {
     /// Checks leadership and the client's epoch (version only, as TiKV does for data).
@@ -31,12 +39,15 @@ impl<E: KvEngine> Peer<E> {
         Ok(())
     }
 
-    fn check_capacity(&self) -> Result<(), RegionError> {
-        if self.proposals.len() >= self.config.pending_proposals_max {
+    fn check_capacity(&self, bytes: usize) -> Result<(), RegionError> {
+        let queued = self.proposals.len();
+        let queued_bytes = self.proposals.bytes();
+        if queued >= self.config.pending_proposals_max
+            || queued_bytes + bytes > self.config.pending_proposal_bytes_max
+        {
             return Err(RegionError::ServerIsBusy(format!(
-                "region {} has {} proposals in flight",
-                self.region_id,
-                self.proposals.len()
+                "region {} has {queued} proposals ({queued_bytes} bytes) in flight",
+                self.region_id
             )));
         }
         Ok(())
@@ -44,30 +55,56 @@ impl<E: KvEngine> Peer<E> {
 
     fn propose_cmd(&mut self, cmd: &RaftCmd, token: Option<Token>) -> Result<(), RegionError> {
         let data = cmd.encode_to_vec();
-        if data.len() > limits::RAFT_ENTRY_BYTES_MAX {
-            let entry_bytes = data.len() as u64;
+        let bytes = data.len();
+        if bytes > limits::RAFT_ENTRY_BYTES_MAX {
             return Err(RegionError::RaftEntryTooLarge {
                 region_id: self.region_id,
-                entry_bytes,
+                entry_bytes: bytes as u64,
             });
         }
-        self.raw.propose(Vec::new(), data).map_err(|error| {
+        self.check_capacity(bytes)?;
+        let last_before = self.last_index();
+        if let Err(error) = self.raw.propose(Vec::new(), data) {
             tracing::debug!(region_id = %self.region_id, %error, "proposal dropped");
-            self.not_leader()
-        })?;
-        self.track_proposal(token);
+            return Err(self.dropped_proposal_error());
+        }
+        self.track_proposal(token, last_before, bytes);
         Ok(())
     }
 
-    fn track_proposal(&mut self, token: Option<Token>) {
-        let index = self.raw.raft.raft_log.last_index();
-        let term = self.raw.raft.term;
+    /// Why raft-rs refused a proposal: not leading (or transferring), or over its
+    /// uncommitted-bytes bound.
+    fn dropped_proposal_error(&self) -> RegionError {
+        if self.is_leader() && self.raw.raft.lead_transferee.is_none() {
+            RegionError::ServerIsBusy(format!(
+                "region {} has too many uncommitted bytes",
+                self.region_id
+            ))
+        } else {
+            self.not_leader()
+        }
+    }
+
+    fn track_proposal(&mut self, token: Option<Token>, last_before: u64, bytes: usize) {
+        let index = self.last_index();
+        assert_eq!(
+            index,
+            last_before + 1,
+            "a proposal appends exactly one entry"
+        );
+        let term = self.term();
+        assert_eq!(
+            self.log_term(index),
+            Some(term),
+            "a leader appends in its own term"
+        );
         if let Some(token) = token {
-            assert!(
-                self.proposals.back().is_none_or(|p| p.index < index),
-                "proposal order"
-            );
-            self.proposals.push_back(Proposal { index, term, token });
+            self.proposals.push(Proposal {
+                index,
+                term,
+                token,
+                bytes,
+            });
         }
     }
 
@@ -79,7 +116,6 @@ impl<E: KvEngine> Peer<E> {
         ops: Vec<WriteOp>,
     ) -> Result<(), RegionError> {
         self.check_leader_and_epoch(header)?;
-        self.check_capacity()?;
         let ranges: Vec<KeyRange> = ops.iter().flat_map(write_op_ranges).collect();
         check_ranges_in_region(&ranges, self.region())?;
         let cmd = RaftCmd {
@@ -101,42 +137,49 @@ impl<E: KvEngine> Peer<E> {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
-        self.check_capacity()?;
-        match request.cmd {
+        let cmd = match request.cmd {
             Some(admin_request::Cmd::Split(split)) => {
-                split_region(self.region(), &split)?;
-                let admin = AdminCmd {
-                    cmd: Some(admin_cmd::Cmd::Split(split)),
-                };
-                self.propose_admin_cmd(admin, Some(token))?;
-                Ok(None)
+                self.check_split(&split)?;
+                admin_cmd::Cmd::Split(split)
             }
             Some(admin_request::Cmd::CompactLog(compact)) => {
                 self.check_compact(&compact)?;
-                let admin = AdminCmd {
-                    cmd: Some(admin_cmd::Cmd::CompactLog(compact)),
-                };
-                self.propose_admin_cmd(admin, Some(token))?;
-                Ok(None)
+                admin_cmd::Cmd::CompactLog(compact)
             }
             Some(admin_request::Cmd::ChangePeer(change)) => {
                 self.propose_change_peer(token, change)?;
-                Ok(None)
+                return Ok(None);
             }
             Some(admin_request::Cmd::TransferLeaderToPeer(peer_id)) => {
-                if !self.region().peers.iter().any(|peer| peer.id == peer_id) {
-                    return Err(RegionError::Invalid(format!(
-                        "peer {peer_id} is not a member"
-                    )));
-                }
-                self.lease_until = None;
-                self.raw.transfer_leader(peer_id);
-                Ok(Some(AdminOutcome {
-                    regions: vec![self.region().clone()],
-                }))
+                return self.transfer_leader(peer_id).map(Some);
             }
-            None => Err(RegionError::Invalid("empty admin request".into())),
+            None => return Err(invalid("empty admin request")),
+        };
+        self.propose_admin_cmd(AdminCmd { cmd: Some(cmd) }, Some(token))?;
+        Ok(None)
+    }
+
+    fn transfer_leader(&mut self, peer_id: u64) -> Result<AdminOutcome, RegionError> {
+        let target = self.region().peers.iter().find(|peer| peer.id == peer_id);
+        match target {
+            None => return Err(invalid(format!("peer {peer_id} is not a member"))),
+            Some(peer) if peer.role == ferrokv_proto::metapb::PeerRole::Learner as i32 => {
+                return Err(invalid(format!("peer {peer_id} is a learner")));
+            }
+            Some(_) => {}
         }
+        if peer_id == self.peer_id.get() {
+            return Ok(AdminOutcome {
+                regions: vec![self.region().clone()],
+            });
+        }
+        // A MsgTimeoutNow may now be in flight: no lease reads for the rest of this term.
+        self.lease.forbid_term(self.term());
+        self.raw.transfer_leader(peer_id);
+        self.observe();
+        Ok(AdminOutcome {
+            regions: vec![self.region().clone()],
+        })
     }
 
     fn propose_admin_cmd(
@@ -153,13 +196,31 @@ impl<E: KvEngine> Peer<E> {
         self.propose_cmd(&cmd, token)
     }
 
+    /// A split needs a key strictly inside the region, one fresh non-zero peer id per peer
+    /// and a new region id unlike this one (`split_region`; the store checks its other
+    /// regions).
+    fn check_split(&self, split: &SplitCmd) -> Result<(), RegionError> {
+        split_region(self.region(), split).map(|_| ())
+    }
+
+    /// A compaction must name an applied, untruncated index and that entry's term.
     fn check_compact(&self, compact: &CompactLogCmd) -> Result<(), RegionError> {
-        let truncated = self.raw.store().truncated().index;
+        let (truncated, _) = self.truncated();
         let applied = self.applied_index();
         if compact.compact_index <= truncated || compact.compact_index > applied {
-            return Err(RegionError::Invalid(format!(
+            return Err(invalid(format!(
                 "compact index {} outside ({truncated}, {applied}]",
                 compact.compact_index
+            )));
+        }
+        if planted::active(PlantedBug::CompactLogCallerTerm) {
+            return Ok(());
+        }
+        let term = self.log_term(compact.compact_index);
+        if term != Some(compact.compact_term) {
+            return Err(invalid(format!(
+                "compact term {} does not match the log's term {term:?} at index {}",
+                compact.compact_term, compact.compact_index
             )));
         }
         Ok(())
@@ -168,18 +229,47 @@ impl<E: KvEngine> Peer<E> {
     fn propose_change_peer(
         &mut self,
         token: Token,
-        change: ferrokv_proto::ferrokv_raftpb::ChangePeerRequest,
+        change: ChangePeerRequest,
     ) -> Result<(), RegionError> {
-        let peer = change
-            .peer
-            .ok_or_else(|| RegionError::Invalid("no peer".into()))?;
+        let conf_change = self.check_change_peer(&change)?;
+        let peer = change.peer.expect("checked");
+        let last_before = self.last_index();
+        self.peer_cache.insert(peer.id, peer);
+        self.raw
+            .propose_conf_change(Vec::new(), conf_change)
+            .map_err(|error| invalid(format!("conf change refused: {error}")))?;
+        self.track_proposal(Some(token), last_before, 0);
+        Ok(())
+    }
+
+    /// Validates a membership change against the current configuration with raft-rs's own
+    /// rules, so that it cannot be refused when it applies.
+    fn check_change_peer(&self, change: &ChangePeerRequest) -> Result<ConfChange, RegionError> {
+        let peer = change.peer.ok_or_else(|| invalid("no peer"))?;
         let change_type = ConfChangeType::from_i32(change.change_type)
-            .ok_or_else(|| RegionError::Invalid(format!("change type {}", change.change_type)))?;
-        if change_type == ConfChangeType::RemoveNode && peer.id == self.peer_id.get() {
-            return Err(RegionError::Invalid(
-                "transfer leadership before removing the leader".into(),
-            ));
+            .ok_or_else(|| invalid(format!("change type {}", change.change_type)))?;
+        if peer.id == 0 || peer.store_id == 0 {
+            return Err(invalid("peer and store ids must be non-zero"));
         }
+        if change_type == ConfChangeType::RemoveNode && peer.id == self.peer_id.get() {
+            return Err(invalid("transfer leadership before removing the leader"));
+        }
+        let members = &self.region().peers;
+        let same_store = members
+            .iter()
+            .any(|p| p.store_id == peer.store_id && p.id != peer.id);
+        if change_type != ConfChangeType::RemoveNode && same_store {
+            return Err(invalid("the store already holds a peer of this region"));
+        }
+        if self.raw.raft.has_pending_conf() {
+            return Err(invalid("a membership change is already in progress"));
+        }
+        let mut single = ConfChangeSingle::default();
+        single.set_change_type(change_type);
+        single.node_id = peer.id;
+        raft::Changer::new(self.raw.raft.prs())
+            .simple(&[single])
+            .map_err(|error| invalid(format!("membership change refused: {error}")))?;
         let context = ConfChangeContext {
             region_epoch: self.region().region_epoch,
             peer: Some(peer),
@@ -188,12 +278,7 @@ impl<E: KvEngine> Peer<E> {
         conf_change.set_change_type(change_type);
         conf_change.node_id = peer.id;
         conf_change.context = context.encode_to_vec().into();
-        self.peer_cache.insert(peer.id, peer);
-        self.raw
-            .propose_conf_change(Vec::new(), conf_change)
-            .map_err(|error| RegionError::Invalid(format!("conf change refused: {error}")))?;
-        self.track_proposal(Some(token));
-        Ok(())
+        Ok(conf_change)
     }
 
     /// On a leader, proposes compacting the applied log when it has grown past the GC
@@ -202,7 +287,7 @@ impl<E: KvEngine> Peer<E> {
         if !self.is_leader() {
             return;
         }
-        let truncated = self.raw.store().truncated().index;
+        let (truncated, _) = self.truncated();
         let applied = self.applied_index();
         if applied.saturating_sub(truncated) < self.config.log_gc_count_threshold {
             return;
@@ -224,7 +309,7 @@ impl<E: KvEngine> Peer<E> {
         if compact_index <= truncated {
             return;
         }
-        let Ok(compact_term) = self.raw.raft.raft_log.term(compact_index) else {
+        let Some(compact_term) = self.log_term(compact_index) else {
             return;
         };
         let compact = CompactLogCmd {

@@ -1,17 +1,18 @@
 //! Linearizable reads: ReadIndex, and leader-lease local reads where the lease is provably
-//! valid.
+//! valid (`lease.rs`).
 //!
-//! A ReadIndex round proves that, at the moment it was issued, this peer led a quorum. Since
-//! followers with CheckQuorum ignore votes for an election timeout after hearing from their
-//! leader, no other leader can exist before `issued_at + lease` (lease < election timeout, so
-//! clock drift has a margin). Inside the lease a read needs no round: it waits only until the
-//! commit index known now is applied.
+//! A read is accepted only on the leader. Inside a valid lease it waits only until the commit
+//! index known now is applied. Otherwise reads accepted since the last poll share one
+//! ReadIndex round; raft-rs answers it once a quorum confirmed leadership, and the reads are
+//! served when that index is applied. A round answered in another term than it was issued
+//! in, or after a step-down, serves nothing: raft-rs drops its read-only state on every role
+//! change, so unconfirmed reads are failed (NotLeader) at once instead of hanging.
 
 use std::collections::VecDeque;
 
 use crate::env::{Instant, KvEngine};
+use crate::planted::{self, PlantedBug};
 use crate::raft::apply::check_ranges_in_region;
-use crate::raft::config::PlantedBug;
 use crate::raft::effects::{Effects, ReadyRead};
 use crate::raw::RawRead;
 use crate::store::{RegionError, RequestHeader, Response, Token};
@@ -34,6 +35,8 @@ struct ReadBatch {
     id: u64,
     reads: Vec<PendingRead>,
     issued_at: Instant,
+    term: u64,
+    /// The read index once confirmed (at once for lease reads).
     index: Option<u64>,
 }
 
@@ -46,19 +49,28 @@ pub(super) struct ReadQueue {
 }
 
 impl ReadQueue {
-    fn len(&self) -> usize {
-        self.unsent.len()
-            + self
-                .waiting
-                .iter()
-                .map(|batch| batch.reads.len())
-                .sum::<usize>()
+    pub(super) fn len(&self) -> usize {
+        self.unsent.len() + self.waiting.iter().map(|b| b.reads.len()).sum::<usize>()
     }
 
     /// Every read not yet served.
     pub(super) fn drain(&mut self) -> Vec<PendingRead> {
         let mut all: Vec<PendingRead> = self.unsent.drain(..).collect();
         for batch in self.waiting.drain(..) {
+            all.extend(batch.reads);
+        }
+        all
+    }
+
+    /// Reads not yet confirmed by a ReadIndex round.
+    fn drain_unconfirmed(&mut self) -> Vec<PendingRead> {
+        let mut all: Vec<PendingRead> = self.unsent.drain(..).collect();
+        let (confirmed, unconfirmed): (VecDeque<_>, VecDeque<_>) = self
+            .waiting
+            .drain(..)
+            .partition(|batch| batch.index.is_some());
+        self.waiting = confirmed;
+        for batch in unconfirmed {
             all.extend(batch.reads);
         }
         all
@@ -75,6 +87,25 @@ impl ReadQueue {
 
     fn lease_round_in_flight(&self) -> bool {
         self.waiting.iter().any(|batch| batch.index.is_none())
+    }
+
+    fn push(
+        &mut self,
+        reads: Vec<PendingRead>,
+        issued_at: Instant,
+        term: u64,
+        index: Option<u64>,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.waiting.push_back(ReadBatch {
+            id,
+            reads,
+            issued_at,
+            term,
+            index,
+        });
+        id
     }
 }
 
@@ -96,26 +127,11 @@ impl<E: KvEngine> Peer<E> {
         now_ms: u64,
         now: Instant,
     ) -> Result<(), RegionError> {
-        let stale_reads = self.config.planted_bug == Some(PlantedBug::StaleLocalReads);
+        let stale_reads = planted::active(PlantedBug::StaleLocalReads);
         if !stale_reads {
             self.check_leader_and_epoch(header)?;
         }
-        let region_range = crate::raft::storage::region_range(self.region());
-        let asked: Vec<_> = read.ranges();
-        let read = read.clamped_to(&region_range);
-        let outside = read
-            .ranges()
-            .iter()
-            .zip(&asked)
-            .any(|(kept, asked)| kept.is_empty() && !asked.is_empty());
-        if outside {
-            let key = asked[0].start.clone();
-            return Err(RegionError::KeyNotInRegion {
-                key,
-                region: Box::new(self.region().clone()),
-            });
-        }
-        check_ranges_in_region(&read.ranges(), self.region())?;
+        let read = self.clamp_read(read)?;
         if self.reads.len() >= self.config.pending_reads_max {
             return Err(RegionError::ServerIsBusy(format!(
                 "region {} read queue full",
@@ -127,40 +143,54 @@ impl<E: KvEngine> Peer<E> {
             read,
             now_ms,
         };
-        if stale_reads || self.lease_valid(now) {
-            // Local read: linearizable once everything committed so far is applied. (The
-            // planted bug reads whatever this peer applied, on any peer.)
-            let index = if stale_reads {
-                0
-            } else {
-                self.raw.raft.raft_log.committed
-            };
-            let id = self.reads.next_id;
-            self.reads.next_id += 1;
-            let batch = ReadBatch {
-                id,
-                reads: vec![pending],
-                issued_at: now,
-                index: Some(index),
-            };
-            self.reads.waiting.push_back(batch);
+        let term = self.term();
+        if stale_reads {
+            // The planted bug reads whatever this peer applied, on any peer.
+            self.reads.push(vec![pending], now, term, Some(0));
+        } else if self.lease_valid(now) {
+            // Local read: linearizable once everything committed so far is applied.
+            let committed = self.raw.raft.raft_log.committed;
+            self.reads.push(vec![pending], now, term, Some(committed));
         } else {
             self.reads.unsent.push(pending);
         }
         Ok(())
     }
 
+    /// Cuts scans to this region; a read entirely outside it is `KeyNotInRegion`.
+    fn clamp_read(&self, read: RawRead) -> Result<RawRead, RegionError> {
+        let region_range = crate::raft::storage::region_range(self.region());
+        let asked: Vec<_> = read.ranges();
+        let read = read.clamped_to(&region_range);
+        let outside = read
+            .ranges()
+            .iter()
+            .zip(&asked)
+            .any(|(kept, asked)| kept.is_empty() && !asked.is_empty());
+        if outside {
+            return Err(RegionError::KeyNotInRegion {
+                key: asked[0].start.clone(),
+                region: Box::new(self.region().clone()),
+            });
+        }
+        check_ranges_in_region(&read.ranges(), self.region())?;
+        Ok(read)
+    }
+
     fn lease_valid(&self, now: Instant) -> bool {
         self.is_leader()
             && self.raw.raft.lead_transferee.is_none()
-            && self.lease_until.is_some_and(|until| now < until)
+            && self.lease.valid(now, self.term())
     }
 
     /// Sends one ReadIndex round for all reads accepted since the last poll. raft-rs drops
     /// ReadIndex requests until the leader has committed an entry of its term, so until then
     /// the reads wait here.
     pub(super) fn flush_reads(&mut self, now: Instant) {
-        if self.reads.unsent.is_empty() || !self.raw.raft.commit_to_current_term() {
+        if self.reads.unsent.is_empty()
+            || !self.is_leader()
+            || !self.raw.raft.commit_to_current_term()
+        {
             return;
         }
         let reads = std::mem::take(&mut self.reads.unsent);
@@ -168,15 +198,9 @@ impl<E: KvEngine> Peer<E> {
     }
 
     fn start_read_round(&mut self, reads: Vec<PendingRead>, now: Instant) {
-        let id = self.reads.next_id;
-        self.reads.next_id += 1;
+        assert!(self.is_leader(), "only a leader starts ReadIndex rounds");
+        let id = self.reads.push(reads, now, self.term(), None);
         self.raw.read_index(ctx_of(id));
-        self.reads.waiting.push_back(ReadBatch {
-            id,
-            reads,
-            issued_at: now,
-            index: None,
-        });
     }
 
     /// Re-sends ReadIndex rounds unanswered for an election timeout (their heartbeats or
@@ -187,36 +211,31 @@ impl<E: KvEngine> Peer<E> {
             return;
         }
         let patience = self.config.tick_interval * self.config.election_tick as u32;
-        let stale: Vec<u64> = self
-            .reads
-            .waiting
-            .iter()
-            .filter(|batch| {
+        let (stale, fresh): (VecDeque<_>, VecDeque<_>) =
+            self.reads.waiting.drain(..).partition(|batch| {
                 batch.index.is_none() && now.saturating_since(batch.issued_at) > patience
-            })
-            .map(|batch| batch.id)
-            .collect();
-        for id in stale {
-            let position = self
-                .reads
-                .waiting
-                .iter()
-                .position(|b| b.id == id)
-                .expect("present");
-            let batch = self.reads.waiting.remove(position).expect("present");
+            });
+        self.reads.waiting = fresh;
+        for batch in stale {
             self.start_read_round(batch.reads, now);
         }
-        if self.reads.lease_round_in_flight() {
+        if self.reads.lease_round_in_flight() || self.raw.raft.lead_transferee.is_some() {
             return;
         }
         let soon = now + self.config.tick_interval * 2;
-        if self.lease_until.is_none_or(|until| until <= soon) {
+        if self.lease.until().is_none_or(|until| until <= soon) {
             self.start_read_round(Vec::new(), now);
         }
     }
 
-    /// Records ReadIndex answers from a Ready; each also extends the lease.
+    /// Records ReadIndex answers from a Ready. Only a round issued and answered in the
+    /// current term on a leader confirms reads and extends the lease.
     pub(super) fn on_read_states(&mut self, states: Vec<raft::ReadState>) {
+        let term = self.term();
+        let leader = self.is_leader();
+        let leading = leader && self.raw.raft.lead_transferee.is_none();
+        let committed = self.raw.raft.raft_log.committed;
+        let lease = self.config.effective_lease();
         for state in states {
             let Some(id) = id_of(&state.request_ctx) else {
                 continue;
@@ -224,10 +243,16 @@ impl<E: KvEngine> Peer<E> {
             let Some(batch) = self.reads.waiting.iter_mut().find(|batch| batch.id == id) else {
                 continue;
             };
+            if batch.term != term || !leader {
+                continue;
+            }
+            assert!(
+                state.index <= committed,
+                "a read index never exceeds the commit index"
+            );
             batch.index = Some(state.index);
-            if self.raw.raft.lead_transferee.is_none() {
-                let until = batch.issued_at + self.config.lease;
-                self.lease_until = Some(self.lease_until.map_or(until, |old| old.max(until)));
+            if leading {
+                self.lease.extend(term, batch.issued_at + lease);
             }
         }
     }
@@ -236,16 +261,13 @@ impl<E: KvEngine> Peer<E> {
     /// since the read arrived answers with a region error instead.
     pub(super) fn release_ready_reads(&mut self, effects: &mut Effects) {
         let applied = self.applied_index();
-        let mut ready = Vec::new();
-        let mut kept = VecDeque::new();
-        for batch in self.reads.waiting.drain(..) {
-            match batch.index {
-                Some(index) if index <= applied => ready.extend(batch.reads),
-                _ => kept.push_back(batch),
-            }
-        }
+        let (ready, kept): (VecDeque<_>, VecDeque<_>) = self
+            .reads
+            .waiting
+            .drain(..)
+            .partition(|batch| batch.index.is_some_and(|index| index <= applied));
         self.reads.waiting = kept;
-        for read in ready {
+        for read in ready.into_iter().flat_map(|batch| batch.reads) {
             match check_ranges_in_region(&read.read.ranges(), self.region()) {
                 Ok(()) => effects.reads.push(ReadyRead {
                     token: read.token,
@@ -259,16 +281,15 @@ impl<E: KvEngine> Peer<E> {
         }
     }
 
-    /// Leadership was lost: reads cannot be served here any more.
-    pub(super) fn fail_reads_on_step_down(&mut self, effects: &mut Effects) {
-        self.lease_until = None;
-        if self.config.planted_bug == Some(PlantedBug::StaleLocalReads) {
+    /// Leadership was lost: reads not yet confirmed can never be (raft-rs dropped their
+    /// rounds), so they fail now; confirmed reads stay and are served once applied.
+    pub(super) fn fail_unconfirmed_reads(&mut self) {
+        if planted::active(PlantedBug::StaleLocalReads) {
             return;
         }
         let error = self.not_leader();
-        for read in self.reads.drain() {
-            effects
-                .responses
+        for read in self.reads.drain_unconfirmed() {
+            self.answers
                 .push((read.token, Response::Read(Err(error.clone()))));
         }
     }

@@ -13,31 +13,22 @@ impl<E: KvEngine> Peer<E> {
             self.handle_ready(effects);
         }
         self.release_ready_reads(effects);
+        self.take_snapshot_task(effects);
+        effects.responses.append(&mut self.answers);
+        if self.removed {
+            effects.events.push(PeerEvent::Removed {
+                region_id: self.region_id,
+            });
+        }
     }
 
     fn handle_ready(&mut self, effects: &mut Effects) {
-        let was_leader = self.is_leader();
         let mut ready = self.raw.ready();
         let leader_messages = self.wrap_messages(ready.take_messages());
         effects.send_now.extend(leader_messages);
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
-            let batch = effects.persist_batch();
-            match self.raw.mut_store().apply_snapshot(&snapshot, batch) {
-                Ok(_) => {
-                    let index = snapshot.get_metadata().index;
-                    tracing::info!(region_id = %self.region_id, index, "installing snapshot");
-                    self.lease_until = None;
-                    self.refresh_peer_cache();
-                    effects.events.push(PeerEvent::SnapshotInstalled {
-                        region_id: self.region_id,
-                    });
-                }
-                Err(error) => panic!(
-                    "snapshot for region {} is unusable: {error}",
-                    self.region_id
-                ),
-            }
+            self.install_snapshot(&snapshot, effects);
         }
         let entries = ready.take_entries();
         if !entries.is_empty() {
@@ -57,31 +48,47 @@ impl<E: KvEngine> Peer<E> {
         let number = ready.number();
         self.raw.advance_append_async(ready);
         effects.after_persist(self.region_id, number, persisted_messages);
+        self.observe();
         self.on_read_states(read_states);
         self.apply_committed(committed, effects);
-        self.own_election_timeout();
-        if was_leader && !self.is_leader() {
-            self.fail_reads_on_step_down(effects);
+        self.observe();
+    }
+
+    /// Installs a snapshot from the leader: the region's data, log and state are replaced
+    /// in the persist batch; proposals its index covers may have applied inside it.
+    fn install_snapshot(&mut self, snapshot: &raft::eraftpb::Snapshot, effects: &mut Effects) {
+        let batch = effects.persist_batch();
+        if let Err(error) = self.raw.mut_store().apply_snapshot(snapshot, batch) {
+            // The transport checksums snapshots and the store checked the region before
+            // stepping the message: a snapshot that still does not decode is a bug.
+            panic!(
+                "snapshot for region {} is unusable: {error}",
+                self.region_id
+            );
         }
-        if self.removed {
-            effects.events.push(PeerEvent::Removed {
-                region_id: self.region_id,
-            });
+        let meta = snapshot.get_metadata();
+        tracing::info!(region_id = %self.region_id, index = meta.index, "installing snapshot");
+        self.lease.clear();
+        self.refresh_peer_cache();
+        for (token, settled) in self.proposals.on_snapshot(meta.index, meta.term) {
+            let response = self.settled_response(settled, None);
+            effects.responses.push((token, response));
         }
+        effects.events.push(PeerEvent::SnapshotInstalled {
+            region_id: self.region_id,
+        });
     }
 
     /// The driver made Ready `number` (and all before it) durable.
     pub fn on_persisted(&mut self, number: u64) {
         self.raw.on_persist_ready(number);
-        self.own_election_timeout();
+        self.observe();
     }
 
     /// True if polling would produce anything.
     pub fn has_work(&self) -> bool {
-        self.raw.has_ready() || self.has_pending_reads()
-    }
-
-    fn has_pending_reads(&self) -> bool {
-        self.reads.has_releasable(self.applied_index())
+        self.raw.has_ready()
+            || self.reads.has_releasable(self.applied_index())
+            || !self.answers.is_empty()
     }
 }

@@ -1,0 +1,103 @@
+//! Deliberate bugs the simulator must catch, to prove its checkers can fail.
+//!
+//! A planted bug is switched on for one simulation thread (`set`, only under
+//! `--cfg madsim`), and production logic asks `active(bug)` at the one place the bug lives.
+//! Outside simulation `active` is a constant `false`, so no planted bug can reach a
+//! production binary; the `cfg` switch lives here, in the module root, never in the logic.
+
+/// A deliberate bug, named after the defect class it plants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    /// Serve reads from any peer's local state, without ReadIndex or a lease.
+    StaleLocalReads,
+    /// Acknowledge Raft log writes without syncing them.
+    SkipRaftLogSync,
+    /// Keep the leader lease across a step-down and a later re-election.
+    LeaseKeptAfterStepDown,
+    /// A lease as long as the election timeout, ignoring the election bound and clock drift.
+    LeaseBeyondElectionBound,
+    /// Truncate the log with the term the CompactLog request carries, not the log's term.
+    CompactLogCallerTerm,
+    /// The client retries a write whose outcome is unknown.
+    RetryAmbiguousWrite,
+    /// Apply a write without checking that the region still owns its keys (epoch check).
+    ApplyIgnoresEpoch,
+}
+
+impl PlantedBug {
+    /// Every planted bug, in a fixed order.
+    pub const ALL: [PlantedBug; 7] = [
+        PlantedBug::StaleLocalReads,
+        PlantedBug::SkipRaftLogSync,
+        PlantedBug::LeaseKeptAfterStepDown,
+        PlantedBug::LeaseBeyondElectionBound,
+        PlantedBug::CompactLogCallerTerm,
+        PlantedBug::RetryAmbiguousWrite,
+        PlantedBug::ApplyIgnoresEpoch,
+    ];
+
+    /// The command-line name (`ci/sim.sh --planted-bug NAME`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            PlantedBug::StaleLocalReads => "stale-reads",
+            PlantedBug::SkipRaftLogSync => "skip-log-sync",
+            PlantedBug::LeaseKeptAfterStepDown => "lease-after-step-down",
+            PlantedBug::LeaseBeyondElectionBound => "lease-beyond-election-bound",
+            PlantedBug::CompactLogCallerTerm => "compact-log-caller-term",
+            PlantedBug::RetryAmbiguousWrite => "retry-ambiguous-write",
+            PlantedBug::ApplyIgnoresEpoch => "apply-ignores-epoch",
+        }
+    }
+
+    /// The bug of a command-line name.
+    pub fn from_name(name: &str) -> Option<PlantedBug> {
+        PlantedBug::ALL.into_iter().find(|bug| bug.name() == name)
+    }
+}
+
+#[cfg(madsim)]
+thread_local! {
+    static ACTIVE: std::cell::Cell<Option<PlantedBug>> = const { std::cell::Cell::new(None) };
+}
+
+/// Plants `bug` (or none) for this simulation thread.
+#[cfg(madsim)]
+pub fn set(bug: Option<PlantedBug>) {
+    ACTIVE.with(|active| active.set(bug));
+}
+
+/// True if `bug` is planted on this simulation thread.
+#[cfg(madsim)]
+pub fn active(bug: PlantedBug) -> bool {
+    ACTIVE.with(|active| active.get() == Some(bug))
+}
+
+/// Outside simulation no bug is ever planted.
+#[cfg(not(madsim))]
+#[inline(always)]
+pub const fn active(_bug: PlantedBug) -> bool {
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for bug in PlantedBug::ALL {
+            assert_eq!(PlantedBug::from_name(bug.name()), Some(bug));
+        }
+        let mut names: Vec<_> = PlantedBug::ALL.iter().map(|b| b.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PlantedBug::ALL.len());
+        assert_eq!(PlantedBug::from_name("no-such-bug"), None);
+    }
+
+    #[cfg(not(madsim))]
+    #[test]
+    fn production_builds_never_plant() {
+        assert!(PlantedBug::ALL.into_iter().all(|bug| !active(bug)));
+    }
+}

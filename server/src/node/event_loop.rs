@@ -1,0 +1,215 @@
+//! The node's event loop.
+//!
+//! Every iteration: wait for an input or the next tick deadline, drain a bounded batch of
+//! Raft inputs and then of requests, tick if the deadline passed (checked on *every*
+//! iteration, so a busy mailbox never starves heartbeats, check-quorum, lease renewal or log
+//! GC), then drive the store. Ticks follow the node's own clock (`RuntimeClock`), which the
+//! simulator makes drift.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferrokv_core::env::{Clock, EngineError, KvEngine, Transport};
+use ferrokv_core::store::{Response, Store, Token};
+use tokio::sync::oneshot;
+
+use super::mailbox::{self, LaneReceiver, LaneSender};
+use super::{
+    hash_regions, NodeCounters, NodeHandle, NodeReport, RaftInput, RegionReport, RequestInput,
+};
+use crate::clock::RuntimeClock;
+
+/// Raft inputs handled per iteration before requests get their turn.
+const RAFT_BATCH_MAX: usize = 512;
+/// Requests handled per iteration.
+const REQUEST_BATCH_MAX: usize = 256;
+
+/// The node: a store, its mailbox and its timers.
+pub struct Node<E: KvEngine, T: Transport> {
+    store: Store<E>,
+    transport: T,
+    clock: RuntimeClock,
+    raft_lane: LaneReceiver<RaftInput>,
+    request_lane: LaneReceiver<RequestInput>,
+    raft_sender: LaneSender<RaftInput>,
+    waiting: BTreeMap<Token, oneshot::Sender<Response>>,
+    next_token: u64,
+    tick_interval: Duration,
+    counters: NodeCounters,
+}
+
+impl<E: KvEngine, T: Transport> Node<E, T> {
+    /// A node over `store`, and the handle to feed it.
+    pub fn new(store: Store<E>, transport: T, clock: RuntimeClock) -> (Self, NodeHandle) {
+        let ((raft, raft_lane), (requests, request_lane)) =
+            mailbox::lanes(ferrokv_core::limits::MAILBOX_BYTES_MAX);
+        let tick_interval = store.config().tick_interval;
+        let node = Node {
+            store,
+            transport,
+            clock,
+            raft_lane,
+            request_lane,
+            raft_sender: raft.clone(),
+            waiting: BTreeMap::new(),
+            next_token: 1,
+            tick_interval,
+            counters: NodeCounters::default(),
+        };
+        (node, NodeHandle { raft, requests })
+    }
+
+    /// Runs until every handle is dropped or storage fails.
+    pub async fn run(mut self) -> Result<(), EngineError> {
+        let mut next_tick = self.clock.now() + self.tick_interval;
+        loop {
+            let wait = self.clock.runtime_until(next_tick);
+            tokio::select! {
+                biased;
+                _ = tokio::time::sleep(wait) => {}
+                input = self.raft_lane.recv() => {
+                    if let Some(input) = input {
+                        self.on_raft(input);
+                    }
+                }
+                input = self.request_lane.recv() => {
+                    let Some(input) = input else { return Ok(()) };
+                    self.on_request(input);
+                }
+            }
+            self.drain();
+            next_tick = self.tick_if_due(next_tick);
+            if buggify!() {
+                // A slow disk or a descheduled thread.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.drive()?;
+        }
+    }
+
+    fn drain(&mut self) {
+        for _ in 0..RAFT_BATCH_MAX {
+            let Some(input) = self.raft_lane.try_recv() else {
+                break;
+            };
+            self.on_raft(input);
+        }
+        for _ in 0..REQUEST_BATCH_MAX {
+            let Some(input) = self.request_lane.try_recv() else {
+                break;
+            };
+            self.on_request(input);
+        }
+    }
+
+    /// Ticks if `next_tick` passed; returns the next deadline (at most one tick per
+    /// iteration: after a stall the loop resumes its rhythm instead of bursting).
+    fn tick_if_due(&mut self, next_tick: ferrokv_core::env::Instant) -> ferrokv_core::env::Instant {
+        let now = self.clock.now();
+        self.store.set_now(now);
+        if now < next_tick {
+            return next_tick;
+        }
+        self.store.tick();
+        self.counters.ticks += 1;
+        let following = next_tick + self.tick_interval;
+        if following <= now {
+            now + self.tick_interval
+        } else {
+            following
+        }
+    }
+
+    fn on_raft(&mut self, input: RaftInput) {
+        self.store.set_now(self.clock.now());
+        match input {
+            RaftInput::Message(message) => self.store.on_raft_message(message),
+            RaftInput::SnapshotGenerated(region, result) => {
+                self.store.on_snapshot_generated(region, result)
+            }
+            RaftInput::SnapshotReport {
+                region,
+                to_peer,
+                delivered,
+            } => self.store.report_snapshot(region, to_peer, delivered),
+        }
+    }
+
+    fn on_request(&mut self, input: RequestInput) {
+        self.store.set_now(self.clock.now());
+        match input {
+            RequestInput::Request(request, reply) => {
+                let token = Token(self.next_token);
+                self.next_token += 1;
+                match self.store.request(token, request) {
+                    Some(response) => {
+                        let _ = reply.send(response);
+                    }
+                    None => {
+                        self.waiting.insert(token, reply);
+                    }
+                }
+            }
+            RequestInput::Report(with_hash, reply) => self.report(with_hash, reply),
+        }
+    }
+
+    fn drive(&mut self) -> Result<(), EngineError> {
+        let output = self.store.drive(&self.transport)?;
+        for (token, response) in output.responses {
+            if let Some(reply) = self.waiting.remove(&token) {
+                let _ = reply.send(response);
+            }
+        }
+        for task in output.snapshot_tasks {
+            self.counters.snapshots_generated += 1;
+            let lane = self.raft_sender.clone();
+            tokio::spawn(async move {
+                let region = task.region_id;
+                let result = tokio::task::spawn_blocking(move || task.run())
+                    .await
+                    .unwrap_or_else(|error| Err(EngineError::Io(error.to_string())));
+                let _ = lane
+                    .send(RaftInput::SnapshotGenerated(region, result))
+                    .await;
+            });
+        }
+        Ok(())
+    }
+
+    /// Answers a status request; data hashes (a full read of every region) are computed
+    /// off the loop on a consistent engine view.
+    fn report(&self, with_hash: bool, reply: oneshot::Sender<NodeReport>) {
+        let regions = self
+            .store
+            .regions()
+            .into_iter()
+            .map(|status| RegionReport {
+                status,
+                data_hash: 0,
+            })
+            .collect();
+        let mut counters = self.counters;
+        counters.store = self.store.stats();
+        let mut report = NodeReport {
+            regions,
+            trace_hash: self.store.trace_hash(),
+            counters,
+        };
+        if !with_hash {
+            let _ = reply.send(report);
+            return;
+        }
+        let view = self.store.engine().snapshot();
+        tokio::spawn(async move {
+            let hashed = tokio::task::spawn_blocking(move || {
+                hash_regions(&mut report, &view);
+                report
+            })
+            .await;
+            if let Ok(report) = hashed {
+                let _ = reply.send(report);
+            }
+        });
+    }
+}

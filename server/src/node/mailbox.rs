@@ -1,0 +1,141 @@
+//! The node's mailbox: two bounded lanes, one for Raft traffic (messages, snapshot results
+//! and delivery reports) and one for client requests, so a flood of requests never delays
+//! heartbeats. Both lanes are bounded in count and, together, in bytes: a full mailbox
+//! answers `ServerIsBusy` to requests and drops Raft messages (Raft retransmits).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+/// Inputs one lane holds at most.
+pub const LANE_CAPACITY: usize = 4096;
+
+/// Why an input was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The lane or the byte budget is full.
+    Full,
+    /// The node stopped.
+    Closed,
+}
+
+/// The sending side of one lane, sharing the mailbox's byte budget.
+#[derive(Debug)]
+pub struct LaneSender<T> {
+    sender: mpsc::Sender<(T, usize)>,
+    bytes: Arc<AtomicUsize>,
+    bytes_max: usize,
+}
+
+impl<T> Clone for LaneSender<T> {
+    fn clone(&self) -> Self {
+        LaneSender {
+            sender: self.sender.clone(),
+            bytes: self.bytes.clone(),
+            bytes_max: self.bytes_max,
+        }
+    }
+}
+
+/// The receiving side of one lane.
+#[derive(Debug)]
+pub struct LaneReceiver<T> {
+    receiver: mpsc::Receiver<(T, usize)>,
+    bytes: Arc<AtomicUsize>,
+}
+
+/// Two lanes over one byte budget of `bytes_max`.
+pub fn lanes<R, Q>(
+    bytes_max: usize,
+) -> (
+    (LaneSender<R>, LaneReceiver<R>),
+    (LaneSender<Q>, LaneReceiver<Q>),
+) {
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (lane(bytes.clone(), bytes_max), lane(bytes, bytes_max))
+}
+
+fn lane<T>(bytes: Arc<AtomicUsize>, bytes_max: usize) -> (LaneSender<T>, LaneReceiver<T>) {
+    let (sender, receiver) = mpsc::channel(LANE_CAPACITY);
+    (
+        LaneSender {
+            sender,
+            bytes: bytes.clone(),
+            bytes_max,
+        },
+        LaneReceiver { receiver, bytes },
+    )
+}
+
+impl<T> LaneSender<T> {
+    /// Queues `item` of `size` bytes without waiting.
+    pub fn try_send(&self, item: T, size: usize) -> Result<(), Refused> {
+        let before = self.bytes.fetch_add(size, Ordering::AcqRel);
+        if before + size > self.bytes_max && before > 0 {
+            self.bytes.fetch_sub(size, Ordering::AcqRel);
+            return Err(Refused::Full);
+        }
+        self.sender.try_send((item, size)).map_err(|error| {
+            self.bytes.fetch_sub(size, Ordering::AcqRel);
+            match error {
+                mpsc::error::TrySendError::Full(_) => Refused::Full,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            }
+        })
+    }
+
+    /// Queues `item`, waiting for room in the lane (used for small control inputs only).
+    pub async fn send(&self, item: T) -> Result<(), Refused> {
+        self.sender
+            .send((item, 0))
+            .await
+            .map_err(|_| Refused::Closed)
+    }
+
+    /// True once the node stopped.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+}
+
+impl<T> LaneReceiver<T> {
+    /// The next input, waiting for one; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<T> {
+        let (item, size) = self.receiver.recv().await?;
+        self.bytes.fetch_sub(size, Ordering::AcqRel);
+        Some(item)
+    }
+
+    /// The next input if one is queued.
+    pub fn try_recv(&mut self) -> Option<T> {
+        let (item, size) = self.receiver.try_recv().ok()?;
+        self.bytes.fetch_sub(size, Ordering::AcqRel);
+        Some(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_budget_is_shared_and_released() {
+        let ((raft, mut raft_rx), (requests, mut requests_rx)) = lanes::<u32, u32>(100);
+        raft.try_send(1, 60).unwrap();
+        assert_eq!(
+            requests.try_send(2, 50),
+            Err(Refused::Full),
+            "over the shared budget"
+        );
+        requests.try_send(3, 40).unwrap();
+        assert_eq!(raft_rx.try_recv(), Some(1));
+        requests.try_send(4, 50).unwrap();
+        assert_eq!(requests_rx.try_recv(), Some(3));
+        assert_eq!(requests_rx.try_recv(), Some(4));
+        assert_eq!(raft_rx.try_recv(), None);
+        // A single input larger than the budget still passes when nothing else waits.
+        raft.try_send(5, 500).unwrap();
+        assert_eq!(raft_rx.try_recv(), Some(5));
+    }
+}
