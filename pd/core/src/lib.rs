@@ -2,11 +2,16 @@
 //!
 //! Pure state machines the PD service drives; like `ferrokv-core`, no clocks, threads, OS
 //! randomness or IO crates (`clippy.toml`, `ci/deps.sh`).
-//! - `tso`: the timestamp oracle. Inputs: wall-clock readings and the persisted window
-//!   limit; outputs: strictly increasing timestamps and "persist this window" requests. The
-//!   invariant: no timestamp is ever handed out at or above a limit not yet persisted, so a
-//!   new leader that starts above the persisted limit never repeats a timestamp.
 //!
-//! Cluster state, id allocation, checkers and schedulers join it with the PD issue.
+//! Modules:
+//! - `limits`, `meta`: bounds and helpers over `metapb` regions and peers.
+//! - `state`: the **replicated** state machine `PdState` (`apply(&PdCommand) -> PdOutcome`),
+//!   command and snapshot codecs. Everything that must survive a failover lives here.
+//! - `registry`: region metadata by id and key range (inside `PdState`), staleness rules,
+//!   routing lookups.
 
+pub mod limits;
+pub mod meta;
+pub mod registry;
+pub mod state;
 pub mod tso;
