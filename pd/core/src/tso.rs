@@ -93,6 +93,19 @@ impl Tso {
         }
     }
 
+    /// A window limit this oracle asked for was dropped or refused before it applied:
+    /// forget the request so the next `update` asks again.
+    pub fn on_window_request_lost(&mut self, limit_ms: u64) {
+        if self.requested_limit_ms == Some(limit_ms) {
+            self.requested_limit_ms = None;
+        }
+    }
+
+    /// The persisted window limit this oracle knows of.
+    pub fn persisted_limit_ms(&self) -> u64 {
+        self.persisted_limit_ms
+    }
+
     /// Hands out `count` consecutive timestamps; returns the largest.
     pub fn allocate(&mut self, count: u64) -> Result<TimeStamp, TsoError> {
         if count == 0 || count > BATCH_MAX {
