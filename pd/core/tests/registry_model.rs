@@ -7,8 +7,9 @@
 //! interleaved with model steps, and checks after every step:
 //! - the registry never holds overlapping regions (`check_invariants`);
 //! - a region's registered epoch never goes back;
-//! - an accepted region is never older than anything registered for its id or range;
-//! and at the end, once every current region has been delivered (in random order), the
+//! - an accepted region is never older than anything registered for its id or range.
+//!
+//! At the end, once every current region has been delivered (in random order), the
 //! registry equals the model exactly and tiles the key space: the newest epochs win.
 
 use std::collections::BTreeMap;
