@@ -59,6 +59,12 @@ impl IdAllocator {
         Ok(id)
     }
 
+    /// Asks for a larger limit if the window is low and no request is in flight (called on
+    /// every tick, so a dropped request is retried without waiting for an `alloc`).
+    pub fn refill(&mut self, proposals: &mut Proposals) {
+        self.request_if_low(proposals);
+    }
+
     /// Ids left in the current window.
     pub fn remaining(&self) -> u64 {
         self.limit - self.next

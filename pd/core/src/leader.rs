@@ -58,7 +58,7 @@ impl PdLeader {
     }
 
     /// Periodic work: move TSO time forward (proposing a new window when the current one
-    /// nears its end), expire operators, run the balance schedulers.
+    /// nears its end), top up the id window, expire operators, run the balance schedulers.
     pub fn tick(
         &mut self,
         state: &PdState,
@@ -69,6 +69,7 @@ impl PdLeader {
         if let Some(limit_ms) = self.tso.update(now_ms) {
             proposals.push(PdCommand::SetTsoLimit { limit_ms });
         }
+        self.ids.refill(proposals);
         let mut ids = LeaderIds {
             allocator: &mut self.ids,
             proposals,
