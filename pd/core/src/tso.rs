@@ -203,4 +203,21 @@ mod tests {
             "an update moves to the next millisecond"
         );
     }
+
+    #[test]
+    fn a_lost_window_request_is_asked_again() {
+        let mut tso = started(0, 1_000);
+        let near_end = 1_000 + WINDOW_MS - 100;
+        let request = tso.update(near_end).expect("asks for a new window");
+        assert_eq!(tso.update(near_end), None, "one request in flight");
+        tso.on_window_request_lost(request);
+        assert_eq!(tso.update(near_end), Some(request), "asked again");
+        tso.on_window_request_lost(request + 1);
+        assert_eq!(
+            tso.update(near_end),
+            None,
+            "another limit's loss changes nothing"
+        );
+        assert_eq!(tso.persisted_limit_ms(), 1_000 + WINDOW_MS);
+    }
 }

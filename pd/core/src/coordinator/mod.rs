@@ -10,6 +10,7 @@
 //! the balance schedulers every `balance_interval_ms`.
 
 mod heartbeat;
+mod route;
 mod tick;
 
 use ferrokv_core::types::{RegionId, StoreId};

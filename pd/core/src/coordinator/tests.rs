@@ -305,3 +305,42 @@ fn store_heartbeats_from_unknown_stores_are_refused() {
         5
     );
 }
+
+#[test]
+fn a_split_child_reporting_first_finishes_the_split_operator() {
+    let mut harness = Harness::new(1);
+    let whole = region(10, ("", ""), (1, 2), &[(11, 1, Voter)]);
+    harness.heartbeat(&whole, 1);
+    let big = Config::default().region_split_size_bytes;
+    let order = harness.heartbeat_with(&whole, 1, 1, |request| request.approximate_size = big);
+    assert!(order.response.unwrap().split_region.is_some());
+    let right = region(30, ("m", ""), (1, 3), &[(31, 1, Voter)]);
+    harness.heartbeat(&right, 1);
+    let counters = harness
+        .coordinator
+        .operators()
+        .counters(OperatorKind::Split);
+    assert_eq!(
+        (counters.created, counters.finished, counters.failed),
+        (1, 1, 0)
+    );
+    assert!(
+        harness.coordinator.memory().region(RegionId(10)).is_none(),
+        "forgotten"
+    );
+}
+
+#[test]
+fn a_replica_operator_on_a_displaced_region_fails() {
+    let mut harness = Harness::new(3);
+    let lonely = region(10, ("", ""), (1, 2), &[(11, 1, Voter)]);
+    harness.heartbeat(&lonely, 1);
+    assert!(harness.heartbeat(&lonely, 1).response.is_some());
+    let right = region(30, ("m", ""), (1, 3), &[(31, 1, Voter)]);
+    harness.heartbeat(&right, 1);
+    let counters = harness
+        .coordinator
+        .operators()
+        .counters(OperatorKind::Replica);
+    assert_eq!((counters.created, counters.failed), (1, 1));
+}

@@ -121,12 +121,19 @@ impl OperatorController {
         expired
     }
 
-    /// Removes the operator of a region that left the registry, counted as failed.
+    /// Removes the operator of a region that left the registry because a newer overlapping
+    /// region replaced it. For a split operator that is the split taking effect (a child
+    /// reported first), counted as finished; any other operator counts as failed.
     pub fn cancel(&mut self, region_id: RegionId) {
-        if self.running.contains_key(&region_id) {
-            let failure = super::OperatorFailure::RegionRemoved;
-            self.end(region_id, &Progress::Failed(failure));
-        }
+        let Some(operator) = self.running.get(&region_id) else {
+            return;
+        };
+        let progress = if operator.kind() == OperatorKind::Split {
+            Progress::Finished
+        } else {
+            Progress::Failed(super::OperatorFailure::RegionRemoved)
+        };
+        self.end(region_id, &progress);
     }
 
     fn end(&mut self, region_id: RegionId, progress: &Progress) {
