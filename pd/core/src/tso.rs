@@ -93,6 +93,19 @@ impl Tso {
         }
     }
 
+    /// A window limit this oracle asked for was dropped or refused before it applied:
+    /// forget the request so the next `update` asks again.
+    pub fn on_window_request_lost(&mut self, limit_ms: u64) {
+        if self.requested_limit_ms == Some(limit_ms) {
+            self.requested_limit_ms = None;
+        }
+    }
+
+    /// The persisted window limit this oracle knows of.
+    pub fn persisted_limit_ms(&self) -> u64 {
+        self.persisted_limit_ms
+    }
+
     /// Hands out `count` consecutive timestamps; returns the largest.
     pub fn allocate(&mut self, count: u64) -> Result<TimeStamp, TsoError> {
         if count == 0 || count > BATCH_MAX {
@@ -189,5 +202,22 @@ mod tests {
             tso.allocate(1).is_ok(),
             "an update moves to the next millisecond"
         );
+    }
+
+    #[test]
+    fn a_lost_window_request_is_asked_again() {
+        let mut tso = started(0, 1_000);
+        let near_end = 1_000 + WINDOW_MS - 100;
+        let request = tso.update(near_end).expect("asks for a new window");
+        assert_eq!(tso.update(near_end), None, "one request in flight");
+        tso.on_window_request_lost(request);
+        assert_eq!(tso.update(near_end), Some(request), "asked again");
+        tso.on_window_request_lost(request + 1);
+        assert_eq!(
+            tso.update(near_end),
+            None,
+            "another limit's loss changes nothing"
+        );
+        assert_eq!(tso.persisted_limit_ms(), 1_000 + WINDOW_MS);
     }
 }

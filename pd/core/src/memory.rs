@@ -1,0 +1,104 @@
+//! Leader memory: what the leader learns from heartbeats and does not replicate.
+//!
+//! Like upstream PD, region leaders, pending and down peers, approximate sizes and store
+//! statistics are rebuilt from heartbeats after a failover rather than replicated. Inputs:
+//! validated reports with the time they arrived. Outputs: per-region and per-store views.
+//! A store never heard from since this leader started counts as last heard at the start,
+//! so a failover does not declare every store down at once.
+
+use std::collections::BTreeMap;
+
+use ferrokv_core::types::{RegionId, StoreId};
+use ferrokv_proto::pdpb;
+
+use crate::heartbeat::RegionReport;
+
+/// The last heartbeat of one region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionStats {
+    /// The last report.
+    pub report: RegionReport,
+    /// When it arrived.
+    pub last_heartbeat_ms: u64,
+}
+
+/// The last heartbeat of one store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreStats {
+    /// The store's statistics.
+    pub stats: pdpb::StoreStats,
+    /// When they arrived.
+    pub last_heartbeat_ms: u64,
+}
+
+/// Everything the leader keeps only in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderMemory {
+    started_ms: u64,
+    regions: BTreeMap<RegionId, RegionStats>,
+    stores: BTreeMap<StoreId, StoreStats>,
+}
+
+impl LeaderMemory {
+    /// Empty memory for a leader that took over at `started_ms`.
+    pub fn new(started_ms: u64) -> LeaderMemory {
+        LeaderMemory {
+            started_ms,
+            regions: BTreeMap::new(),
+            stores: BTreeMap::new(),
+        }
+    }
+
+    /// When this leader started.
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// Records a region report.
+    pub fn record_region(&mut self, report: RegionReport, now_ms: u64) {
+        let id = RegionId(report.region.id);
+        assert!(id.0 != 0);
+        self.regions.insert(
+            id,
+            RegionStats {
+                report,
+                last_heartbeat_ms: now_ms,
+            },
+        );
+    }
+
+    /// Forgets a region (it was merged into or replaced by others).
+    pub fn forget_region(&mut self, id: RegionId) {
+        self.regions.remove(&id);
+    }
+
+    /// The last report of a region.
+    pub fn region(&self, id: RegionId) -> Option<&RegionStats> {
+        self.regions.get(&id)
+    }
+
+    /// Records a store heartbeat.
+    pub fn record_store(&mut self, stats: pdpb::StoreStats, now_ms: u64) {
+        let id = StoreId(stats.store_id);
+        assert!(id.0 != 0);
+        self.stores.insert(
+            id,
+            StoreStats {
+                stats,
+                last_heartbeat_ms: now_ms,
+            },
+        );
+    }
+
+    /// The last statistics of a store.
+    pub fn store(&self, id: StoreId) -> Option<&StoreStats> {
+        self.stores.get(&id)
+    }
+
+    /// When the store was last heard from (the leader's start if never).
+    pub fn store_last_heartbeat_ms(&self, id: StoreId) -> u64 {
+        self.stores
+            .get(&id)
+            .map_or(self.started_ms, |stats| stats.last_heartbeat_ms)
+    }
+}
