@@ -23,6 +23,11 @@ impl Route {
     fn range(&self) -> KeyRange {
         KeyRange::new(self.region.start_key.clone(), self.region.end_key.clone())
     }
+
+    /// True if `key` lies in this route's region.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.range().contains(key)
+    }
 }
 
 /// Routes by start key.
@@ -44,6 +49,21 @@ impl RegionCache {
             .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
             .next_back()?;
         route.range().contains(key).then_some(route)
+    }
+
+    /// The route for the region holding the keys just below `bound` (an empty bound means
+    /// the end of the key space: the last region), for reverse scans.
+    pub fn locate_before(&self, bound: &[u8]) -> Option<&Route> {
+        if bound.is_empty() {
+            let (_, route) = self.by_start.iter().next_back()?;
+            return route.region.end_key.is_empty().then_some(route);
+        }
+        let (_, route) = self
+            .by_start
+            .range::<[u8], _>((Bound::Unbounded, Bound::Excluded(bound)))
+            .next_back()?;
+        let end = &route.region.end_key;
+        (end.is_empty() || end.as_slice() >= bound).then_some(route)
     }
 
     /// Caches `region` with `leader`, evicting every overlapping entry.
@@ -122,6 +142,18 @@ mod tests {
         assert_eq!(cache.locate(b"a").unwrap().region.id, 1);
         assert_eq!(cache.locate(b"m").unwrap().region.id, 2);
         assert_eq!(cache.locate(b"\xff").unwrap().region.id, 2);
+    }
+
+    #[test]
+    fn locate_before_finds_the_region_below_a_bound() {
+        let mut cache = RegionCache::new();
+        cache.insert(region(1, b"", b"m"), None);
+        cache.insert(region(2, b"m", b""), None);
+        assert_eq!(cache.locate_before(b"").unwrap().region.id, 2);
+        assert_eq!(cache.locate_before(b"m").unwrap().region.id, 1);
+        assert_eq!(cache.locate_before(b"m\0").unwrap().region.id, 2);
+        assert_eq!(cache.locate_before(b"b").unwrap().region.id, 1);
+        assert!(cache.locate_before(b"").is_some());
     }
 
     #[test]

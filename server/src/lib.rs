@@ -22,6 +22,7 @@ pub mod config;
 pub mod io;
 pub mod logging;
 pub mod node;
+pub mod offload;
 pub mod server;
 pub mod service;
 pub mod snapshot_chunks;

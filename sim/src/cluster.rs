@@ -1,15 +1,18 @@
 //! The L2 cluster: real `ferrokv-server` nodes (tokio + tonic code, compiled against madsim)
 //! on simulated machines, each over a `SimEngine` whose `SimDisk` outlives kills and
-//! restarts. Only under `--cfg madsim`.
+//! restarts, and each with its own clock (rate, jumps and wall-clock skew under the
+//! nemesis's control). Only under `--cfg madsim`.
+//!
+//! The first region is bootstrapped on the first `voters` stores; the others start empty,
+//! as spares for membership changes.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ferrokv_client::{RawClient, RawConfig};
-use ferrokv_server::clock::RuntimeClock;
+use ferrokv_server::clock::{ClockControl, RuntimeClock};
 use ferrokv_server::config::{BootstrapSection, RaftSection, ServerConfig};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
@@ -27,52 +30,58 @@ pub struct SimStore {
     pub addr: String,
     /// Its disk, surviving restarts.
     pub disk: SimDisk,
-    /// Offset of its wall clock, in ms (clock jumps and drift).
-    pub clock_skew_ms: Arc<AtomicI64>,
+    /// Its clock (monotonic rate and jumps, wall-clock skew), surviving restarts like a
+    /// machine's clock survives a process restart.
+    pub clock: ClockControl,
     node: NodeHandle,
 }
 
-/// A cluster of simulated store machines sharing one bootstrapped region.
+/// A cluster of simulated store machines.
 pub struct SimCluster {
     handle: Handle,
     /// Stores by id.
     pub stores: BTreeMap<u64, SimStore>,
+    /// Trace hashes of store incarnations that were killed (folded into the run's trace).
+    pub past_traces: Mutex<Vec<(u64, u64)>>,
 }
 
 fn store_ip(id: u64) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, id as u8))
 }
 
-fn store_config(id: u64, count: u64, raft: &RaftSection) -> ServerConfig {
+fn store_config(id: u64, count: u64, voters: u64, raft: &RaftSection) -> ServerConfig {
     let stores = (1..=count)
         .map(|other| (other, format!("{}:{STORE_PORT}", store_ip(other))))
         .collect();
+    let bootstrap = (id <= voters).then(|| BootstrapSection {
+        region_id: 1,
+        peers: (1..=voters).map(|s| [s, s]).collect(),
+    });
     ServerConfig {
         store_id: id,
         addr: format!("{}:{STORE_PORT}", store_ip(id)),
         data_dir: format!("sim/store{id}").into(),
         raft: raft.clone(),
         stores,
-        bootstrap: Some(BootstrapSection {
-            region_id: 1,
-            peers: (1..=count).map(|s| [s, s]).collect(),
-        }),
+        bootstrap,
     }
 }
 
 impl SimCluster {
-    /// Starts `count` stores; each node's random stream derives from the run seed.
-    pub fn start(count: u64, raft: RaftSection) -> SimCluster {
+    /// Starts `count` stores, the first `voters` holding the first region; each node's
+    /// random stream derives from the run seed.
+    pub fn start(count: u64, voters: u64, raft: RaftSection) -> SimCluster {
+        assert!((1..=count).contains(&voters), "voters among the stores");
         let handle = Handle::current();
         let seed = handle.seed();
         let mut stores = BTreeMap::new();
         for id in 1..=count {
             let disk = SimDisk::new();
-            let config = store_config(id, count, &raft);
+            let config = store_config(id, count, voters, &raft);
             let addr = config.addr.clone();
             let node_disk = disk.clone();
-            let clock_skew_ms = Arc::new(AtomicI64::new(0));
-            let node_skew = clock_skew_ms.clone();
+            let clock = RuntimeClock::new();
+            let node_clock = clock.clone();
             let node = handle
                 .create_node()
                 .name(format!("store{id}"))
@@ -80,7 +89,7 @@ impl SimCluster {
                 .init(move || {
                     let disk = node_disk.clone();
                     let config = config.clone();
-                    let skew = node_skew.clone();
+                    let clock = node_clock.clone();
                     async move {
                         let engine = match SimEngine::open(&disk) {
                             Ok(engine) => engine,
@@ -92,7 +101,6 @@ impl SimCluster {
                             }
                         };
                         let node_seed = seed ^ (id << 48);
-                        let clock = RuntimeClock::with_skew(skew);
                         let shutdown = std::future::pending();
                         let result = ferrokv_server::run_with_clock(
                             config, engine, node_seed, clock, shutdown,
@@ -102,18 +110,23 @@ impl SimCluster {
                     }
                 })
                 .build();
+            let control = clock.control();
             stores.insert(
                 id,
                 SimStore {
                     id,
                     addr,
                     disk,
-                    clock_skew_ms,
+                    clock: control,
                     node,
                 },
             );
         }
-        SimCluster { handle, stores }
+        SimCluster {
+            handle,
+            stores,
+            past_traces: Mutex::new(Vec::new()),
+        }
     }
 
     /// A client configuration reaching every store.
@@ -151,7 +164,7 @@ impl SimCluster {
         self.handle.restart(self.stores[&id].node.id());
     }
 
-    /// Cuts store `id` off the network (both directions).
+    /// Cuts store `id` off the network (both directions, clients included).
     pub fn isolate(&self, id: u64) {
         NetSim::current().clog_node(self.stores[&id].node.id());
     }
@@ -161,7 +174,25 @@ impl SimCluster {
         NetSim::current().unclog_node(self.stores[&id].node.id());
     }
 
-    /// Freezes store `id` (a long GC pause): its tasks stop, its peers time out.
+    /// Cuts every link between store `id` and the other stores, both ways, while clients
+    /// still reach it (the classic stale-read setup for a deposed leader).
+    pub fn cut_from_stores(&self, id: u64) {
+        for other in self.stores.keys().copied().filter(|other| *other != id) {
+            self.cut_link(id, other);
+            self.cut_link(other, id);
+        }
+    }
+
+    /// Restores every link between store `id` and the other stores.
+    pub fn restore_to_stores(&self, id: u64) {
+        for other in self.stores.keys().copied().filter(|other| *other != id) {
+            self.restore_link(id, other);
+            self.restore_link(other, id);
+        }
+    }
+
+    /// Freezes store `id` (a long GC pause or a slow fsync): its tasks stop, its peers time
+    /// out.
     pub fn pause(&self, id: u64) {
         self.handle.pause(self.stores[&id].node.id());
     }
@@ -187,7 +218,7 @@ impl SimCluster {
     }
 }
 
-pub use ferrokv_client::admin::region_reports;
+pub use ferrokv_client::admin::{region_reports, region_routes, store_report};
 
 /// A raw client for use inside a simulated client machine.
 pub fn raw_client(config: RawConfig) -> RawClient {

@@ -330,7 +330,7 @@ async fn bad_input_changes_nothing(rpc: &mut TikvClient<Channel>, ctx: &Context)
 
 #[madsim::test]
 async fn every_raw_rpc_behaves_and_rejects_bad_input() {
-    let cluster = SimCluster::start(3, RaftSection::default());
+    let cluster = SimCluster::start(3, 3, RaftSection::default());
     let client_node = cluster.client_node("client", 1);
     client_node
         .spawn(async move {

@@ -35,7 +35,7 @@ async fn replicas_survive_kills_restarts_and_a_partition_under_load() {
         log_gc_count_threshold: 64,
         ..RaftSection::default()
     };
-    let cluster = Arc::new(SimCluster::start(3, raft));
+    let cluster = Arc::new(SimCluster::start(3, 3, raft));
     let client_node = cluster.client_node("client", 1);
     let acked: Arc<Mutex<BTreeMap<u64, u64>>> = Arc::new(Mutex::new(BTreeMap::new()));
     let load = {

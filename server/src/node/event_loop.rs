@@ -166,9 +166,9 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
             let lane = self.raft_sender.clone();
             tokio::spawn(async move {
                 let region = task.region_id;
-                let result = tokio::task::spawn_blocking(move || task.run())
+                let result = crate::offload::run(move || task.run())
                     .await
-                    .unwrap_or_else(|error| Err(EngineError::Io(error.to_string())));
+                    .unwrap_or_else(|error| Err(EngineError::Io(error)));
                 let _ = lane
                     .send(RaftInput::SnapshotGenerated(region, result))
                     .await;
@@ -202,7 +202,7 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
         }
         let view = self.store.engine().snapshot();
         tokio::spawn(async move {
-            let hashed = tokio::task::spawn_blocking(move || {
+            let hashed = crate::offload::run(move || {
                 hash_regions(&mut report, &view);
                 report
             })

@@ -104,6 +104,39 @@ pub fn check_convergence(reports: &[StoreReports], require_caught_up: bool) -> R
     Ok(())
 }
 
+/// Checks that every peer of every newest region, on a store outside `missing_ok`, reports
+/// that region at its newest epoch: a store that is up but lost or never got its replica
+/// fails here.
+pub fn check_peers_present(
+    reports: &[StoreReports],
+    missing_ok: &std::collections::BTreeSet<u64>,
+) -> Result<(), String> {
+    for (region_id, region) in newest_regions(reports) {
+        for peer in &region.peers {
+            if missing_ok.contains(&peer.store_id) {
+                continue;
+            }
+            let reported = reports.iter().any(|(store, infos)| {
+                *store == peer.store_id
+                    && infos.iter().any(|info| {
+                        info.region
+                            .as_ref()
+                            .is_some_and(|r| r.id == region_id && version(r) == version(&region))
+                    })
+            });
+            if !reported {
+                return Err(format!(
+                    "region {region_id} (epoch {:?}): peer {} on store {} does not report it",
+                    version(&region),
+                    peer.id,
+                    peer.store_id
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +194,23 @@ mod tests {
         let newest = newest_regions(&[stale, fresh]);
         assert_eq!(newest[&1].end_key, b"m".to_vec());
         assert_eq!(check_tiling(&newest), Ok(()));
+    }
+
+    #[test]
+    fn a_missing_peer_of_the_newest_epoch_is_caught() {
+        let mut with_peers = region(1, b"", b"", 2);
+        with_peers.peers = vec![
+            metapb::Peer { id: 1, store_id: 1, ..Default::default() },
+            metapb::Peer { id: 2, store_id: 2, ..Default::default() },
+        ];
+        let one = (1, vec![info(with_peers.clone(), 10, 7)]);
+        let stale = (2, vec![info(region(1, b"", b"", 1), 8, 7)]);
+        let none = std::collections::BTreeSet::new();
+        assert!(check_peers_present(&[one.clone(), stale.clone()], &none).is_err());
+        let two = (2, vec![info(with_peers, 10, 7)]);
+        assert_eq!(check_peers_present(&[one.clone(), two], &none), Ok(()));
+        let excused: std::collections::BTreeSet<u64> = [2].into();
+        assert_eq!(check_peers_present(&[one, stale], &excused), Ok(()));
     }
 
     #[test]

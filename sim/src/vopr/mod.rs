@@ -1,34 +1,37 @@
-//! The VOPR of FerroKV: one seed = one simulated cluster (3 or 5 real store nodes on
-//! SimEngine inside madsim), a register workload, and a nemesis. Two phases: a safety
-//! phase with faults, then a liveness phase that heals everything and requires every region
-//! to have a leader and every pending call to finish within bounded simulated time.
-//! Checkers then judge the history (linearizability per key), the regions (no gap or
-//! overlap) and the replicas (identical applied state). Only under `--cfg madsim`.
+//! The VOPR of FerroKV: one seed = one simulated cluster (3 to 5 real store nodes on
+//! SimEngine inside madsim, each with its own drifting clock), a multi-key workload, and a
+//! nemesis whose fault actors overlap. Three phases: a safety phase with faults; a progress
+//! phase after healing, where every client must complete definite calls, every pending call
+//! must finish and every store must converge; and a final judgement of the history
+//! (linearizability per key group), the regions (no gap or overlap) and the replicas
+//! (identical applied state, every peer of every region present). Only under `--cfg madsim`.
 
-mod nemesis;
+mod liveness;
+pub mod nemesis;
 mod workload;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrokv_client::admin::region_reports;
 use ferrokv_core::env::{Rng, SeededRng};
-use ferrokv_core::raft::PlantedBug;
+use ferrokv_core::planted::{self, PlantedBug};
 use ferrokv_core::types::fnv;
 use ferrokv_server::config::RaftSection;
 
-pub use nemesis::FaultMask;
+pub use nemesis::{Fault, FaultMask, NemesisStats};
 use nemesis::Nemesis;
-use workload::{elapsed_ns, key_bytes, ClientTask};
+use workload::ClientTask;
 
 use crate::checker::linearizability::{self, Verdict};
 use crate::checker::regions::{check_convergence, check_tiling, newest_regions, StoreReports};
 use crate::cluster::SimCluster;
-use crate::history::{Event, History, Op, Outcome};
+use crate::history::{History, GROUP_KEYS};
 
-/// Simulated time the liveness phase may take before the run fails.
-pub const LIVENESS_BUDGET: Duration = Duration::from_secs(60);
+/// Simulated time the progress phase may take before the run fails.
+pub const LIVENESS_BUDGET: Duration = Duration::from_secs(90);
+/// Definite calls each client must complete after healing.
+pub const PROGRESS_CALLS: u64 = 5;
 
 /// One seed's setup.
 #[derive(Clone, Debug)]
@@ -39,7 +42,7 @@ pub struct SeedConfig {
     pub safety: Duration,
     /// Faults to use; `None` lets the seed choose (swarm).
     pub faults: Option<FaultMask>,
-    /// A deliberately planted bug (test-only).
+    /// A deliberately planted bug (simulation only).
     pub planted_bug: Option<PlantedBug>,
     /// Forbid buggify even if the seed would enable it (for triage).
     pub no_buggify: bool,
@@ -58,7 +61,7 @@ pub struct SeedReport {
     pub definite_calls: usize,
     /// Simulated seconds the run covered.
     pub simulated_secs: f64,
-    /// Fingerprint of the run: stores' traces and the history.
+    /// Fingerprint of the run: every store incarnation's trace and the history.
     pub trace_hash: u64,
     /// The first failed check, if any.
     pub failure: Option<String>,
@@ -66,23 +69,28 @@ pub struct SeedReport {
     pub history: History,
     /// The nemesis log.
     pub nemesis_log: Vec<String>,
+    /// Faults injected by kind, and faults that could not be injected.
+    pub nemesis_stats: NemesisStats,
+    /// The fault set the seed ran with.
+    pub faults: String,
 }
 
 struct Shape {
     stores: u64,
+    voters: u64,
     clients: u64,
     keys: u64,
+    actors: u64,
     raft: RaftSection,
     faults: FaultMask,
     buggify: bool,
 }
 
 fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
-    let stores = if rng.ratio(1, 3) { 5 } else { 3 };
+    let stores = rng.range(3, 6);
     let log_gc = [16, 64, 1024][rng.below(3) as usize];
     let raft = RaftSection {
         log_gc_count_threshold: log_gc,
-        planted_bug: config.planted_bug,
         ..RaftSection::default()
     };
     let faults = config
@@ -92,8 +100,10 @@ fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
     let buggify = rng.ratio(4, 5) && !config.no_buggify;
     Shape {
         stores,
-        clients: rng.range(2, 6),
-        keys: rng.range(4, 16),
+        voters: 3,
+        clients: rng.range(2, 7),
+        keys: GROUP_KEYS * rng.range(2, 7),
+        actors: rng.range(1, 4),
         raft,
         faults,
         buggify,
@@ -108,45 +118,43 @@ pub fn run_seed(config: &SeedConfig) -> SeedReport {
     runtime.block_on(simulate(config))
 }
 
+/// What the clients share with the phases.
+struct Clients {
+    tasks: Vec<madsim::task::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    healed: Arc<AtomicBool>,
+    progress: Vec<Arc<AtomicU64>>,
+}
+
 async fn simulate(config: SeedConfig) -> SeedReport {
+    planted::set(config.planted_bug);
     let mut rng = SeededRng::new(config.seed);
     let shape = shape(&config, &mut rng);
     ferrokv_server::buggify::set_enabled(shape.buggify);
-    let cluster = Arc::new(SimCluster::start(shape.stores, shape.raft.clone()));
+    let cluster = Arc::new(SimCluster::start(shape.stores, shape.voters, shape.raft.clone()));
+    for store in cluster.stores.values() {
+        store.clock.set_rate_ppm(nemesis::rate_within_bound(&mut rng));
+    }
     let control = cluster.client_node("control", 250);
     let start = tokio::time::Instant::now();
     let history = Arc::new(Mutex::new(History::default()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = spawn_clients(&cluster, &shape, &mut rng, start, &stop, &history);
+    let clients = spawn_clients(&cluster, &shape, &mut rng, start, &history);
+    let nemesis = Nemesis::new(cluster.clone(), &shape.faults, shape.keys);
     let nemesis_rng = rng.fork(7);
-    let phase_cluster = cluster.clone();
-    let safety = config.safety;
-    let faults = shape.faults.clone();
-    let (nemesis_log, corrupt, failure) = control
+    let phase = (cluster.clone(), nemesis.clone(), config.safety, shape.actors);
+    let failure = control
         .spawn(async move {
-            let mut nemesis = Nemesis::new(phase_cluster.clone(), nemesis_rng, &faults);
-            nemesis.run(start + safety).await;
+            let (cluster, nemesis, safety, actors) = phase;
+            nemesis.run(actors, start + safety, &nemesis_rng).await;
             ferrokv_server::buggify::set_enabled(false);
             nemesis.heal().await;
-            let failure = liveness(&phase_cluster, &nemesis.corrupt, &stop, clients)
-                .await
-                .err();
-            (nemesis.log, nemesis.corrupt, failure)
+            liveness::progress(&cluster, &nemesis.corrupt(), clients).await.err()
         })
         .await
         .expect("control task");
-    finish(
-        config.seed,
-        &shape,
-        cluster,
-        control,
-        start,
-        history,
-        nemesis_log,
-        corrupt,
-        failure,
-    )
-    .await
+    let report = finish(&config, &shape, &cluster, &control, start, &history, &nemesis, failure).await;
+    planted::set(None);
+    report
 }
 
 fn spawn_clients(
@@ -154,196 +162,100 @@ fn spawn_clients(
     shape: &Shape,
     rng: &mut SeededRng,
     start: tokio::time::Instant,
-    stop: &Arc<AtomicBool>,
     history: &Arc<Mutex<History>>,
-) -> Vec<madsim::task::JoinHandle<()>> {
-    (1..=shape.clients)
-        .map(|process| {
-            let node = cluster.client_node(&format!("client{process}"), process as u8);
-            let task = ClientTask {
-                process,
-                keys: shape.keys,
-                start,
-                stop: stop.clone(),
-                history: history.clone(),
-            };
-            let client = ferrokv_client::RawClient::new(cluster.client_config());
-            let client_rng = rng.fork(100 + process);
-            node.spawn(task.run(client, client_rng))
-        })
-        .collect()
-}
-
-/// The liveness phase: after healing, every region gets a leader and every client's
-/// pending call finishes, within `LIVENESS_BUDGET`.
-async fn liveness(
-    cluster: &SimCluster,
-    corrupt: &std::collections::BTreeSet<u64>,
-    stop: &AtomicBool,
-    clients: Vec<madsim::task::JoinHandle<()>>,
-) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + LIVENESS_BUDGET;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(remaining, client).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(format!("liveness: a client task failed: {error}")),
-            Err(_) => return Err("liveness: a client call did not finish after healing".into()),
-        }
+) -> Clients {
+    let stop = Arc::new(AtomicBool::new(false));
+    let healed = Arc::new(AtomicBool::new(false));
+    let mut progress = Vec::new();
+    let mut tasks = Vec::new();
+    for process in 1..=shape.clients {
+        let node = cluster.client_node(&format!("client{process}"), process as u8);
+        let counter = Arc::new(AtomicU64::new(0));
+        let task = ClientTask {
+            process,
+            keys: shape.keys,
+            start,
+            stop: stop.clone(),
+            healed: healed.clone(),
+            progress: counter.clone(),
+            history: history.clone(),
+        };
+        progress.push(counter);
+        let client = ferrokv_client::RawClient::new(cluster.client_config());
+        let client_rng = rng.fork(100 + process);
+        tasks.push(node.spawn(task.run(client, client_rng)));
     }
-    loop {
-        let reports = collect_reports(cluster, corrupt).await;
-        match leaders_settled(&reports) {
-            Ok(()) if check_convergence(&reports, true).is_ok() => return Ok(()),
-            outcome => {
-                if tokio::time::Instant::now() >= deadline {
-                    let why = outcome
-                        .err()
-                        .or_else(|| check_convergence(&reports, true).err());
-                    return Err(format!(
-                        "liveness: not settled after healing: {}",
-                        why.unwrap_or_default()
-                    ));
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    Clients {
+        tasks,
+        stop,
+        healed,
+        progress,
     }
-}
-
-async fn collect_reports(
-    cluster: &SimCluster,
-    corrupt: &std::collections::BTreeSet<u64>,
-) -> Vec<StoreReports> {
-    let mut reports = Vec::new();
-    for (id, store) in &cluster.stores {
-        if corrupt.contains(id) {
-            continue;
-        }
-        if let Some(regions) = region_reports(&store.addr).await {
-            reports.push((*id, regions));
-        }
-    }
-    reports
-}
-
-/// Every newest region has exactly one leader that all its reporting replicas agree on.
-fn leaders_settled(reports: &[StoreReports]) -> Result<(), String> {
-    for (region_id, _) in newest_regions(reports) {
-        let mut leaders = std::collections::BTreeSet::new();
-        for (_, regions) in reports {
-            for info in regions
-                .iter()
-                .filter(|info| info.region.as_ref().is_some_and(|r| r.id == region_id))
-            {
-                leaders.insert(info.leader.map(|leader| leader.id));
-            }
-        }
-        if leaders.len() != 1 || leaders.contains(&None) {
-            return Err(format!("region {region_id}: leaders {leaders:?}"));
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn finish(
-    seed: u64,
+    config: &SeedConfig,
     shape: &Shape,
-    cluster: Arc<SimCluster>,
-    control: madsim::runtime::NodeHandle,
+    cluster: &Arc<SimCluster>,
+    control: &madsim::runtime::NodeHandle,
     start: tokio::time::Instant,
-    history: Arc<Mutex<History>>,
-    nemesis_log: Vec<String>,
-    corrupt: std::collections::BTreeSet<u64>,
+    history: &Arc<Mutex<History>>,
+    nemesis: &Nemesis,
     failure: Option<String>,
 ) -> SeedReport {
-    let keys = shape.keys;
-    let config = cluster.client_config();
-    let final_history = history.clone();
-    let check_cluster = cluster.clone();
-    let (reports, trace_hash) = control
-        .spawn(async move {
-            let client = ferrokv_client::RawClient::new(config);
-            for key in 0..keys {
-                let invoked_ns = elapsed_ns(start);
-                let outcome = match client.get(&key_bytes(key)).await {
-                    Ok(found) => Outcome::Read(
-                        found.map(|v| v.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes)),
-                    ),
-                    Err(_) => Outcome::Unknown,
-                };
-                let event = Event {
-                    process: 0,
-                    key,
-                    op: Op::Get,
-                    outcome,
-                    invoked_ns,
-                    completed_ns: elapsed_ns(start),
-                };
-                final_history
-                    .lock()
-                    .expect("history lock")
-                    .events
-                    .push(event);
-            }
-            // Background entries (log compaction, lease renewals) may be in flight: give the
-            // replicas a moment to reach the same applied index before judging them.
-            let settle = tokio::time::Instant::now() + Duration::from_secs(10);
-            let mut reports = collect_reports(&check_cluster, &corrupt).await;
-            while check_convergence(&reports, true).is_err() && tokio::time::Instant::now() < settle
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                reports = collect_reports(&check_cluster, &corrupt).await;
-            }
-            let mut trace = fnv::FNV_OFFSET;
-            for store in check_cluster.stores.values() {
-                if let Some(reply) = ferrokv_client::admin::store_trace(&store.addr).await {
-                    fnv::fold_u64(&mut trace, reply);
-                }
-            }
-            (reports, trace)
-        })
-        .await
-        .expect("final checks");
+    let corrupt = nemesis.corrupt();
+    let checks = liveness::final_checks(cluster.clone(), corrupt, shape.keys, start, history.clone());
+    let (reports, store_traces, check_failure) = control.spawn(checks).await.expect("final checks");
     let history = history.lock().expect("history lock").clone();
-    let failure = failure.or_else(|| judge(&history, &reports));
-    let mut trace_hash = trace_hash;
-    for event in &history.events {
-        fnv::fold_u64(
-            &mut trace_hash,
-            event.invoked_ns ^ event.completed_ns.rotate_left(17),
-        );
-    }
+    let failure = failure
+        .or(check_failure)
+        .or_else(|| judge(&history, &reports));
+    let trace_hash = run_trace(cluster, &store_traces, &history);
     SeedReport {
-        seed,
+        seed: config.seed,
         stores: shape.stores,
         calls: history.events.len(),
-        definite_calls: history
-            .events
-            .iter()
-            .filter(|e| !matches!(e.outcome, Outcome::Unknown | Outcome::Failed))
-            .count(),
+        definite_calls: history.events.iter().filter(|e| e.is_definite()).count(),
         simulated_secs: start.elapsed().as_secs_f64(),
         trace_hash,
         failure,
         history,
-        nemesis_log,
+        nemesis_log: nemesis.log(),
+        nemesis_stats: nemesis.stats(),
+        faults: shape.faults.describe(),
     }
+}
+
+/// The run's fingerprint: every store incarnation's trace (those killed along the way
+/// included) and every call's operation, result and times.
+fn run_trace(cluster: &SimCluster, store_traces: &[(u64, u64)], history: &History) -> u64 {
+    let mut trace = fnv::FNV_OFFSET;
+    for (store, hash) in cluster.past_traces.lock().expect("traces lock").iter() {
+        fnv::fold_u64(&mut trace, *store);
+        fnv::fold_u64(&mut trace, *hash);
+    }
+    for (store, hash) in store_traces {
+        fnv::fold_u64(&mut trace, *store);
+        fnv::fold_u64(&mut trace, *hash);
+    }
+    for event in &history.events {
+        fnv::fold(&mut trace, format!("{:?}{:?}", event.op, event.outcome).as_bytes());
+        fnv::fold_u64(&mut trace, event.invoked_ns ^ event.completed_ns.rotate_left(17));
+    }
+    trace
 }
 
 /// Runs every checker; the first failure wins.
 fn judge(history: &History, reports: &[StoreReports]) -> Option<String> {
     match linearizability::check(history) {
         Verdict::Linearizable => {}
-        Verdict::Violation { key, detail } => {
-            return Some(format!("linearizability violated on key {key}: {detail}"))
+        Verdict::Violation { group, detail } => {
+            return Some(format!("linearizability violated in key group {group}: {detail}"))
         }
-        Verdict::Exhausted { key } => {
+        Verdict::Exhausted { group } => {
             return Some(format!(
-                "linearizability check exhausted its budget on key {key}"
+                "linearizability check exhausted its budget on key group {group}"
             ))
         }
     }

@@ -1,35 +1,51 @@
-//! The register workload: clients issue get, put, delete and compare-and-swap on a few
-//! keys with unique values, and record each call with its simulated invoke and completion
-//! times.
+//! The workload: clients issue point reads and writes, CAS, batch reads and writes, scans
+//! (forward, reverse, with limits) and delete-ranges over groups of keys, with one hot
+//! group, and record each call (each region part of a multi-key call) with its simulated
+//! invoke and completion times.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ferrokv_client::raw::{KeysPart, RangePart};
 use ferrokv_client::{ClientError, RawClient};
 use ferrokv_core::env::{Rng, SeededRng};
 
-use crate::history::{Event, History, Op, Outcome};
+use crate::history::{Event, History, Op, Outcome, GROUP_KEYS};
 
 /// The bytes of register key `k`.
 pub fn key_bytes(k: u64) -> Vec<u8> {
     format!("k{k:03}").into_bytes()
 }
 
-fn decode(value: Option<Vec<u8>>) -> Option<u64> {
-    // A value of the wrong shape cannot match any write: u64::MAX is never written.
-    value.map(|bytes| {
-        bytes
-            .as_slice()
-            .try_into()
-            .map_or(u64::MAX, u64::from_be_bytes)
-    })
+/// The register key of `bytes`, if it is one.
+pub fn key_of(bytes: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(bytes.strip_prefix(b"k")?).ok()?;
+    (text.len() == 3).then(|| text.parse().ok()).flatten()
 }
 
-fn write_outcome(result: Result<(), ClientError>) -> Outcome {
+fn value_of(bytes: &[u8]) -> u64 {
+    // A value of the wrong shape cannot match any write: u64::MAX is never written.
+    bytes.try_into().map_or(u64::MAX, u64::from_be_bytes)
+}
+
+fn write_outcome(result: &Result<(), ClientError>) -> Outcome {
     match result {
         Ok(()) => Outcome::Written,
-        Err(ClientError::Invalid(_)) => Outcome::Failed,
+        // Refused input, or nothing sent before the deadline: no effect.
+        Err(ClientError::Invalid(_) | ClientError::Unavailable(_)) => Outcome::Failed,
+        Err(ClientError::Unknown) => Outcome::Unknown,
+    }
+}
+
+fn pairs_outcome(result: &Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError>) -> Outcome {
+    match result {
+        Ok(pairs) => Outcome::Pairs(
+            pairs
+                .iter()
+                .map(|(k, v)| (key_of(k).unwrap_or(u64::MAX), value_of(v)))
+                .collect(),
+        ),
         Err(_) => Outcome::Unknown,
     }
 }
@@ -43,14 +59,28 @@ pub fn elapsed_ns(start: tokio::time::Instant) -> u64 {
 pub struct ClientTask {
     /// Process id (also the high bits of its values).
     pub process: u64,
-    /// Number of keys.
+    /// Number of keys (a multiple of `GROUP_KEYS`).
     pub keys: u64,
     /// Time zero of the history.
     pub start: tokio::time::Instant,
     /// Set to stop issuing new calls.
     pub stop: Arc<AtomicBool>,
+    /// Set once the cluster is healed: definite calls from then on count as progress.
+    pub healed: Arc<AtomicBool>,
+    /// Definite calls completed since healing.
+    pub progress: Arc<AtomicU64>,
     /// Where calls are recorded.
     pub history: Arc<Mutex<History>>,
+}
+
+/// The calls one step of the workload makes.
+enum Plan {
+    Single(Op),
+    BatchGet(Vec<u64>),
+    BatchPut(Vec<(u64, u64)>),
+    BatchDelete(Vec<u64>),
+    Scan { first: u64, end: u64, limit: usize, reverse: bool },
+    DeleteRange { first: u64, end: u64 },
 }
 
 impl ClientTask {
@@ -58,80 +88,214 @@ impl ClientTask {
     pub async fn run(self, client: RawClient, mut rng: SeededRng) {
         let mut counter = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
-            let key = rng.below(self.keys);
-            counter += 1;
-            let value = (self.process << 40) | counter;
-            let op = match rng.below(100) {
-                0..40 => Op::Get,
-                40..75 => Op::Put(value),
-                75..85 => Op::Delete,
-                _ => Op::Cas {
-                    expected: (rng.below(3) > 0).then(|| self.recent(key)).flatten(),
-                    new: value,
-                },
-            };
+            let plan = self.plan(&mut rng, &mut counter);
             let invoked_ns = elapsed_ns(self.start);
-            let outcome = self.call(&client, key, &op).await;
+            let results = self.execute(&client, plan).await;
             let completed_ns = elapsed_ns(self.start);
+            self.record(results, invoked_ns, completed_ns);
+            tokio::time::sleep(Duration::from_millis(rng.range(2, 30))).await;
+        }
+    }
+
+    fn record(&self, results: Vec<(Op, Outcome)>, invoked_ns: u64, completed_ns: u64) {
+        let healed = self.healed.load(Ordering::Relaxed);
+        let mut history = self.history.lock().expect("history lock");
+        for (op, outcome) in results {
             let event = Event {
                 process: self.process,
-                key,
                 op,
                 outcome,
                 invoked_ns,
                 completed_ns,
             };
-            self.history
-                .lock()
-                .expect("history lock")
-                .events
-                .push(event);
-            tokio::time::sleep(Duration::from_millis(rng.range(5, 40))).await;
+            if healed && event.is_definite() {
+                self.progress.fetch_add(1, Ordering::Relaxed);
+            }
+            history.events.push(event);
+        }
+    }
+
+    fn group_keys(&self, rng: &mut SeededRng) -> (u64, u64) {
+        let groups = self.keys / GROUP_KEYS;
+        // One hot group takes 40% of the calls.
+        let group = if rng.ratio(2, 5) { 0 } else { rng.below(groups) };
+        (group * GROUP_KEYS, group * GROUP_KEYS + GROUP_KEYS)
+    }
+
+    fn some_keys(rng: &mut SeededRng, first: u64, end: u64) -> Vec<u64> {
+        let mut keys: Vec<u64> = (first..end).filter(|_| rng.ratio(1, 2)).collect();
+        if keys.is_empty() {
+            keys.push(rng.range(first, end));
+        }
+        keys
+    }
+
+    fn plan(&self, rng: &mut SeededRng, counter: &mut u64) -> Plan {
+        let (first, end) = self.group_keys(rng);
+        let key = rng.range(first, end);
+        let mut value = || {
+            *counter += 1;
+            (self.process << 40) | *counter
+        };
+        match rng.below(100) {
+            0..22 => Plan::Single(Op::Get(key)),
+            22..40 => Plan::Single(Op::Put(key, value())),
+            40..45 => Plan::Single(Op::Delete(key)),
+            45..55 => Plan::Single(Op::Cas {
+                key,
+                expected: (rng.below(3) > 0).then(|| self.recent(key)).flatten(),
+                new: value(),
+            }),
+            55..65 => Plan::BatchGet(Self::some_keys(rng, first, end)),
+            65..75 => {
+                let keys = Self::some_keys(rng, first, end);
+                Plan::BatchPut(keys.into_iter().map(|k| (k, value())).collect())
+            }
+            75..78 => Plan::BatchDelete(Self::some_keys(rng, first, end)),
+            78..95 => {
+                let a = rng.range(first, end);
+                let b = rng.range(a + 1, end + 1);
+                let limit = rng.range(1, GROUP_KEYS + 2) as usize;
+                Plan::Scan { first: a, end: b, limit, reverse: rng.ratio(1, 2) }
+            }
+            _ => {
+                let a = rng.range(first, end);
+                Plan::DeleteRange { first: a, end: rng.range(a + 1, end + 1) }
+            }
         }
     }
 
     /// The last value some client wrote to `key`, as a plausible CAS expectation.
     fn recent(&self, key: u64) -> Option<u64> {
         let history = self.history.lock().expect("history lock");
-        history
-            .events
-            .iter()
-            .rev()
-            .filter(|e| e.key == key)
-            .find_map(|e| match (&e.op, &e.outcome) {
-                (Op::Put(value), Outcome::Written) => Some(*value),
-                (Op::Get, Outcome::Read(found)) => *found,
-                _ => None,
-            })
+        history.events.iter().rev().find_map(|e| match (&e.op, &e.outcome) {
+            (Op::Put(k, value), Outcome::Written) if *k == key => Some(*value),
+            (Op::Get(k), Outcome::Read(found)) if *k == key => *found,
+            _ => None,
+        })
     }
 
-    async fn call(&self, client: &RawClient, key: u64, op: &Op) -> Outcome {
-        let bytes = key_bytes(key);
+    async fn execute(&self, client: &RawClient, plan: Plan) -> Vec<(Op, Outcome)> {
+        match plan {
+            Plan::Single(op) => {
+                let outcome = self.single(client, &op).await;
+                vec![(op, outcome)]
+            }
+            Plan::BatchGet(keys) => {
+                let bytes: Vec<_> = keys.iter().map(|k| key_bytes(*k)).collect();
+                let parts = client.batch_get_parts(&bytes).await;
+                parts_events(parts, |keys, result| (Op::BatchGet(keys), pairs_outcome(result)))
+            }
+            Plan::BatchPut(pairs) => {
+                let bytes: Vec<_> = pairs
+                    .iter()
+                    .map(|(k, v)| (key_bytes(*k), v.to_be_bytes().to_vec()))
+                    .collect();
+                let ttl = if pairs[0].1 % 5 == 0 { 3600 } else { 0 };
+                let parts = client.batch_put_parts(&bytes, ttl).await;
+                parts_events(parts, |keys, result| {
+                    let written = keys
+                        .iter()
+                        .map(|k| *pairs.iter().find(|(key, _)| key == k).expect("own key"))
+                        .collect();
+                    (Op::BatchPut(written), write_outcome(result))
+                })
+            }
+            Plan::BatchDelete(keys) => {
+                let bytes: Vec<_> = keys.iter().map(|k| key_bytes(*k)).collect();
+                let parts = client.batch_delete_parts(&bytes).await;
+                parts_events(parts, |keys, result| (Op::BatchDelete(keys), write_outcome(result)))
+            }
+            Plan::Scan { first, end, limit, reverse } => {
+                let pages = client
+                    .scan_pages(&key_bytes(first), &key_bytes(end), limit, reverse)
+                    .await;
+                range_events(pages, first, end, |keys, limit, result| {
+                    (Op::Scan { keys, limit, reverse }, pairs_outcome(result))
+                })
+            }
+            Plan::DeleteRange { first, end } => {
+                let pieces = client
+                    .delete_range_parts(&key_bytes(first), &key_bytes(end))
+                    .await;
+                range_events(pieces, first, end, |keys, _, result| {
+                    (Op::DeleteRange(keys), write_outcome(result))
+                })
+            }
+        }
+    }
+
+    async fn single(&self, client: &RawClient, op: &Op) -> Outcome {
         match op {
-            Op::Get => match client.get(&bytes).await {
-                Ok(found) => Outcome::Read(decode(found)),
+            Op::Get(key) => match client.get(&key_bytes(*key)).await {
+                Ok(found) => Outcome::Read(found.as_deref().map(value_of)),
                 Err(_) => Outcome::Unknown,
             },
-            Op::Put(value) => write_outcome(client.put(&bytes, &value.to_be_bytes(), 0).await),
-            Op::Delete => write_outcome(client.delete(&bytes).await),
-            Op::Cas { expected, new } => {
+            Op::Put(key, value) => {
+                let ttl = if value % 7 == 0 { 3600 } else { 0 };
+                write_outcome(&client.put(&key_bytes(*key), &value.to_be_bytes(), ttl).await)
+            }
+            Op::Delete(key) => write_outcome(&client.delete(&key_bytes(*key)).await),
+            Op::Cas { key, expected, new } => {
                 let expected_bytes = expected.map(u64::to_be_bytes);
+                let expected = expected_bytes.as_ref().map(|b| b.as_slice());
                 match client
-                    .compare_and_swap(
-                        &bytes,
-                        expected_bytes.as_ref().map(|b| b.as_slice()),
-                        &new.to_be_bytes(),
-                    )
+                    .compare_and_swap(&key_bytes(*key), expected, &new.to_be_bytes())
                     .await
                 {
                     Ok((swapped, found)) => Outcome::Cas {
                         swapped,
-                        found: decode(found),
+                        found: found.as_deref().map(value_of),
                     },
-                    Err(ClientError::Invalid(_)) => Outcome::Failed,
-                    Err(_) => Outcome::Unknown,
+                    Err(ClientError::Invalid(_) | ClientError::Unavailable(_)) => Outcome::Failed,
+                    Err(ClientError::Unknown) => Outcome::Unknown,
                 }
             }
+            other => unreachable!("not a single-key op: {other:?}"),
         }
+    }
+}
+
+fn parts_events<T>(
+    parts: Vec<KeysPart<T>>,
+    event: impl Fn(Vec<u64>, &Result<T, ClientError>) -> (Op, Outcome),
+) -> Vec<(Op, Outcome)> {
+    parts
+        .into_iter()
+        .map(|part| {
+            let keys = part.keys.iter().map(|k| key_of(k).expect("workload key")).collect();
+            event(keys, &part.result)
+        })
+        .collect()
+}
+
+/// One event per range part: the workload keys of `[first, end)` inside the part's range.
+fn range_events<T>(
+    parts: Vec<RangePart<T>>,
+    first: u64,
+    end: u64,
+    event: impl Fn(Vec<u64>, usize, &Result<T, ClientError>) -> (Op, Outcome),
+) -> Vec<(Op, Outcome)> {
+    parts
+        .into_iter()
+        .map(|part| {
+            let keys = (first..end).filter(|k| part.range.contains(&key_bytes(*k))).collect();
+            event(keys, part.limit, &part.result)
+        })
+        .filter(|(op, _)| !op.keys().is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_bytes_round_trip_and_sort_like_numbers() {
+        assert_eq!(key_of(&key_bytes(7)), Some(7));
+        assert_eq!(key_of(b"k12"), None);
+        assert_eq!(key_of(b"x007"), None);
+        assert!(key_bytes(9) < key_bytes(10));
+        assert!(key_bytes(99) < key_bytes(100));
     }
 }

@@ -1,0 +1,368 @@
+//! The raw KV client: routes each call to its region's leader through the region cache,
+//! retries region errors with backoff until a deadline, and splits multi-key calls and scans
+//! by region (`multi.rs`), reporting how each part went.
+//!
+//! Routes come from the stores themselves (`FerroAdmin.Regions`, without data hashes): the
+//! client asks every store it knows and keeps, per region, the newest epoch reported.
+//!
+//! Ambiguity: a call that failed before anything was sent (no route, refused connection,
+//! region error) is definite and retried; a call that may have reached a store without an
+//! answer (timeout, broken connection, the server's "outcome unknown") is retried only if
+//! it is a read. A write reports `ClientError::Unknown` instead: a retry could apply it twice.
+
+mod multi;
+mod single;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ferrokv_core::planted::{self, PlantedBug};
+use ferrokv_core::types::RegionId;
+use ferrokv_proto::errorpb;
+use ferrokv_proto::ferrokv_raftpb::ferro_admin_client::FerroAdminClient;
+use ferrokv_proto::ferrokv_raftpb::RegionInfoRequest;
+use ferrokv_proto::kvrpcpb::Context;
+use ferrokv_proto::metapb;
+use ferrokv_proto::tikvpb::tikv_client::TikvClient;
+use tonic::transport::{Channel, Endpoint};
+
+pub use multi::{KeysPart, RangePart};
+
+use crate::error::ClientError;
+use crate::region_cache::{RegionCache, Route};
+
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct RawConfig {
+    /// Store id -> `host:port`.
+    pub stores: BTreeMap<u64, String>,
+    /// Overall deadline per call, retries included.
+    pub timeout: Duration,
+    /// Deadline of one RPC attempt.
+    pub attempt_timeout: Duration,
+}
+
+/// Which region a call goes to.
+#[derive(Clone, Copy, Debug)]
+enum Target<'a> {
+    /// The region holding this key.
+    Key(&'a [u8]),
+    /// The region holding the keys just below this bound (empty: the last region), for
+    /// reverse scans.
+    Before(&'a [u8]),
+}
+
+/// What one attempt returned.
+enum Attempt<T> {
+    /// The call succeeded.
+    Done(T),
+    /// A region error; the cache was corrected, retry.
+    Region,
+    /// The keys of the call no longer share one region: split the call again.
+    Reshard,
+    /// The server rejected the input; retrying cannot help.
+    Invalid(String),
+    /// Nothing was sent (no route, no connection): safe to retry.
+    Failed(String),
+    /// Sent without an answer (timeout, transport error): it may or may not have applied.
+    Ambiguous(String),
+}
+
+/// Why a call ended without a value.
+enum CallError {
+    Client(ClientError),
+    /// The keys no longer share one region.
+    Reshard,
+}
+
+/// The answer of one RPC: `(region_error, error message, value)`.
+type Answer<T> = Result<(Option<errorpb::Error>, String, T), tonic::Status>;
+
+/// A raw KV client.
+pub struct RawClient {
+    config: RawConfig,
+    cache: Mutex<RegionCache>,
+    channels: Mutex<BTreeMap<u64, Channel>>,
+}
+
+fn context(route: &Route, leader: &metapb::Peer) -> Context {
+    Context {
+        region_id: route.region.id,
+        region_epoch: route.region.region_epoch,
+        peer: Some(*leader),
+        ..Default::default()
+    }
+}
+
+/// True if a failed call provably sent nothing: the connection was refused, so the
+/// server never saw the request and the failure is definite (retrying is safe). Any other
+/// transport failure may have lost the answer, not the request.
+fn nothing_sent(status: &tonic::Status) -> bool {
+    let message = status.message().to_ascii_lowercase();
+    status.code() == tonic::Code::Unavailable
+        && (message.contains("connection refused")
+            || message.contains("error trying to connect")
+            || message.contains("tcp connect error"))
+}
+
+impl RawClient {
+    /// A client over the given stores; routes load lazily.
+    pub fn new(config: RawConfig) -> RawClient {
+        RawClient {
+            config,
+            cache: Mutex::new(RegionCache::new()),
+            channels: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    async fn channel(&self, store_id: u64) -> Result<Channel, String> {
+        if let Some(channel) = self.channels.lock().expect("channels lock").get(&store_id) {
+            return Ok(channel.clone());
+        }
+        let address = self
+            .config
+            .stores
+            .get(&store_id)
+            .ok_or(format!("no address for store {store_id}"))?;
+        let endpoint = Endpoint::new(format!("http://{address}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+            .await
+            .map_err(|_| format!("connect to store {store_id} timed out"))?
+            .map_err(|e| e.to_string())?;
+        self.channels
+            .lock()
+            .expect("channels lock")
+            .insert(store_id, channel.clone());
+        Ok(channel)
+    }
+
+    fn forget_channel(&self, store_id: u64) {
+        self.channels
+            .lock()
+            .expect("channels lock")
+            .remove(&store_id);
+    }
+
+    fn rpc(channel: Channel) -> TikvClient<Channel> {
+        TikvClient::new(channel)
+            .max_decoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX)
+    }
+
+    /// Reloads routes from every reachable store (cheap: no data hashes).
+    pub async fn refresh(&self) {
+        let mut newest: BTreeMap<u64, (metapb::Region, Option<metapb::Peer>)> = BTreeMap::new();
+        let store_ids: Vec<u64> = self.config.stores.keys().copied().collect();
+        for store_id in store_ids {
+            let Ok(channel) = self.channel(store_id).await else {
+                continue;
+            };
+            let mut admin = FerroAdminClient::new(channel);
+            let call = admin.regions(RegionInfoRequest {
+                with_data_hash: false,
+            });
+            let Ok(Ok(reply)) = tokio::time::timeout(self.config.attempt_timeout, call).await
+            else {
+                self.forget_channel(store_id);
+                continue;
+            };
+            for info in reply.into_inner().regions {
+                let Some(region) = info.region else { continue };
+                let version =
+                    |r: &metapb::Region| r.region_epoch.map_or((0, 0), |e| (e.version, e.conf_ver));
+                let replace = newest.get(&region.id).is_none_or(|(known, leader)| {
+                    version(&region) > version(known)
+                        || (version(&region) == version(known) && leader.is_none())
+                });
+                if replace {
+                    newest.insert(region.id, (region, info.leader));
+                }
+            }
+        }
+        let mut cache = self.cache.lock().expect("cache lock");
+        for (region, leader) in newest.into_values() {
+            cache.insert(region, leader);
+        }
+    }
+
+    fn cached_route(&self, target: Target<'_>) -> Option<Route> {
+        let cache = self.cache.lock().expect("cache lock");
+        match target {
+            Target::Key(key) => cache.locate(key).cloned(),
+            Target::Before(bound) => cache.locate_before(bound).cloned(),
+        }
+    }
+
+    async fn route(&self, target: Target<'_>) -> Option<Route> {
+        if let Some(route) = self.cached_route(target) {
+            return Some(route);
+        }
+        self.refresh().await;
+        self.cached_route(target)
+    }
+
+    fn note_region_error(&self, route: &Route, error: &errorpb::Error) {
+        if error.server_is_busy.is_some() {
+            return; // the route is right; the store is overloaded: back off and retry
+        }
+        let mut cache = self.cache.lock().expect("cache lock");
+        if let Some(leader) = error
+            .not_leader
+            .as_ref()
+            .and_then(|not_leader| not_leader.leader)
+        {
+            if cache.update_leader(RegionId(route.region.id), leader) {
+                return;
+            }
+        }
+        if let Some(epoch) = &error.epoch_not_match {
+            if !epoch.current_regions.is_empty() {
+                for region in &epoch.current_regions {
+                    cache.insert(region.clone(), None);
+                }
+                return;
+            }
+        }
+        cache.invalidate(RegionId(route.region.id));
+    }
+
+    /// Runs `attempt` against the leader of the region holding `key` until it succeeds, a
+    /// definite error occurs, or the deadline passes.
+    async fn call<T, F, Fut>(
+        &self,
+        key: &[u8],
+        retry_ambiguous: bool,
+        attempt: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn(TikvClient<Channel>, Context, Route) -> Fut,
+        Fut: Future<Output = Answer<T>>,
+    {
+        match self
+            .call_in_region(Target::Key(key), &[], retry_ambiguous, attempt)
+            .await
+        {
+            Ok(value) => Ok(value),
+            Err(CallError::Client(error)) => Err(error),
+            Err(CallError::Reshard) => unreachable!("a single-key call never reshards"),
+        }
+    }
+
+    /// Runs `attempt` against the leader of `target`'s region until it succeeds, a definite
+    /// error occurs, or the deadline passes; `keys` must all lie in that region, or the call
+    /// ends with `Reshard`. Region errors and failures before sending are retried (nothing
+    /// was applied). After an ambiguous failure only reads (`retry_ambiguous`) retry.
+    async fn call_in_region<T, F, Fut>(
+        &self,
+        target: Target<'_>,
+        keys: &[Vec<u8>],
+        retry_ambiguous: bool,
+        attempt: F,
+    ) -> Result<T, CallError>
+    where
+        F: Fn(TikvClient<Channel>, Context, Route) -> Fut,
+        Fut: Future<Output = Answer<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let mut backoff = BACKOFF_MIN;
+        let mut peer_turn = 0usize;
+        let mut last_failure = String::from("no attempt finished");
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CallError::Client(ClientError::Unavailable(last_failure)));
+            }
+            let retry = retry_ambiguous || planted::active(PlantedBug::RetryAmbiguousWrite);
+            match self.attempt_once(target, keys, &mut peer_turn, &attempt).await {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Reshard => return Err(CallError::Reshard),
+                Attempt::Region => {}
+                Attempt::Invalid(message) => {
+                    return Err(CallError::Client(ClientError::Invalid(message)))
+                }
+                Attempt::Ambiguous(_) if !retry => {
+                    return Err(CallError::Client(ClientError::Unknown))
+                }
+                Attempt::Ambiguous(message) | Attempt::Failed(message) => last_failure = message,
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn attempt_once<T, F, Fut>(
+        &self,
+        target: Target<'_>,
+        keys: &[Vec<u8>],
+        peer_turn: &mut usize,
+        attempt: &F,
+    ) -> Attempt<T>
+    where
+        F: Fn(TikvClient<Channel>, Context, Route) -> Fut,
+        Fut: Future<Output = Answer<T>>,
+    {
+        let Some(route) = self.route(target).await else {
+            return Attempt::Failed("no route".into());
+        };
+        if !keys.iter().all(|key| route.contains(key)) {
+            return Attempt::Reshard;
+        }
+        let leader = route.leader.or_else(|| {
+            *peer_turn += 1;
+            let peers = &route.region.peers;
+            peers.get(*peer_turn % peers.len().max(1)).copied()
+        });
+        let Some(leader) = leader else {
+            return Attempt::Failed("region has no peers".into());
+        };
+        let channel = match self.channel(leader.store_id).await {
+            Ok(channel) => channel,
+            Err(error) => {
+                let mut cache = self.cache.lock().expect("cache lock");
+                cache.invalidate(RegionId(route.region.id));
+                return Attempt::Failed(error);
+            }
+        };
+        let call = attempt(Self::rpc(channel), context(&route, &leader), route.clone());
+        let answer = tokio::time::timeout(self.config.attempt_timeout, call).await;
+        self.judge(answer, &route, leader.store_id)
+    }
+
+    fn judge<T>(
+        &self,
+        answer: Result<Answer<T>, tokio::time::error::Elapsed>,
+        route: &Route,
+        store_id: u64,
+    ) -> Attempt<T> {
+        match answer {
+            Err(_) => Attempt::Ambiguous("attempt timed out".into()),
+            Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+                Attempt::Invalid(status.message().to_string())
+            }
+            Ok(Err(status)) => {
+                self.forget_channel(store_id);
+                let mut cache = self.cache.lock().expect("cache lock");
+                cache.invalidate(RegionId(route.region.id));
+                if nothing_sent(&status) {
+                    Attempt::Failed(status.to_string())
+                } else {
+                    Attempt::Ambiguous(status.to_string())
+                }
+            }
+            Ok(Ok((Some(error), _, _))) => {
+                tracing::debug!(?error, "region error");
+                self.note_region_error(route, &error);
+                Attempt::Region
+            }
+            Ok(Ok((None, message, _))) if !message.is_empty() => Attempt::Invalid(message),
+            Ok(Ok((None, _, value))) => Attempt::Done(value),
+        }
+    }
+}

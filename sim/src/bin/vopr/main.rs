@@ -1,0 +1,49 @@
+//! `vopr`: runs simulation seeds and reports failures with the command that replays them.
+//!
+//! ```text
+//! vopr --seeds 64 [--first-seed 1] [--sim-minutes 5] [--jobs 2] [--swarm]
+//! vopr --seed 17 [--sim-minutes 5]            # replay one seed bit for bit
+//! vopr --seed 17 --twice                      # run a seed twice; fail if the traces differ
+//! vopr --list-planted-bugs                    # one planted bug name per line
+//! vopr --seeds 8 --planted-bug stale-reads --expect-violation
+//! ```
+//! With `--expect-violation` a seed passes only if a checker reports a violation (CI uses
+//! it to show the checkers can fail). Failing seeds leave their history (EDN) and nemesis
+//! log under `--out` (default `target/vopr`). Build with `RUSTFLAGS="--cfg madsim"`;
+//! `ci/sim.sh` does.
+
+#[cfg(madsim)]
+mod runner;
+
+#[cfg(madsim)]
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list-planted-bugs") {
+        for bug in ferrokv_core::planted::PlantedBug::ALL {
+            println!("{}", bug.name());
+        }
+        return;
+    }
+    let options = match runner::parse(args) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("vopr: {error}");
+            std::process::exit(2);
+        }
+    };
+    if !runner::run(options) {
+        std::process::exit(1);
+    }
+}
+
+#[cfg(not(madsim))]
+fn main() {
+    if std::env::args().any(|a| a == "--list-planted-bugs") {
+        for bug in ferrokv_core::planted::PlantedBug::ALL {
+            println!("{}", bug.name());
+        }
+        return;
+    }
+    eprintln!("vopr runs the simulator: build it with RUSTFLAGS=\"--cfg madsim\" (ci/sim.sh does)");
+    std::process::exit(2);
+}

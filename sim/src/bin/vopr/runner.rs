@@ -1,0 +1,268 @@
+//! Seed runner: options, parallel workers, replay commands, reports.
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferrokv_core::planted::PlantedBug;
+use ferrokv_sim::vopr::{run_seed, FaultMask, SeedConfig, SeedReport};
+
+/// Command-line options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    first_seed: u64,
+    seeds: u64,
+    sim_minutes: f64,
+    jobs: usize,
+    planted_bug: Option<PlantedBug>,
+    expect_violation: bool,
+    swarm: bool,
+    twice: bool,
+    verbose: bool,
+    no_buggify: bool,
+    out: PathBuf,
+}
+
+fn parse_bug(name: &str) -> Result<PlantedBug, String> {
+    PlantedBug::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = PlantedBug::ALL.iter().map(|b| b.name()).collect();
+        format!("unknown planted bug {name:?} (known: {})", names.join(", "))
+    })
+}
+
+/// Parses the command line.
+pub fn parse(args: Vec<String>) -> Result<Options, String> {
+    let mut options = Options {
+        first_seed: 1,
+        seeds: 1,
+        sim_minutes: 1.0,
+        jobs: 1,
+        planted_bug: None,
+        expect_violation: false,
+        swarm: false,
+        twice: false,
+        verbose: false,
+        no_buggify: false,
+        out: PathBuf::from("target/vopr"),
+    };
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |text: String, flag: &str| -> Result<u64, String> {
+            text.parse().map_err(|e| format!("{flag}: {e}"))
+        };
+        match flag.as_str() {
+            "--seed" => {
+                options.first_seed = number(value()?, "--seed")?;
+                options.seeds = 1;
+            }
+            "--first-seed" => options.first_seed = number(value()?, "--first-seed")?,
+            "--seeds" => options.seeds = number(value()?, "--seeds")?,
+            "--sim-minutes" => {
+                options.sim_minutes = value()?
+                    .parse()
+                    .map_err(|e| format!("--sim-minutes: {e}"))?
+            }
+            "--jobs" => options.jobs = number(value()?, "--jobs")? as usize,
+            "--planted-bug" => options.planted_bug = Some(parse_bug(&value()?)?),
+            "--expect-violation" => options.expect_violation = true,
+            "--out" => options.out = PathBuf::from(value()?),
+            "--swarm" => options.swarm = true,
+            "--twice" => options.twice = true,
+            "--verbose" => options.verbose = true,
+            "--no-buggify" => options.no_buggify = true,
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+    }
+    if options.expect_violation && options.planted_bug.is_none() {
+        return Err("--expect-violation needs --planted-bug".into());
+    }
+    Ok(options)
+}
+
+/// The command that replays `seed` with every option that shaped it.
+fn replay_command(options: &Options, seed: u64) -> String {
+    let mut command = format!("ci/sim.sh --seed {seed} --sim-minutes {}", options.sim_minutes);
+    if options.swarm {
+        command.push_str(" --swarm");
+    }
+    if options.no_buggify {
+        command.push_str(" --no-buggify");
+    }
+    if let Some(bug) = options.planted_bug {
+        command.push_str(&format!(" --planted-bug {}", bug.name()));
+    }
+    if options.expect_violation {
+        command.push_str(" --expect-violation");
+    }
+    command
+}
+
+fn panic_report(config: &SeedConfig, panic: Box<dyn std::any::Any + Send>) -> SeedReport {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    SeedReport {
+        seed: config.seed,
+        stores: 0,
+        calls: 0,
+        definite_calls: 0,
+        simulated_secs: 0.0,
+        trace_hash: 0,
+        failure: Some(format!("panic: {message}")),
+        history: Default::default(),
+        nemesis_log: Vec::new(),
+        nemesis_stats: Default::default(),
+        faults: String::new(),
+    }
+}
+
+fn run_guarded(config: &SeedConfig) -> SeedReport {
+    catch_unwind(AssertUnwindSafe(|| run_seed(config)))
+        .unwrap_or_else(|panic| panic_report(config, panic))
+}
+
+fn save(options: &Options, report: &SeedReport) {
+    let _ = std::fs::create_dir_all(&options.out);
+    let edn = options.out.join(format!("seed-{}.edn", report.seed));
+    let log = options.out.join(format!("seed-{}.nemesis.txt", report.seed));
+    let _ = std::fs::write(&edn, report.history.to_edn());
+    let _ = std::fs::write(&log, report.nemesis_log.join("\n"));
+    println!("    history: {}  nemesis log: {}", edn.display(), log.display());
+}
+
+/// Runs one seed (twice with `--twice`, failing or not) and decides whether it passed.
+fn run_one(options: &Options, seed: u64) -> (bool, SeedReport, Duration) {
+    let config = SeedConfig {
+        seed,
+        safety: Duration::from_secs_f64(options.sim_minutes * 60.0),
+        faults: (!options.swarm).then(FaultMask::all),
+        planted_bug: options.planted_bug,
+        no_buggify: options.no_buggify,
+    };
+    let began = Instant::now();
+    let mut report = run_guarded(&config);
+    if options.twice {
+        let again = run_guarded(&config);
+        if again.trace_hash != report.trace_hash || again.failure != report.failure {
+            report.failure = Some(format!(
+                "nondeterminism: trace {:#018x} then {:#018x}; failure {:?} then {:?}",
+                report.trace_hash, again.trace_hash, report.failure, again.failure
+            ));
+            return (false, report, began.elapsed());
+        }
+    }
+    let violated = report.failure.is_some();
+    let ok = violated == options.expect_violation;
+    (ok, report, began.elapsed())
+}
+
+/// Per-run totals for the summary.
+#[derive(Default)]
+struct Totals {
+    seeds: usize,
+    failed: usize,
+    violations: usize,
+    sim_secs: f64,
+    calls: usize,
+    faults: BTreeMap<String, u64>,
+    faults_failed: u64,
+}
+
+fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) {
+    let status = match (&report.failure, ok) {
+        (None, true) => "ok".to_string(),
+        (Some(failure), true) => format!("violation found as expected: {failure}"),
+        (None, false) => "FAILED: the planted bug went unnoticed".to_string(),
+        (Some(failure), false) => format!("FAILED: {failure}"),
+    };
+    println!(
+        "seed {}: {status} ({} stores, {} calls checked, {:.0} sim-s in {:.1} s, trace {:#018x})",
+        report.seed, report.stores, report.calls, report.simulated_secs, wall.as_secs_f64(), report.trace_hash
+    );
+    if options.verbose {
+        println!("    faults enabled: {}", report.faults);
+        println!("    injected: {:?}, failed to inject: {}", report.nemesis_stats.injected, report.nemesis_stats.failed);
+        for line in &report.nemesis_log {
+            println!("    {line}");
+        }
+    }
+    if !ok || report.failure.is_some() {
+        println!("    replay: {}", replay_command(options, report.seed));
+        save(options, report);
+    }
+}
+
+/// Runs every seed on `jobs` workers; true if all passed.
+pub fn run(options: Options) -> bool {
+    let next = Arc::new(AtomicU64::new(options.first_seed));
+    let end = options.first_seed + options.seeds;
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let began = Instant::now();
+    let workers: Vec<_> = (0..options.jobs.max(1))
+        .map(|_| {
+            let (next, totals, options) = (next.clone(), totals.clone(), options.clone());
+            std::thread::spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed >= end {
+                    return;
+                }
+                let (ok, report, wall) = run_one(&options, seed);
+                print_seed(&options, ok, &report, wall);
+                let mut totals = totals.lock().expect("totals");
+                totals.seeds += 1;
+                totals.failed += usize::from(!ok);
+                totals.violations += usize::from(report.failure.is_some());
+                totals.sim_secs += report.simulated_secs;
+                totals.calls += report.calls;
+                for (fault, count) in &report.nemesis_stats.injected {
+                    *totals.faults.entry(fault.clone()).or_default() += count;
+                }
+                totals.faults_failed += report.nemesis_stats.failed;
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("vopr worker");
+    }
+    let totals = totals.lock().expect("totals");
+    summarize(&options, &totals, began.elapsed())
+}
+
+fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
+    let seeds = totals.seeds.max(1) as f64;
+    println!(
+        "vopr: {} seeds, {} failed, {} with a violation; {:.1} simulated minutes in {:.1} s wall ({:.2} sim-min per wall-s); {:.0} calls checked per seed",
+        totals.seeds,
+        totals.failed,
+        totals.violations,
+        totals.sim_secs / 60.0,
+        wall.as_secs_f64(),
+        totals.sim_secs / 60.0 / wall.as_secs_f64().max(1e-9),
+        totals.calls as f64 / seeds,
+    );
+    let per_seed: Vec<String> = totals
+        .faults
+        .iter()
+        .map(|(fault, count)| format!("{fault} {:.1}", *count as f64 / seeds))
+        .collect();
+    println!(
+        "vopr: faults per seed: {}; faults that could not be injected: {:.1} per seed",
+        per_seed.join(", "),
+        totals.faults_failed as f64 / seeds
+    );
+    if let Some(bug) = options.planted_bug {
+        println!(
+            "vopr: planted bug {} caught by {} of {} seeds",
+            bug.name(),
+            totals.violations,
+            totals.seeds
+        );
+    }
+    totals.failed == 0
+}

@@ -1,0 +1,178 @@
+//! The progress phase and the final checks, after the nemesis healed the cluster.
+//!
+//! Progress is required, not hoped for: every client must complete `PROGRESS_CALLS`
+//! definite calls, every pending call must finish, every store that is not corrupt must
+//! answer, every region must settle on one leader with every peer of its newest epoch at the
+//! same applied index and data hash, and a final read of every key must be definite, all
+//! within `LIVENESS_BUDGET` of simulated time. A store whose disk was corrupted must *not*
+//! answer: it has to refuse to start.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrokv_client::admin::store_report;
+
+use super::workload::{elapsed_ns, key_bytes};
+use super::{Clients, LIVENESS_BUDGET, PROGRESS_CALLS};
+use crate::checker::regions::{check_convergence, check_peers_present, newest_regions, StoreReports};
+use crate::cluster::SimCluster;
+use crate::history::{Event, History, Op, Outcome};
+
+/// Requires progress from every client after healing, then stops them; every pending call
+/// must finish.
+pub(super) async fn progress(
+    cluster: &SimCluster,
+    corrupt: &BTreeSet<u64>,
+    clients: Clients,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + LIVENESS_BUDGET;
+    clients.healed.store(true, Ordering::Relaxed);
+    for (process, counter) in clients.progress.iter().enumerate() {
+        while counter.load(Ordering::Relaxed) < PROGRESS_CALLS {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "liveness: client {} completed {} definite calls after healing, {PROGRESS_CALLS} required",
+                    process + 1,
+                    counter.load(Ordering::Relaxed)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    clients.stop.store(true, Ordering::Relaxed);
+    for task in clients.tasks {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(remaining, task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(format!("liveness: a client task failed: {error}")),
+            Err(_) => return Err("liveness: a client call did not finish after healing".into()),
+        }
+    }
+    settle(cluster, corrupt, deadline).await
+}
+
+/// Waits until every store answers and every region is settled and converged.
+async fn settle(
+    cluster: &SimCluster,
+    corrupt: &BTreeSet<u64>,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
+    loop {
+        let (reports, silent) = collect_reports(cluster, corrupt).await;
+        let verdict = match silent.first() {
+            Some(store) => Err(format!("store {store} does not answer")),
+            None => settled(&reports, corrupt),
+        };
+        match verdict {
+            Ok(()) => return Ok(()),
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                return Err(format!("liveness: not settled after healing: {why}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+fn settled(reports: &[StoreReports], corrupt: &BTreeSet<u64>) -> Result<(), String> {
+    leaders_settled(reports)?;
+    check_peers_present(reports, corrupt)?;
+    check_convergence(reports, true)
+}
+
+/// Reports of every store outside `corrupt` (with data hashes), and the ids of those that
+/// did not answer.
+pub(super) async fn collect_reports(
+    cluster: &SimCluster,
+    corrupt: &BTreeSet<u64>,
+) -> (Vec<StoreReports>, Vec<u64>) {
+    let mut reports = Vec::new();
+    let mut silent = Vec::new();
+    for (id, store) in &cluster.stores {
+        if corrupt.contains(id) {
+            continue;
+        }
+        match store_report(&store.addr, true).await {
+            Some(report) => {
+                let misses = report.counters.map_or(0, |c| c.override_misses);
+                assert_eq!(misses, 0, "store {id}: raft-rs drew election timeouts the override missed");
+                reports.push((*id, report.regions));
+            }
+            None => silent.push(*id),
+        }
+    }
+    (reports, silent)
+}
+
+/// Every newest region has exactly one leader that all its reporting replicas agree on.
+fn leaders_settled(reports: &[StoreReports]) -> Result<(), String> {
+    for (region_id, _) in newest_regions(reports) {
+        let mut leaders = BTreeSet::new();
+        for (_, regions) in reports {
+            for info in regions
+                .iter()
+                .filter(|info| info.region.as_ref().is_some_and(|r| r.id == region_id))
+            {
+                leaders.insert(info.leader.map(|leader| leader.id));
+            }
+        }
+        if leaders.len() != 1 || leaders.contains(&None) {
+            return Err(format!("region {region_id}: leaders {leaders:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Final reads (each must be definite), the corrupt-store check, the reports to judge and
+/// every store's trace hash.
+pub(super) async fn final_checks(
+    cluster: Arc<SimCluster>,
+    corrupt: BTreeSet<u64>,
+    keys: u64,
+    start: tokio::time::Instant,
+    history: Arc<Mutex<History>>,
+) -> (Vec<StoreReports>, Vec<(u64, u64)>, Option<String>) {
+    let client = ferrokv_client::RawClient::new(cluster.client_config());
+    let mut failure = None;
+    for key in 0..keys {
+        let invoked_ns = elapsed_ns(start);
+        let outcome = match client.get(&key_bytes(key)).await {
+            Ok(found) => Outcome::Read(found.map(|v| {
+                v.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes)
+            })),
+            Err(error) => {
+                failure.get_or_insert(format!("final read of key {key} not definite: {error}"));
+                Outcome::Unknown
+            }
+        };
+        let event = Event {
+            process: 0,
+            op: Op::Get(key),
+            outcome,
+            invoked_ns,
+            completed_ns: elapsed_ns(start),
+        };
+        history.lock().expect("history lock").events.push(event);
+    }
+    for id in &corrupt {
+        if store_report(&cluster.stores[id].addr, false).await.is_some() {
+            failure.get_or_insert(format!("store {id} started from a corrupt disk"));
+        }
+    }
+    // Background entries (log compaction, lease renewals) may be in flight: give the
+    // replicas a moment to reach the same applied index before judging them.
+    let settle_until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (mut reports, _) = collect_reports(&cluster, &corrupt).await;
+    while check_convergence(&reports, true).is_err() && tokio::time::Instant::now() < settle_until
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        reports = collect_reports(&cluster, &corrupt).await.0;
+    }
+    let mut traces = Vec::new();
+    for (id, store) in &cluster.stores {
+        let trace = ferrokv_client::admin::store_trace(&store.addr).await.unwrap_or(0);
+        traces.push((*id, trace));
+    }
+    (reports, traces, failure)
+}

@@ -1,0 +1,67 @@
+//! Clock faults. Wall clocks jump and drift (TTLs, timestamps). Monotonic clocks, the ones
+//! ticks and leases use, run at their own rate within the drift bound the lease tolerates
+//! (`RaftConfig::max_clock_drift_permille`: each node stays within half of it of real time,
+//! so any two differ by at most the bound), and jump forward (a resumed VM catching up).
+
+use std::time::Duration;
+
+use ferrokv_core::env::{Rng, SeededRng};
+
+use super::{secs, Nemesis};
+
+/// Pairwise monotonic drift the lease tolerates, in permille (the server default).
+pub const DRIFT_BOUND_PERMILLE: u64 = 50;
+
+/// A clock rate within half the drift bound of real time, in parts per million.
+pub fn rate_within_bound(rng: &mut SeededRng) -> u64 {
+    let half = DRIFT_BOUND_PERMILLE * 1000 / 2;
+    rng.range(1_000_000 - half, 1_000_000 + half + 1)
+}
+
+impl Nemesis {
+    /// Jumps one store's wall clock, or lets it drift, for a while.
+    pub(super) async fn wall_clock(&self, rng: &mut SeededRng) {
+        let stores = self.healthy_stores();
+        let id = stores[rng.below(stores.len() as u64) as usize];
+        let clock = self.cluster.stores[&id].clock.clone();
+        let sign = if rng.ratio(1, 2) { 1 } else { -1 };
+        let span = secs(rng, 2, 8);
+        if rng.ratio(1, 2) {
+            let jump = rng.range(100, 10_000) as i64 * sign;
+            self.note(format!("store {id} wall clock jumps {jump} ms"));
+            clock.skew_wall_clock(jump);
+            tokio::time::sleep(span).await;
+        } else {
+            let per_step = rng.range(1, 50) as i64 * sign;
+            self.note(format!("store {id} wall clock drifts {per_step} ms per 100 ms"));
+            for _ in 0..span.as_millis() / 100 {
+                clock.skew_wall_clock(per_step);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        clock.correct();
+        self.note(format!("store {id} wall clock corrected"));
+    }
+
+    /// Runs one store's monotonic clock fast or slow, within the bound, for a while.
+    pub(super) async fn clock_drift(&self, rng: &mut SeededRng) {
+        let stores = self.healthy_stores();
+        let id = stores[rng.below(stores.len() as u64) as usize];
+        let rate = rate_within_bound(rng);
+        self.note(format!("store {id} monotonic clock runs at {rate} ppm"));
+        self.cluster.stores[&id].clock.set_rate_ppm(rate);
+        tokio::time::sleep(secs(rng, 3, 15)).await;
+        let settle = rate_within_bound(rng);
+        self.cluster.stores[&id].clock.set_rate_ppm(settle);
+        self.note(format!("store {id} monotonic clock back to {settle} ppm"));
+    }
+
+    /// Jumps one store's monotonic clock forward.
+    pub(super) async fn monotonic_jump(&self, rng: &mut SeededRng) {
+        let stores = self.healthy_stores();
+        let id = stores[rng.below(stores.len() as u64) as usize];
+        let jump = Duration::from_millis(rng.range(100, 5000));
+        self.note(format!("store {id} monotonic clock jumps {jump:?} forward"));
+        self.cluster.stores[&id].clock.jump(jump);
+    }
+}

@@ -1,0 +1,302 @@
+//! The nemesis: several fault actors run at once, each injecting a fault chosen from the
+//! seed's enabled set for a random while and then reverting it, so faults overlap (two kills,
+//! a kill during a partition, a partition during a disk fault, total power loss). `heal`
+//! undoes anything still in effect. Every action, and every fault that could not be
+//! injected, is logged with its simulated time so a failing seed explains itself.
+
+mod admin_faults;
+mod clock_faults;
+pub use clock_faults::{rate_within_bound, DRIFT_BOUND_PERMILLE};
+mod disk_faults;
+mod node_faults;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrokv_core::env::{Rng, SeededRng};
+use madsim::net::NetSim;
+
+use crate::cluster::SimCluster;
+use crate::engine::{CrashTail, DiskFaults};
+
+/// Fault kinds, each enabled or not per seed (swarm testing: each seed a different mix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    KillRestart,
+    PowerLoss,
+    Isolate,
+    IsolateLeader,
+    MinorityLeader,
+    Asymmetric,
+    Bridge,
+    Pause,
+    NetChaos,
+    WallClock,
+    ClockDrift,
+    MonotonicJump,
+    FsyncFailure,
+    DiskFull,
+    BitFlip,
+    LeaderTransfer,
+    Split,
+    Membership,
+    CompactLog,
+}
+
+impl Fault {
+    /// Every fault kind.
+    pub const ALL: [Fault; 19] = [
+        Fault::KillRestart,
+        Fault::PowerLoss,
+        Fault::Isolate,
+        Fault::IsolateLeader,
+        Fault::MinorityLeader,
+        Fault::Asymmetric,
+        Fault::Bridge,
+        Fault::Pause,
+        Fault::NetChaos,
+        Fault::WallClock,
+        Fault::ClockDrift,
+        Fault::MonotonicJump,
+        Fault::FsyncFailure,
+        Fault::DiskFull,
+        Fault::BitFlip,
+        Fault::LeaderTransfer,
+        Fault::Split,
+        Fault::Membership,
+        Fault::CompactLog,
+    ];
+}
+
+/// Which fault kinds a seed uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultMask(pub BTreeSet<Fault>);
+
+impl FaultMask {
+    /// Every fault.
+    pub fn all() -> FaultMask {
+        FaultMask(Fault::ALL.into_iter().collect())
+    }
+
+    /// Each fault independently with probability 3/4; kills and isolation always.
+    pub fn swarm(rng: &mut SeededRng) -> FaultMask {
+        let mut chosen: BTreeSet<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|_| rng.ratio(3, 4))
+            .collect();
+        chosen.insert(Fault::KillRestart);
+        chosen.insert(Fault::Isolate);
+        FaultMask(chosen)
+    }
+
+    /// A compact name of the set (for replay commands and logs).
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.0.iter().map(|f| format!("{f:?}")).collect();
+        names.join(",")
+    }
+}
+
+/// What the nemesis did, for the report.
+#[derive(Clone, Debug, Default)]
+pub struct NemesisStats {
+    /// Faults injected, by kind.
+    pub injected: std::collections::BTreeMap<String, u64>,
+    /// Faults that could not be injected (no leader found, admin refused...).
+    pub failed: u64,
+}
+
+/// Shared state of the nemesis actors.
+struct State {
+    log: Vec<String>,
+    corrupt: BTreeSet<u64>,
+    busy: BTreeSet<u64>,
+    power_loss: bool,
+    next_region_id: u64,
+    next_peer_id: u64,
+    stats: NemesisStats,
+}
+
+/// The fault injector of one run.
+#[derive(Clone)]
+pub struct Nemesis {
+    cluster: Arc<SimCluster>,
+    faults: Vec<Fault>,
+    keys: u64,
+    state: Arc<Mutex<State>>,
+    start: tokio::time::Instant,
+}
+
+fn secs(rng: &mut SeededRng, low: u64, high: u64) -> Duration {
+    Duration::from_millis(rng.range(low * 1000, high * 1000))
+}
+
+impl Nemesis {
+    /// A nemesis for `cluster` with the faults of `mask`, over `keys` workload keys.
+    pub fn new(cluster: Arc<SimCluster>, mask: &FaultMask, keys: u64) -> Nemesis {
+        let state = State {
+            log: Vec::new(),
+            corrupt: BTreeSet::new(),
+            busy: BTreeSet::new(),
+            power_loss: false,
+            next_region_id: 1000,
+            next_peer_id: 100_000,
+            stats: NemesisStats::default(),
+        };
+        Nemesis {
+            cluster,
+            faults: mask.0.iter().copied().collect(),
+            keys,
+            state: Arc::new(Mutex::new(state)),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    fn note(&self, what: String) {
+        let at = self.start.elapsed().as_millis();
+        tracing::info!(at_ms = at, "nemesis: {what}");
+        self.state
+            .lock()
+            .expect("nemesis lock")
+            .log
+            .push(format!("{at:>8} ms  {what}"));
+    }
+
+    /// Logs a fault that could not be injected.
+    fn failed(&self, what: String) {
+        self.state.lock().expect("nemesis lock").stats.failed += 1;
+        self.note(format!("FAILED {what}"));
+    }
+
+    fn count(&self, fault: Fault) {
+        let mut state = self.state.lock().expect("nemesis lock");
+        *state.stats.injected.entry(format!("{fault:?}")).or_default() += 1;
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().expect("nemesis lock").log.clone()
+    }
+
+    /// Stores whose disk was corrupted: down for good, excluded from convergence checks.
+    pub fn corrupt(&self) -> BTreeSet<u64> {
+        self.state.lock().expect("nemesis lock").corrupt.clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NemesisStats {
+        self.state.lock().expect("nemesis lock").stats.clone()
+    }
+
+    fn healthy_stores(&self) -> Vec<u64> {
+        let state = self.state.lock().expect("nemesis lock");
+        self.cluster
+            .stores
+            .keys()
+            .copied()
+            .filter(|id| !state.corrupt.contains(id))
+            .collect()
+    }
+
+    /// Claims a healthy store no other actor is faulting, for a node-level fault.
+    fn claim_store(&self, rng: &mut SeededRng) -> Option<u64> {
+        let mut state = self.state.lock().expect("nemesis lock");
+        if state.power_loss {
+            return None;
+        }
+        let free: Vec<u64> = self
+            .cluster
+            .stores
+            .keys()
+            .copied()
+            .filter(|id| !state.corrupt.contains(id) && !state.busy.contains(id))
+            .collect();
+        let id = *free.get(rng.below(free.len().max(1) as u64) as usize)?;
+        state.busy.insert(id);
+        Some(id)
+    }
+
+    fn claim_this(&self, id: u64) -> bool {
+        let mut state = self.state.lock().expect("nemesis lock");
+        !state.power_loss && !state.corrupt.contains(&id) && state.busy.insert(id)
+    }
+
+    fn release(&self, id: u64) {
+        self.state.lock().expect("nemesis lock").busy.remove(&id);
+    }
+
+    fn crash_tail(rng: &mut SeededRng) -> CrashTail {
+        match rng.below(3) {
+            0 => CrashTail::DropAll,
+            1 => CrashTail::KeepAll,
+            _ => CrashTail::KeepPrefix(rng.below(4096) as usize),
+        }
+    }
+
+    /// Runs `actors` concurrent fault actors until `until`.
+    pub async fn run(&self, actors: u64, until: tokio::time::Instant, rng: &SeededRng) {
+        let tasks: Vec<_> = (0..actors.max(1))
+            .map(|actor| {
+                let nemesis = self.clone();
+                let rng = rng.fork(1000 + actor);
+                madsim::task::spawn(async move { nemesis.actor(rng, until).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("nemesis actor");
+        }
+    }
+
+    async fn actor(&self, mut rng: SeededRng, until: tokio::time::Instant) {
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(secs(&mut rng, 1, 4)).await;
+            if self.faults.is_empty() || tokio::time::Instant::now() >= until {
+                continue;
+            }
+            let fault = self.faults[rng.below(self.faults.len() as u64) as usize];
+            self.inject(fault, &mut rng).await;
+        }
+    }
+
+    async fn inject(&self, fault: Fault, rng: &mut SeededRng) {
+        self.count(fault);
+        match fault {
+            Fault::KillRestart => self.kill_restart(rng).await,
+            Fault::PowerLoss => self.power_loss(rng).await,
+            Fault::Isolate => self.isolate(rng, false).await,
+            Fault::IsolateLeader => self.isolate(rng, true).await,
+            Fault::MinorityLeader => self.minority_leader(rng).await,
+            Fault::Asymmetric => self.asymmetric(rng).await,
+            Fault::Bridge => self.bridge(rng).await,
+            Fault::Pause => self.pause(rng).await,
+            Fault::NetChaos => self.net_chaos(rng).await,
+            Fault::WallClock => self.wall_clock(rng).await,
+            Fault::ClockDrift => self.clock_drift(rng).await,
+            Fault::MonotonicJump => self.monotonic_jump(rng).await,
+            Fault::FsyncFailure => self.disk_fault(rng, true).await,
+            Fault::DiskFull => self.disk_fault(rng, false).await,
+            Fault::BitFlip => self.bit_flip(rng).await,
+            Fault::LeaderTransfer => self.leader_transfer(rng).await,
+            Fault::Split => self.split(rng).await,
+            Fault::Membership => self.membership(rng).await,
+            Fault::CompactLog => self.compact_log(rng).await,
+        }
+    }
+
+    /// Undoes every fault still in effect: network healed, clocks corrected, disk faults
+    /// cleared, every non-corrupt store running.
+    pub async fn heal(&self) {
+        let net = NetSim::current();
+        net.update_config(|config| *config = madsim::net::Config::default());
+        madsim::buggify::disable();
+        for (id, store) in &self.cluster.stores {
+            self.cluster.reconnect(*id);
+            store.clock.correct();
+            store.disk.set_faults(DiskFaults::default());
+            for other in self.cluster.stores.keys() {
+                self.cluster.restore_link(*id, *other);
+            }
+        }
+        self.note("heal: network restored, clocks corrected, disk faults cleared".into());
+    }
+}
