@@ -77,7 +77,7 @@ fn flipped_bit_in_synced_data_refuses_to_open() {
     put(&engine, b"k", b"value", true).unwrap();
     put(&engine, b"k2", b"value2", true).unwrap();
     assert!(
-        disk.flip_log_bit(8 * 8 + 3),
+        disk.flip_log_bit(30 * 8 + 3),
         "a payload bit of the first record"
     );
     disk.crash(CrashTail::DropAll);
