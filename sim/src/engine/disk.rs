@@ -53,6 +53,14 @@ pub enum CrashTail {
     /// The first `n` unsynced bytes reached the platter; the rest of the tail reads as zeros
     /// (the file grew but the data never landed).
     ZeroedFrom(usize),
+    /// The first `bytes` unsynced bytes reached the platter; the rest of the tail reads as
+    /// garbage drawn from a generator seeded with `seed` (a sector torn mid-write).
+    GarbageFrom {
+        /// Unsynced bytes kept intact.
+        bytes: usize,
+        /// Seed of the garbage.
+        seed: u64,
+    },
     /// Unsynced writes persisted out of order: each 512-byte sector the tail touches
     /// survives or reads as zeros, chosen by a generator seeded with `seed`, so a later record
     /// may survive while an earlier one is zeros.
@@ -102,6 +110,8 @@ pub struct CrashReport {
     pub zeroed_bytes: usize,
     /// Log sectors whose unsynced part reads as zeros, ascending.
     pub zeroed_sectors: Vec<usize>,
+    /// Of those, bytes that read as garbage after the crash.
+    pub garbage_bytes: usize,
 }
 
 /// What the last successful recovery found and did.

@@ -27,11 +27,19 @@ fn persist_tail(unsynced: &[u8], start: usize, tail: CrashTail) -> (Vec<u8>, Cra
     let len = unsynced.len();
     let mut kept = unsynced.to_vec();
     let mut zeroed = vec![false; len];
+    let mut garbage = 0;
     match tail {
         CrashTail::DropAll => kept.clear(),
         CrashTail::KeepAll => {}
         CrashTail::KeepPrefix(bytes) => kept.truncate(bytes.min(len)),
         CrashTail::ZeroedFrom(bytes) => zeroed[bytes.min(len)..].fill(true),
+        CrashTail::GarbageFrom { bytes, seed } => {
+            let mut rng = SeededRng::new(seed);
+            for chunk in kept[bytes.min(len)..].chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next_u64().to_le_bytes()[..chunk.len()]);
+            }
+            garbage = len - bytes.min(len);
+        }
         CrashTail::Scrambled { seed } => {
             let mut rng = SeededRng::new(seed);
             for sector in sectors(start, len) {
@@ -59,9 +67,10 @@ fn persist_tail(unsynced: &[u8], start: usize, tail: CrashTail) -> (Vec<u8>, Cra
         .collect();
     let report = CrashReport {
         unsynced_bytes: len,
-        kept_bytes: kept.len() - zeroed_bytes,
+        kept_bytes: kept.len() - zeroed_bytes - garbage,
         zeroed_bytes,
         zeroed_sectors,
+        garbage_bytes: garbage,
     };
     (kept, report)
 }
@@ -216,6 +225,7 @@ mod tests {
                 kept_bytes: 600,
                 zeroed_bytes: 400,
                 zeroed_sectors: vec![1, 2],
+                garbage_bytes: 0,
             }
         );
     }
