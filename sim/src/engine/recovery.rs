@@ -32,7 +32,7 @@ struct Tail {
 }
 
 impl DiskState {
-    /// The first unreadable sector among those holding bytes `start..end` of an area.
+    /// Whether any sector holding bytes `start..end` of an area fails its reads.
     fn unreadable(&self, area: fn(usize) -> DiskSector, start: usize, end: usize) -> bool {
         if start >= end {
             return false;
