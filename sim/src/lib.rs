@@ -25,4 +25,7 @@ pub mod history;
 #[cfg(madsim)]
 pub mod vopr;
 
-pub use engine::{CrashTail, DiskFaults, RecoveryReport, SimDisk, SimEngine, SimSnapshot};
+pub use engine::{
+    CrashReport, CrashTail, DiskFaults, DiskSector, RecordDamage, RecoveryReport, SimDisk,
+    SimEngine, SimSnapshot, SyncCrash,
+};

@@ -77,7 +77,7 @@ fn flipped_bit_in_synced_data_refuses_to_open() {
     put(&engine, b"k", b"value", true).unwrap();
     put(&engine, b"k2", b"value2", true).unwrap();
     assert!(
-        disk.flip_log_bit(8 * 8 + 3),
+        disk.flip_log_bit(30 * 8 + 3),
         "a payload bit of the first record"
     );
     disk.crash(CrashTail::DropAll);
@@ -165,13 +165,16 @@ fn checkpoint_keeps_data_across_many_writes() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// After a crash keeping any byte prefix of the unsynced tail, the engine holds the
-    /// durable state plus some whole prefix of the unsynced batches: never part of a batch.
+    /// After a crash with any tail (a byte prefix kept, the rest lost, zeroed, garbage, or
+    /// sectors persisted out of order), the engine holds the durable state plus some whole
+    /// prefix of the unsynced batches: never part of a batch, never a batch after a lost one.
     #[test]
     fn crash_recovers_a_batch_prefix(
         batches in prop::collection::vec(
             (prop::collection::vec((0u8..6, any::<u8>()), 1..4), any::<bool>()), 1..12),
         keep in any::<prop::sample::Index>(),
+        mode in 0u8..6,
+        seed in any::<u64>(),
     ) {
         let disk = SimDisk::new();
         let engine = SimEngine::open(&disk).unwrap();
@@ -193,7 +196,16 @@ proptest! {
             }
         }
         let unsynced = disk.unsynced_bytes();
-        disk.crash(CrashTail::KeepPrefix(keep.index(unsynced + 1)));
+        let bytes = keep.index(unsynced + 1);
+        let tail = match mode {
+            0 => CrashTail::KeepPrefix(bytes),
+            1 => CrashTail::ZeroedFrom(bytes),
+            2 => CrashTail::GarbageFrom { bytes, seed },
+            3 => CrashTail::Scrambled { seed },
+            4 => CrashTail::DropAll,
+            _ => CrashTail::KeepAll,
+        };
+        disk.crash(tail);
         let engine = SimEngine::open(&disk).unwrap();
         let recovered: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = (0u8..6)
             .filter_map(|key| get(&engine, &[key]).map(|value| (vec![key], value)))

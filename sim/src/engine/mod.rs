@@ -1,14 +1,30 @@
 //! SimEngine: the `KvEngine` used under simulation, with power-loss and disk-fault semantics
 //! that madsim's file system lacks.
 //!
-//! Writes go to an in-memory multi-version table (what readers see) and, as checksummed
-//! records, to a `SimDisk`: unsynced bytes first, durable after a sync. `SimDisk::crash`
-//! drops or tears the unsynced tail; `SimEngine::open` replays what survived. A failed sync
-//! fences the engine: every later write fails until the store reopens.
+//! Writes go to an in-memory multi-version table (what readers see) and, as checksummed,
+//! sequence-numbered records, to a `SimDisk`: unsynced bytes first, durable after a sync,
+//! which also moves the disk's durable boundary. `SimDisk::crash` drops, tears, zeroes or
+//! scrambles the unsynced tail (`CrashTail`); `SimEngine::open` replays what survived.
+//!
+//! Outcomes the engine guarantees (see `recovery.rs` for the rules):
+//! - after any crash, open recovers every synced batch plus a prefix of whole later batches;
+//! - damage before the durable boundary (bit flips in the log or the image, misdirected
+//!   records) refuses to open with `Corruption`; an unreadable durable sector with `Io`;
+//! - a failed sync fences the engine: every later write fails with `Fenced` until the store
+//!   reopens; a crash (including one during a synced write, `crash_on_sync_at_least`) kills
+//!   the handle: every later write fails with `Io`;
+//! - a full disk refuses the write with `DiskFull` and changes nothing.
+//!
+//! Not modelled here: runtime read errors (reads are served from the memtable, so latent
+//! sector errors surface at recovery only) and slow fsyncs (the engine is synchronous; the
+//! simulator models a slow disk by pausing the node).
 
 mod disk;
+mod faults;
+mod image;
 mod memtable;
 mod record;
+mod recovery;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,8 +34,12 @@ use ferrokv_core::env::{
 };
 use ferrokv_core::types::KeyRange;
 
-pub use disk::{CrashTail, DiskFaults, RecoveryReport, SimDisk};
+pub use disk::{
+    CrashReport, CrashTail, DiskFaults, DiskSector, RecoveryReport, SimDisk, SyncCrash,
+    SECTOR_BYTES,
+};
 use memtable::Memtable;
+pub use record::RecordDamage;
 
 #[derive(Debug)]
 struct Shared {
@@ -36,8 +56,10 @@ pub struct SimEngine {
 }
 
 impl SimEngine {
-    /// Opens the engine on `disk`, replaying its durable contents. Any earlier handle on the
-    /// same disk stops working.
+    /// Opens the engine on `disk`, replaying its durable contents and whatever whole, in-order
+    /// records survived past them. Any earlier handle on the same disk stops working. Fails
+    /// with `Corruption` if durable data is damaged and `Io` if it cannot be read; a failed
+    /// open changes nothing on the disk.
     pub fn open(disk: &SimDisk) -> Result<SimEngine, EngineError> {
         let mut state = disk.lock();
         if !state.unsynced.is_empty() {
@@ -86,14 +108,14 @@ impl KvEngine for SimEngine {
 
     fn write(&self, batch: &WriteBatch, options: WriteOptions) -> Result<(), EngineError> {
         let mut fenced = self.shared.fenced.lock().expect("sim fence lock poisoned");
-        if *fenced {
-            return Err(EngineError::Fenced);
-        }
         let mut disk = self.shared.disk.lock();
         if disk.generation != self.shared.generation {
             return Err(EngineError::Io(
                 "engine handle outlived a crash or reopen".into(),
             ));
+        }
+        if *fenced {
+            return Err(EngineError::Fenced);
         }
         if let Err(error) = disk.append(batch, options.sync) {
             if matches!(error, EngineError::Io(_)) {
