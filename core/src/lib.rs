@@ -19,7 +19,9 @@
 
 pub mod env;
 pub mod limits;
+pub mod mvcc;
 pub mod raft;
 pub mod raw;
 pub mod store;
+pub mod txn;
 pub mod types;

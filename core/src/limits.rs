@@ -39,3 +39,20 @@ const _: () = assert!(RAFT_ENTRY_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(SCAN_LIMIT_MAX <= ENGINE_SCAN_KEYS_MAX);
 const _: () = assert!(BATCH_KEYS_MAX <= ENGINE_SCAN_KEYS_MAX);
 const _: () = assert!(SNAPSHOT_SCAN_PAGE_KEYS <= ENGINE_SCAN_KEYS_MAX);
+
+/// Write records read per page while walking one key's versions.
+pub const MVCC_VERSION_PAGE_KEYS: usize = 64;
+/// Locks read per page while scanning the lock column family.
+pub const MVCC_LOCK_PAGE_KEYS: usize = 256;
+/// Most locks one ResolveLock or ScanLock step handles (TiKV resolves 256 keys a batch).
+pub const RESOLVE_LOCK_BATCH_KEYS: usize = 256;
+/// Most locks one ScanLock request may return.
+pub const SCAN_LOCK_LIMIT_MAX: usize = SCAN_LIMIT_MAX;
+/// Most keys GC examines in one step.
+pub const GC_BATCH_KEYS: usize = 256;
+
+const _: () = assert!(MVCC_VERSION_PAGE_KEYS <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(MVCC_LOCK_PAGE_KEYS <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(RESOLVE_LOCK_BATCH_KEYS <= BATCH_KEYS_MAX);
+const _: () = assert!(SCAN_LOCK_LIMIT_MAX <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(GC_BATCH_KEYS <= ENGINE_SCAN_KEYS_MAX);
