@@ -126,9 +126,10 @@ impl Lock {
         self.for_update_ts > TimeStamp::ZERO
     }
 
-    /// True if the TTL has run out at `current_ts` (both compared in physical ms, as TiKV).
+    /// True if the TTL has run out at `current_ts`: TiKV's
+    /// `lock.ts.physical() + ttl < current_ts.physical()`, in ms.
     pub fn is_expired(&self, current_ts: TimeStamp) -> bool {
-        self.ts.physical_ms().saturating_add(self.ttl_ms) <= current_ts.physical_ms()
+        self.ts.physical_ms().saturating_add(self.ttl_ms) < current_ts.physical_ms()
     }
 
     fn check_invariants(&self) {
@@ -358,8 +359,8 @@ mod tests {
     #[test]
     fn expiry_compares_physical_ms() {
         let lock = Lock::new(LockType::Put, vec![], TimeStamp::compose(100, 7), 50);
-        assert!(!lock.is_expired(TimeStamp::compose(149, 99)));
-        assert!(lock.is_expired(TimeStamp::compose(150, 0)));
+        assert!(!lock.is_expired(TimeStamp::compose(150, 99)));
+        assert!(lock.is_expired(TimeStamp::compose(151, 0)));
         let info = lock.to_lock_info(b"k");
         assert_eq!(info.lock_ttl, 50);
         assert_eq!(info.lock_version, TimeStamp::compose(100, 7).get());
