@@ -108,6 +108,9 @@ where
     Ok(())
 }
 
+/// A user key and the lock on it.
+pub type KeyLock = (Vec<u8>, Lock);
+
 /// Decoding reads over one snapshot.
 pub struct MvccReader<'a, S: Snapshot> {
     snapshot: &'a S,
@@ -235,7 +238,7 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
         range: &KeyRange,
         limit: usize,
         mut keep: F,
-    ) -> Result<(Vec<(Vec<u8>, Lock)>, bool)>
+    ) -> Result<(Vec<KeyLock>, bool)>
     where
         F: FnMut(&Lock) -> bool,
     {
