@@ -28,6 +28,7 @@ mod flow_control;
 mod latches;
 mod lock_wait;
 mod process;
+pub mod request;
 
 pub use command::{Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand};
 pub use concurrency::{ConcurrencyManager, MaxTsError};
