@@ -14,6 +14,9 @@ use crate::mvcc::actions::{CheckTxnStatusParams, Mutation, PessimisticAction, Tx
 use crate::mvcc::reader::ScanOptions;
 use crate::types::{KeyRange, TimeStamp};
 
+/// Transaction start_ts → its fate: commit_ts, or zero for rolled back.
+pub type TxnStatusMap = BTreeMap<TimeStamp, TimeStamp>;
+
 /// A prewrite request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prewrite {
@@ -100,7 +103,7 @@ pub enum Command {
     /// KvResolveLock on explicit keys: each key's lock is resolved if its transaction is in
     /// `txn_status` (start_ts → commit_ts, 0 = rolled back).
     ResolveLock {
-        txn_status: BTreeMap<TimeStamp, TimeStamp>,
+        txn_status: TxnStatusMap,
         keys: Vec<Vec<u8>>,
     },
     /// KvTxnHeartBeat.
@@ -152,7 +155,7 @@ pub enum ReadCommand {
     /// The read phase of a key-less KvResolveLock: the next batch of keys in `range` locked
     /// by a transaction in `txn_status`.
     ResolveLockScan {
-        txn_status: BTreeMap<TimeStamp, TimeStamp>,
+        txn_status: TxnStatusMap,
         range: KeyRange,
     },
     /// The read phase of GC: the next batch of user keys in `range` that have versions.

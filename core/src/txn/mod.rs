@@ -30,7 +30,9 @@ mod lock_wait;
 mod process;
 pub mod request;
 
-pub use command::{Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand};
+pub use command::{
+    Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand, TxnStatusMap,
+};
 pub use concurrency::{ConcurrencyManager, MaxTsError};
 pub use deadlock::{Deadlock, DeadlockDetector, DetectError};
 pub use error::Error;

@@ -11,12 +11,14 @@
 //!   lock_only_if_exists, assertions other than NotExist on pessimistic locks) are refused
 //!   rather than silently ignored.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use ferrokv_proto::kvrpcpb;
 use kvrpcpb::prewrite_request::PessimisticAction as WireAction;
 
-use super::command::{Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand};
+use super::command::{
+    Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand, TxnStatusMap,
+};
 use super::error::Error;
 use super::lock_wait::wait_timeout_ms;
 use crate::env::Direction;
@@ -267,8 +269,8 @@ pub fn check_secondary_locks(
 /// and feed each batch of keys to `Command::ResolveLock`.
 pub fn resolve_lock(
     request: &kvrpcpb::ResolveLockRequest,
-) -> Result<(BTreeMap<TimeStamp, TimeStamp>, Vec<Vec<u8>>), Error> {
-    let mut txn_status = BTreeMap::new();
+) -> Result<(TxnStatusMap, Vec<Vec<u8>>), Error> {
+    let mut txn_status = TxnStatusMap::new();
     if request.txn_infos.is_empty() {
         txn_status.insert(
             ts(request.start_version, "start_version")?,

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use super::*;
 
 fn put(key: &[u8]) -> kvrpcpb::Mutation {
