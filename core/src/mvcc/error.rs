@@ -7,7 +7,7 @@
 //! - **Invariants**: none of these is a bug; bugs panic. Errors name raw user keys, never
 //!   encoded storage keys.
 
-use ferrokv_proto::kvrpcpb;
+use ferrokv_proto::{deadlock, kvrpcpb};
 
 use super::encoding::RecordError;
 use crate::env::EngineError;
@@ -245,17 +245,27 @@ impl Error {
             lock_ts,
             lock_key,
             deadlock_key_hash,
+            wait_chain,
             ..
         } = self
         else {
             return None;
         };
-        // kvproto field 4 (wait_chain, deadlock.WaitForEntry) is not in our proto subset yet;
-        // the chain stays in the error for logs.
+        let wait_chain = wait_chain
+            .iter()
+            .map(|edge| deadlock::WaitForEntry {
+                txn: edge.txn.get(),
+                wait_for_txn: edge.wait_for_txn.get(),
+                key_hash: edge.key_hash,
+                key: edge.key.clone(),
+                ..Default::default()
+            })
+            .collect();
         Some(kvrpcpb::Deadlock {
             lock_ts: lock_ts.get(),
             lock_key: lock_key.clone(),
             deadlock_key_hash: *deadlock_key_hash,
+            wait_chain,
         })
     }
 }
@@ -302,6 +312,21 @@ mod tests {
         };
         assert!(!lock_not_found.to_key_error().retryable.is_empty());
         assert!(lock_not_found.to_key_error().abort.is_empty());
+        let deadlock = Error::Deadlock {
+            start_ts: TimeStamp(1),
+            lock_ts: TimeStamp(2),
+            lock_key: b"k".to_vec(),
+            deadlock_key_hash: 9,
+            wait_chain: vec![WaitForEdge {
+                txn: TimeStamp(1),
+                wait_for_txn: TimeStamp(2),
+                key_hash: 9,
+                key: b"k".to_vec(),
+            }],
+        };
+        let proto = deadlock.to_key_error().deadlock.unwrap();
+        assert_eq!((proto.lock_ts, proto.deadlock_key_hash), (2, 9));
+        assert_eq!(proto.wait_chain[0].wait_for_txn, 2);
     }
 
     #[test]
