@@ -29,6 +29,7 @@ mod latches;
 mod lock_wait;
 mod process;
 pub mod request;
+pub mod response;
 
 pub use command::{
     Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand, TxnStatusMap,

@@ -19,8 +19,9 @@ pub use read::process_read;
 use super::command::Command;
 use super::concurrency::ConcurrencyManager;
 use super::error::Error;
-use crate::env::{Cf, KvPair, Snapshot};
+use crate::env::{Cf, Snapshot};
 use crate::mvcc::actions::TxnStatus;
+use crate::mvcc::reader::ScanResult;
 use crate::mvcc::{self, keys, Modify, MvccReader};
 use crate::types::TimeStamp;
 
@@ -88,7 +89,7 @@ pub enum ReadResult {
     /// KvGet: the value, if any.
     Value(Option<Vec<u8>>),
     /// KvBatchGet and KvScan: found pairs and per-key lock errors, in key (scan) order.
-    Pairs(Vec<Result<KvPair, mvcc::Error>>),
+    Pairs(Vec<ScanResult>),
     /// KvScanLock.
     Locks(Vec<kvrpcpb::LockInfo>),
     /// Read phases of ResolveLock and GC: keys for the write command, and where the next
