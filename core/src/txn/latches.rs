@@ -98,6 +98,7 @@ impl Latches {
             self.admit(lock)?;
             lock.queued = true;
         }
+        assert!(lock.owned_count <= lock.required_hashes.len());
         while !lock.acquired() {
             let hash = lock.required_hashes[lock.owned_count];
             let slot = self.slot(hash);

@@ -77,6 +77,10 @@ fn check_txn_status_lock_exists<S: Snapshot>(
             min_commit_ts_pushed,
         });
     }
+    assert!(
+        !lock.use_async_commit || params.force_sync_commit,
+        "async locks returned above"
+    );
     if lock.is_expired(params.current_ts) {
         if params.resolving_pessimistic_lock && lock.lock_type == LockType::Pessimistic {
             txn.unlock_key(key);

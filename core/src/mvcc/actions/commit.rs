@@ -54,6 +54,7 @@ pub fn commit<S: Snapshot>(
         txn.unlock_key(key);
         return Ok(CommitOutcome::PessimisticLockRemoved);
     }
+    assert!(commit_ts >= lock.min_commit_ts, "checked above");
     let write_type = WriteType::from_lock_type(lock.lock_type).expect("not pessimistic");
     let mut write = Write::new(write_type, start_ts, lock.short_value);
     write.has_overlapped_rollback = lock.rollback_ts.contains(&commit_ts);

@@ -80,6 +80,14 @@ fn new_lock(
     lock.for_update_ts = params.for_update_ts;
     lock.min_commit_ts = params.min_commit_ts;
     lock.rollback_ts = rollback_ts;
+    assert!(
+        lock.for_update_ts >= lock.ts,
+        "for_update_ts below start_ts"
+    );
+    assert!(
+        lock.short_value.is_none(),
+        "a pessimistic lock carries no value"
+    );
     lock
 }
 

@@ -265,6 +265,13 @@ impl<'p, 'a> Prewrite<'p, 'a> {
         max_ts: TimeStamp,
     ) -> Result<PrewriteOutcome> {
         let mut lock = self.build_lock(&status);
+        assert_eq!(lock.ts, self.props.start_ts);
+        assert_eq!(lock.primary, self.props.primary);
+        assert!(
+            lock.for_update_ts >= self.props.for_update_ts(),
+            "an upgrade never lowers it"
+        );
+        assert!(lock.short_value.is_none(), "the value is placed below");
         match self.mutation.value() {
             Some(value) if value.len() <= SHORT_VALUE_BYTES_MAX => {
                 lock.short_value = Some(value.to_vec())

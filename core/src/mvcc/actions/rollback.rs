@@ -155,6 +155,12 @@ pub fn rollback_lock<S: Snapshot>(
             return Ok(());
         }
     };
+    if let Some(write) = &overlapped_write {
+        assert_ne!(
+            write.start_ts, lock.ts,
+            "our own commit record cannot overlap us"
+        );
+    }
     if lock.short_value.is_none() && lock.lock_type == LockType::Put {
         txn.delete_value(key, lock.ts);
     }

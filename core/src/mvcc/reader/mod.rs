@@ -196,6 +196,10 @@ impl<'a, S: Snapshot> MvccReader<'a, S> {
                 let commit_ts = decode_own_version(key, k)?;
                 assert!(commit_ts >= start_ts);
                 let write = Write::decode(v)?;
+                if write.start_ts > commit_ts {
+                    let message = format!("record at {commit_ts:?} of txn {:?}", write.start_ts);
+                    return Err(Error::Corruption(message));
+                }
                 record = if write.start_ts == start_ts {
                     TxnCommitRecord::SingleRecord { commit_ts, write }
                 } else if commit_ts == start_ts && write.has_overlapped_rollback {

@@ -100,10 +100,15 @@ pub fn scan<S: Snapshot>(
             Err(error @ Error::KeyIsLocked(_)) => results.push(Err(error)),
             Err(error) => return Err(error),
         }
+        let before = cursor.clone();
         match options.direction {
             Direction::Forward => cursor.start = keys::versions_end(&user_key),
             Direction::Reverse => cursor.end = keys::lock_key(&user_key),
         }
+        assert!(
+            cursor.start > before.start || cursor.end < before.end,
+            "scan must advance"
+        );
     }
     debug_assert!(is_monotonic(&results, options.direction));
     Ok(results)

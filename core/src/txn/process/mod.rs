@@ -12,6 +12,8 @@ mod prewrite;
 mod read;
 mod write;
 
+use std::collections::BTreeSet;
+
 use ferrokv_proto::kvrpcpb;
 
 pub use read::process_read;
@@ -118,8 +120,34 @@ pub fn process_write<S: Snapshot>(
         !reports_lock_errors || result.modifies.is_empty(),
         "lock errors write nothing"
     );
+    assert_within_latches(command, &result.modifies);
     result.released_locks = released_locks(reader, &result.modifies)?;
     Ok(result)
+}
+
+/// A command changes only keys it holds latches for (range deletes aside): the guarantee
+/// that makes latches serialize every conflicting pair of commands.
+fn assert_within_latches(command: &Command, modifies: &[Modify]) {
+    if matches!(command, Command::DeleteRange { .. }) {
+        return;
+    }
+    let latched: BTreeSet<Vec<u8>> = command
+        .latch_keys()
+        .iter()
+        .map(|key| keys::lock_key(key))
+        .collect();
+    for modify in modifies {
+        let stored = modify.key();
+        let user_part = match modify {
+            Modify::DeleteRange { .. } => unreachable!("only DeleteRange deletes ranges"),
+            _ if modify.cf() == Cf::Lock => stored,
+            _ => keys::version_key_prefix(stored).expect("we built this key"),
+        };
+        assert!(
+            latched.contains(user_part),
+            "a command wrote a key it did not latch"
+        );
+    }
 }
 
 /// The locks a batch removes, as `(user key, lock start_ts)` read from the snapshot.
