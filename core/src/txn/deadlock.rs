@@ -12,8 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ferrokv_proto::kvrpcpb;
+
 use crate::limits;
-use crate::mvcc::WaitForEdge;
+use crate::mvcc::{self, WaitForEdge};
 use crate::types::TimeStamp;
 
 /// A cycle was found.
@@ -23,6 +25,23 @@ pub struct Deadlock {
     pub deadlock_key_hash: u64,
     /// The new edge first, then the path back to the requester.
     pub wait_chain: Vec<WaitForEdge>,
+}
+
+impl Deadlock {
+    /// The error the requester gets: `start_ts` waited for the holder of `lock_info`.
+    pub fn into_error(self, start_ts: TimeStamp, lock_info: &kvrpcpb::LockInfo) -> mvcc::Error {
+        assert_eq!(
+            self.wait_chain[0].txn, start_ts,
+            "the chain starts at the requester"
+        );
+        mvcc::Error::Deadlock {
+            start_ts,
+            lock_ts: TimeStamp(lock_info.lock_version),
+            lock_key: lock_info.key.clone(),
+            deadlock_key_hash: self.deadlock_key_hash,
+            wait_chain: self.wait_chain,
+        }
+    }
 }
 
 /// Why an edge was not inserted.

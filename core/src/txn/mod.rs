@@ -30,6 +30,8 @@ mod lock_wait;
 mod process;
 pub mod request;
 pub mod response;
+#[cfg(test)]
+mod scenario_tests;
 
 pub use command::{
     Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand, TxnStatusMap,
