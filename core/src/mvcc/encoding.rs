@@ -203,7 +203,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn roundtrip(value in any::<u64>(), bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn roundtrip(value in any::<u64>(),
+                     bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut out = Vec::new();
             put_var_u64(&mut out, value);
             put_compact_bytes(&mut out, &bytes);

@@ -56,7 +56,10 @@ pub enum Error {
     #[error("key is locked by txn {}", .0.lock_version)]
     KeyIsLocked(Box<kvrpcpb::LockInfo>),
     /// A newer record exists.
-    #[error("write conflict: txn {start_ts:?} vs {conflict_start_ts:?} committed at {conflict_commit_ts:?} ({reason:?})")]
+    #[error(
+        "write conflict: txn {start_ts:?} vs {conflict_start_ts:?} \
+         committed at {conflict_commit_ts:?} ({reason:?})"
+    )]
     WriteConflict {
         start_ts: TimeStamp,
         conflict_start_ts: TimeStamp,

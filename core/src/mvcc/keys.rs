@@ -202,7 +202,8 @@ mod tests {
             let user = KeyRange::new(start, end);
             let stored = storage_range(&user);
             prop_assert_eq!(user.contains(&key), stored.contains(&lock_key(&key)));
-            prop_assert_eq!(user.contains(&key), stored.contains(&version_key(&key, TimeStamp(ts))));
+            let version = version_key(&key, TimeStamp(ts));
+            prop_assert_eq!(user.contains(&key), stored.contains(&version));
         }
     }
 }

@@ -1,3 +1,5 @@
+//! Tests of request validation.
+
 use std::collections::BTreeMap;
 
 use super::*;

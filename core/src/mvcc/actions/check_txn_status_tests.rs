@@ -1,3 +1,6 @@
+//! Tests of CheckTxnStatus: live, expired, committed and missing transactions, pushes of
+//! min_commit_ts, async-commit locks, pessimistic primaries, primary verification.
+
 use super::*;
 use crate::mvcc::actions::test_util::TestEnv;
 use crate::mvcc::actions::{CommitKind, Mutation, MutationOp};

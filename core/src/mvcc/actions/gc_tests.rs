@@ -1,3 +1,5 @@
+//! Tests of GC (reads at or above the safe point are unchanged) and range deletion.
+
 use super::*;
 use crate::mvcc::actions::test_util::TestEnv;
 use crate::mvcc::actions::{CommitKind, Mutation, MutationOp};

@@ -1,3 +1,5 @@
+//! Tests of pessimistic locks and their rollback.
+
 use super::*;
 use crate::mvcc::actions::test_util::{TestEnv, TTL_MS};
 

@@ -1,3 +1,6 @@
+//! Tests of prewrite: conflicts, idempotence, constraints, long values, pessimistic
+//! upgrade and amend, async commit timestamps and 1PC.
+
 use super::*;
 use crate::env::Cf;
 use crate::mvcc::actions::test_util::{TestEnv, TTL_MS};

@@ -1,3 +1,6 @@
+//! Tests of rollback, cleanup, collapse of unprotected rollbacks, and rollbacks that meet
+//! a commit record or a foreign lock at their start_ts.
+
 use super::*;
 use crate::env::Cf;
 use crate::mvcc::actions::test_util::TestEnv;

@@ -1,3 +1,6 @@
+//! Tests of the reader: read-conflict rules, point gets, scans in both directions with
+//! per-key errors, paging, lock scans, corruption and raw/txn separation.
+
 use std::collections::BTreeSet;
 
 use super::*;

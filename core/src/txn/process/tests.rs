@@ -1,3 +1,6 @@
+//! Tests of `process_write` / `process_read` over an in-memory engine: each command family
+//! end to end, async commit and memory locks, resolve-lock paging, GC.
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
