@@ -8,7 +8,9 @@
 //!   `KeyIsLocked` naming that transaction, and only then;
 //! - a prewrite over a foreign lock or a newer commit fails, a rolled-back or committed
 //!   transaction can never prewrite again, commit only succeeds for a live transaction
-//!   (or repeats an earlier commit), and every committed transaction keeps its commit.
+//!   (or repeats an earlier commit), and every committed transaction keeps its commit;
+//! - GC at a safe point below every live transaction changes no read at or above it (reads
+//!   and late requests of transactions below the safe point are then off limits, as in TiKV).
 //!
 //! Timestamps come from one counter (a TSO), so each run replays exactly.
 
@@ -18,7 +20,7 @@ use proptest::prelude::*;
 
 use super::actions::test_util::TestEnv;
 use super::actions::{
-    check_txn_status, resolve_lock, CheckTxnStatusParams, CommitKind, Mutation, MutationOp,
+    check_txn_status, gc, resolve_lock, CheckTxnStatusParams, CommitKind, Mutation, MutationOp,
     TxnStatus,
 };
 use super::reader::{scan, MvccReader, ScanOptions};
@@ -55,6 +57,7 @@ enum Op {
         past: Option<usize>,
         reverse: bool,
     },
+    Gc,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -70,6 +73,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, past)| Op::Get { key, past }),
         1 => (proptest::option::of(0..64usize), any::<bool>())
             .prop_map(|(past, reverse)| Op::Scan { past, reverse }),
+        1 => Just(Op::Gc),
     ]
 }
 
@@ -97,6 +101,8 @@ struct Model {
     /// Keys with a record above some ts that is not a commit (a rollback), which may or may
     /// not still exist (collapsed): the prewrite outcome is then not predictable.
     rollback_ts: BTreeMap<usize, BTreeSet<TimeStamp>>,
+    /// Reads below it are refused, and transactions below it are finished for good.
+    safe_point: TimeStamp,
 }
 
 impl Model {
@@ -108,10 +114,13 @@ impl Model {
     }
 
     fn read_ts(&mut self, past: Option<usize>) -> TimeStamp {
-        match past {
-            Some(index) if !self.issued.is_empty() => self.issued[index % self.issued.len()],
-            _ => self.next_ts(),
+        if let Some(index) = past.filter(|_| !self.issued.is_empty()) {
+            let ts = self.issued[index % self.issued.len()];
+            if ts >= self.safe_point {
+                return ts;
+            }
         }
+        self.next_ts()
     }
 
     /// The visible value of `key` at `ts`, or the start_ts of the lock that blocks it.
@@ -179,13 +188,42 @@ impl Model {
                 let ts = self.read_ts(past);
                 self.check_scan(ts, reverse);
             }
+            Op::Gc => self.gc(),
         }
+    }
+
+    /// GC every key at a safe point strictly below every live transaction.
+    fn gc(&mut self) {
+        let live = self.txns.iter().filter(|t| t.state == State::Active);
+        let bound = live
+            .map(|t| t.start_ts)
+            .min()
+            .unwrap_or(TimeStamp(self.tso + 1));
+        let safe_point = TimeStamp(bound.get().saturating_sub(1)).max(self.safe_point);
+        if safe_point == TimeStamp::ZERO {
+            return;
+        }
+        self.safe_point = safe_point;
+        for key in KEYS {
+            self.env
+                .run(0, |txn, reader| gc(txn, reader, key, safe_point))
+                .expect("gc");
+        }
+    }
+
+    /// A finished transaction below the safe point: no request of it may come any more.
+    fn collected(&self, index: usize) -> bool {
+        let txn = &self.txns[index];
+        txn.state != State::Active && txn.start_ts <= self.safe_point
     }
 
     fn prewrite(&mut self, index: usize, key: usize, op: u8, long: bool) {
         let Some(txn) = self.txns.get(index).cloned() else {
             return;
         };
+        if self.collected(index) {
+            return;
+        }
         let value = if long {
             vec![op; 300]
         } else {
@@ -234,6 +272,9 @@ impl Model {
         let Some(txn) = self.txns.get(index).cloned() else {
             return;
         };
+        if self.collected(index) {
+            return;
+        }
         let Some((primary, _)) = txn.writes.first() else {
             return;
         };
@@ -260,6 +301,9 @@ impl Model {
         let Some(txn) = self.txns.get(index).cloned() else {
             return;
         };
+        if self.collected(index) {
+            return;
+        }
         for (key, _) in &txn.writes {
             let result = self.env.rollback(KEYS[*key], txn.start_ts.get());
             match (&txn.state, result) {
@@ -283,6 +327,9 @@ impl Model {
         let Some(txn) = self.txns.get(index).cloned() else {
             return;
         };
+        if self.collected(index) {
+            return;
+        }
         let Some((primary, _)) = txn.writes.first() else {
             return;
         };
@@ -398,6 +445,9 @@ impl Model {
         }
         for txn in self.txns.clone() {
             if let State::Committed(commit_ts) = txn.state {
+                if commit_ts < self.safe_point {
+                    continue;
+                }
                 for (key, _) in &txn.writes {
                     self.check_get(*key, commit_ts);
                 }
