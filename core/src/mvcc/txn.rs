@@ -8,6 +8,8 @@
 //!   reaches the engine passed its record's invariants; a commit record of this transaction
 //!   lies above its start_ts, its rollback exactly at it; long values only go to CF default.
 
+use ferrokv_proto::ferrokv_raftpb::{write_op, CfName, DeleteOp, DeleteRangeOp, PutOp, WriteOp};
+
 use super::keys;
 use super::lock::{Lock, SHORT_VALUE_BYTES_MAX};
 use super::write::{Write, WriteType};
@@ -58,6 +60,38 @@ impl Modify {
             Modify::Delete { key, .. } => key.len(),
             Modify::DeleteRange { start, end, .. } => start.len() + end.len(),
         }
+    }
+}
+
+impl Modify {
+    /// The Raft write op that carries this modification to every replica.
+    pub fn to_write_op(&self) -> WriteOp {
+        let cf = |cf: Cf| -> i32 {
+            let name = match cf {
+                Cf::Default => CfName::CfDefault,
+                Cf::Lock => CfName::CfLock,
+                Cf::Write => CfName::CfWrite,
+                Cf::Raft => unreachable!("MVCC never writes the raft CF"),
+            };
+            name as i32
+        };
+        let op = match self {
+            Modify::Put { cf: c, key, value } => write_op::Op::Put(PutOp {
+                cf: cf(*c),
+                key: key.clone(),
+                value: value.clone(),
+            }),
+            Modify::Delete { cf: c, key } => write_op::Op::Delete(DeleteOp {
+                cf: cf(*c),
+                key: key.clone(),
+            }),
+            Modify::DeleteRange { cf: c, start, end } => write_op::Op::DeleteRange(DeleteRangeOp {
+                cf: cf(*c),
+                start_key: start.clone(),
+                end_key: end.clone(),
+            }),
+        };
+        WriteOp { op: Some(op) }
     }
 }
 
@@ -347,6 +381,12 @@ mod tests {
             modifies.iter().map(Modify::bytes).sum::<usize>()
         );
         assert_eq!(to_write_batch(txn.modifies()).len(), 4);
+        let op = modifies[1].to_write_op();
+        let Some(write_op::Op::Put(put)) = op.op else {
+            panic!("a put becomes a put op");
+        };
+        assert_eq!(put.cf, CfName::CfWrite as i32);
+        assert_eq!(put.key, keys::version_key(b"k", TimeStamp(12)));
     }
 
     #[test]
