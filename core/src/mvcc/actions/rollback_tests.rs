@@ -144,3 +144,21 @@ fn make_rollback_cases() {
     assert!(flagged.has_overlapped_rollback);
     assert_eq!(flagged.start_ts, TimeStamp(3));
 }
+
+#[test]
+fn protected_primary_rollback_outlives_collapse() {
+    // A pessimistic txn rolled back by a resolver must never lock its primary again, even
+    // after a later rollback on the key would collapse an unprotected record (tikv#7364).
+    let mut env = TestEnv::new();
+    env.pessimistic_lock(b"p", b"p", 10, 10).unwrap();
+    env.rollback(b"p", 10).unwrap();
+    env.rollback(b"p", 20).unwrap();
+    assert!(env.write_at(b"p", 10).is_some(), "not collapsed");
+    let late = env.pessimistic_lock(b"p", b"p", 10, 30);
+    assert!(matches!(late, Err(Error::PessimisticLockRolledBack { .. })));
+    // A secondary's unprotected rollback does collapse.
+    env.pessimistic_lock(b"s", b"p", 10, 10).unwrap();
+    env.rollback(b"s", 10).unwrap();
+    env.rollback(b"s", 20).unwrap();
+    assert!(env.write_at(b"s", 10).is_none());
+}

@@ -1,28 +1,29 @@
-//! Model-based test: random interleavings of begin / prewrite / commit / rollback / resolve
-//! (a third party's CheckTxnStatus + ResolveLock) / get / scan over a few keys, checked
-//! against a simple model of snapshot isolation:
+//! Model-based test: random interleavings of begin (optimistic or pessimistic) / pessimistic
+//! lock / prewrite / commit / rollback / resolve (a third party's CheckTxnStatus +
+//! ResolveLock) / get / scan / GC over a few keys, checked against a simple model of
+//! snapshot isolation:
 //!
 //! - a committed transaction's writes are visible exactly to reads with ts ≥ commit_ts;
 //! - no read sees an uncommitted or rolled-back value;
-//! - a key locked (Put/Delete) by a live transaction with start_ts ≤ read ts gives
-//!   `KeyIsLocked` naming that transaction, and only then;
-//! - a prewrite over a foreign lock or a newer commit fails, a rolled-back or committed
-//!   transaction can never prewrite again, commit only succeeds for a live transaction
-//!   (or repeats an earlier commit), and every committed transaction keeps its commit;
+//! - a key prewritten (Put/Delete) by a live transaction with start_ts ≤ read ts gives
+//!   `KeyIsLocked` naming that transaction, and only then (pessimistic locks never block);
+//! - a prewrite or pessimistic lock over a foreign lock or a newer commit fails; a live
+//!   pessimistic transaction always locks and prewrites its keys; a rolled-back or committed
+//!   transaction can never prewrite (or, on its primary, lock) again; commit only succeeds
+//!   for a live transaction (or repeats an earlier commit); every commit stays;
 //! - GC at a safe point below every live transaction changes no read at or above it (reads
 //!   and late requests of transactions below the safe point are then off limits, as in TiKV).
 //!
 //! Timestamps come from one counter (a TSO), so each run replays exactly.
+
+mod txn_ops;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
 use super::actions::test_util::TestEnv;
-use super::actions::{
-    check_txn_status, gc, resolve_lock, CheckTxnStatusParams, CommitKind, Mutation, MutationOp,
-    TxnStatus,
-};
+use super::actions::{gc, MutationOp};
 use super::reader::{scan, MvccReader, ScanOptions};
 use super::Error;
 use crate::env::Direction;
@@ -33,7 +34,13 @@ const TXNS_MAX: usize = 6;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Begin,
+    Begin {
+        pessimistic: bool,
+    },
+    Lock {
+        txn: usize,
+        key: usize,
+    },
     Prewrite {
         txn: usize,
         key: usize,
@@ -63,7 +70,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let index = 0..TXNS_MAX;
     prop_oneof![
-        2 => Just(Op::Begin),
+        2 => any::<bool>().prop_map(|pessimistic| Op::Begin { pessimistic }),
+        3 => (index.clone(), 0..KEYS.len()).prop_map(|(txn, key)| Op::Lock { txn, key }),
         6 => (index.clone(), 0..KEYS.len(), 0..4u8, any::<bool>())
             .prop_map(|(txn, key, op, long)| Op::Prewrite { txn, key, op, long }),
         3 => index.clone().prop_map(|txn| Op::Commit { txn }),
@@ -84,12 +92,46 @@ enum State {
     Aborted,
 }
 
-/// What a transaction did: its prewritten keys in order (the first is the primary).
+/// What a transaction did.
 #[derive(Clone, Debug)]
 struct Txn {
     start_ts: TimeStamp,
     state: State,
+    /// Pessimistic transactions: the latest for_update_ts.
+    for_update_ts: Option<TimeStamp>,
+    /// Keys pessimistically locked, in order (the first is the primary).
+    locked: Vec<usize>,
+    /// Keys prewritten, in order (for optimistic transactions the first is the primary).
     writes: Vec<(usize, MutationOp)>,
+}
+
+impl Txn {
+    fn is_pessimistic(&self) -> bool {
+        self.for_update_ts.is_some()
+    }
+
+    /// Every key the transaction holds or held a lock on, primary first.
+    fn touched(&self) -> Vec<usize> {
+        let mut keys: Vec<usize> = if self.is_pessimistic() {
+            self.locked.clone()
+        } else {
+            self.writes.iter().map(|(k, _)| *k).collect()
+        };
+        for (key, _) in &self.writes {
+            if !keys.contains(key) {
+                keys.push(*key);
+            }
+        }
+        keys
+    }
+
+    fn primary(&self) -> Option<usize> {
+        self.touched().first().copied()
+    }
+
+    fn wrote(&self, key: usize) -> bool {
+        self.writes.iter().any(|(k, _)| *k == key)
+    }
 }
 
 #[derive(Default)]
@@ -98,8 +140,8 @@ struct Model {
     tso: u64,
     issued: Vec<TimeStamp>,
     txns: Vec<Txn>,
-    /// Keys with a record above some ts that is not a commit (a rollback), which may or may
-    /// not still exist (collapsed): the prewrite outcome is then not predictable.
+    /// Keys with a rollback record of some start_ts, which may or may not still exist
+    /// (collapsed): an optimistic prewrite's outcome is then not predictable.
     rollback_ts: BTreeMap<usize, BTreeSet<TimeStamp>>,
     /// Reads below it are refused, and transactions below it are finished for good.
     safe_point: TimeStamp,
@@ -139,16 +181,14 @@ impl Model {
             let State::Committed(commit_ts) = txn.state else {
                 continue;
             };
-            if commit_ts > ts {
-                continue;
-            }
-            for (k, op) in &txn.writes {
+            for (k, op) in txn.writes.iter().filter(|(k, _)| *k == key) {
                 let value = match op {
                     MutationOp::Put(value) => Some(value.clone()),
                     MutationOp::Delete => None,
                     _ => continue,
                 };
-                if *k == key && best.as_ref().is_none_or(|(at, _)| *at < commit_ts) {
+                let newer = best.as_ref().is_none_or(|(at, _)| *at < commit_ts);
+                if *k == key && commit_ts <= ts && newer {
                     best = Some((commit_ts, value));
                 }
             }
@@ -156,26 +196,32 @@ impl Model {
         Ok(best.and_then(|(_, value)| value))
     }
 
-    fn newer_commit_or_foreign_lock(&self, me: usize, key: usize) -> bool {
+    /// Another live transaction holds a lock on `key`, or one committed on it after `me`
+    /// started.
+    fn blocked(&self, me: usize, key: usize) -> bool {
         let start_ts = self.txns[me].start_ts;
         self.txns.iter().enumerate().any(|(index, txn)| {
-            let touches = txn.writes.iter().any(|(k, _)| *k == key);
-            let newer_commit = matches!(txn.state, State::Committed(c) if c > start_ts);
-            touches && index != me && (newer_commit || txn.state == State::Active)
+            let live_lock = txn.state == State::Active && txn.touched().contains(&key);
+            let newer_commit =
+                matches!(txn.state, State::Committed(c) if c > start_ts) && txn.wrote(key);
+            index != me && (live_lock || newer_commit)
         })
     }
 
     fn apply(&mut self, op: &Op) {
         match *op {
-            Op::Begin if self.txns.len() < TXNS_MAX => {
+            Op::Begin { pessimistic } if self.txns.len() < TXNS_MAX => {
                 let start_ts = self.next_ts();
                 self.txns.push(Txn {
                     start_ts,
                     state: State::Active,
+                    for_update_ts: pessimistic.then_some(start_ts),
+                    locked: Vec::new(),
                     writes: Vec::new(),
                 });
             }
-            Op::Begin => {}
+            Op::Begin { .. } => {}
+            Op::Lock { txn, key } => self.lock(txn, key),
             Op::Prewrite { txn, key, op, long } => self.prewrite(txn, key, op, long),
             Op::Commit { txn } => self.commit(txn),
             Op::Rollback { txn } => self.rollback(txn),
@@ -215,171 +261,6 @@ impl Model {
     fn collected(&self, index: usize) -> bool {
         let txn = &self.txns[index];
         txn.state != State::Active && txn.start_ts <= self.safe_point
-    }
-
-    fn prewrite(&mut self, index: usize, key: usize, op: u8, long: bool) {
-        let Some(txn) = self.txns.get(index).cloned() else {
-            return;
-        };
-        if self.collected(index) {
-            return;
-        }
-        let value = if long {
-            vec![op; 300]
-        } else {
-            vec![op, index as u8]
-        };
-        let op = match op {
-            0 | 1 => MutationOp::Put(value),
-            2 => MutationOp::Delete,
-            _ => MutationOp::Lock,
-        };
-        let already = txn.writes.iter().any(|(k, _)| *k == key);
-        if txn.state != State::Active && !already {
-            return; // a client never starts new keys after the end
-        }
-        let primary = KEYS[txn.writes.first().map_or(key, |(k, _)| *k)];
-        let mutation = Mutation {
-            key: KEYS[key].to_vec(),
-            op: op.clone(),
-        };
-        let start = txn.start_ts.get();
-        let result = self
-            .env
-            .prewrite_full(&mutation, primary, start, CommitKind::TwoPc, None);
-        if txn.state != State::Active {
-            assert!(
-                result.is_err(),
-                "late prewrite of a finished txn succeeded: {txn:?}"
-            );
-            return;
-        }
-        let blocked = self.newer_commit_or_foreign_lock(index, key);
-        let uncertain = self
-            .rollback_ts
-            .get(&key)
-            .is_some_and(|set| set.iter().any(|ts| *ts > txn.start_ts));
-        match result {
-            Ok(_) if blocked => panic!("prewrite over a conflict succeeded"),
-            Ok(_) if !already => self.txns[index].writes.push((key, op)),
-            Ok(_) => {}
-            Err(Error::KeyIsLocked(_) | Error::WriteConflict { .. }) if blocked || uncertain => {}
-            Err(error) => panic!("unexpected prewrite failure {error:?} of {txn:?}"),
-        }
-    }
-
-    fn commit(&mut self, index: usize) {
-        let Some(txn) = self.txns.get(index).cloned() else {
-            return;
-        };
-        if self.collected(index) {
-            return;
-        }
-        let Some((primary, _)) = txn.writes.first() else {
-            return;
-        };
-        let start = txn.start_ts.get();
-        let commit_ts = match txn.state {
-            State::Committed(commit_ts) => commit_ts,
-            _ => self.next_ts(),
-        };
-        let result = self.env.commit(KEYS[*primary], start, commit_ts.get());
-        match (&txn.state, result) {
-            (State::Active | State::Committed(_), Ok(_)) => {}
-            (State::Aborted, Err(Error::TxnLockNotFound { .. })) => return,
-            (state, result) => panic!("commit of {state:?} txn gave {result:?}"),
-        }
-        self.txns[index].state = State::Committed(commit_ts);
-        for (key, _) in &txn.writes[1..] {
-            self.env
-                .commit(KEYS[*key], start, commit_ts.get())
-                .expect("secondary commit");
-        }
-    }
-
-    fn rollback(&mut self, index: usize) {
-        let Some(txn) = self.txns.get(index).cloned() else {
-            return;
-        };
-        if self.collected(index) {
-            return;
-        }
-        for (key, _) in &txn.writes {
-            let result = self.env.rollback(KEYS[*key], txn.start_ts.get());
-            match (&txn.state, result) {
-                (State::Committed(_), Err(Error::Committed { .. })) => {}
-                (State::Active | State::Aborted, Ok(())) => {}
-                (state, result) => panic!("rollback of {state:?} txn gave {result:?}"),
-            }
-            self.rollback_ts
-                .entry(*key)
-                .or_default()
-                .insert(txn.start_ts);
-        }
-        if txn.state == State::Active {
-            self.txns[index].state = State::Aborted;
-        }
-    }
-
-    /// A reader that met the txn's lock: CheckTxnStatus (lock forced expired), then
-    /// ResolveLock on every key.
-    fn resolve(&mut self, index: usize) {
-        let Some(txn) = self.txns.get(index).cloned() else {
-            return;
-        };
-        if self.collected(index) {
-            return;
-        }
-        let Some((primary, _)) = txn.writes.first() else {
-            return;
-        };
-        let params = CheckTxnStatusParams {
-            caller_start_ts: self.next_ts(),
-            current_ts: TimeStamp::MAX,
-            rollback_if_not_exist: true,
-            force_sync_commit: false,
-            resolving_pessimistic_lock: false,
-            verify_is_primary: true,
-        };
-        let start = txn.start_ts.get();
-        let status = self.env.run(start, |t, reader| {
-            check_txn_status(t, reader, KEYS[*primary], &params)
-        });
-        let commit_ts = match (&txn.state, status) {
-            (State::Committed(c), Ok(TxnStatus::Committed { commit_ts })) => {
-                assert_eq!(*c, commit_ts);
-                commit_ts
-            }
-            (State::Active, Ok(TxnStatus::TtlExpire))
-            | (State::Aborted, Ok(TxnStatus::RolledBack | TxnStatus::LockNotExist)) => {
-                TimeStamp::ZERO
-            }
-            (state, status) => panic!("status of {state:?} txn: {status:?}"),
-        };
-        self.rollback_ts
-            .entry(*primary)
-            .or_default()
-            .insert(txn.start_ts);
-        if txn.state == State::Active {
-            self.txns[index].state = State::Aborted;
-        }
-        for (key, _) in &txn.writes {
-            self.resolve_key(*key, txn.start_ts, commit_ts);
-        }
-    }
-
-    fn resolve_key(&mut self, key: usize, start_ts: TimeStamp, commit_ts: TimeStamp) {
-        let Some(lock) = self.env.lock(KEYS[key]).filter(|lock| lock.ts == start_ts) else {
-            return;
-        };
-        self.env
-            .run(start_ts.get(), |t, reader| {
-                resolve_lock(t, reader, KEYS[key], &lock, commit_ts)
-            })
-            .expect("resolve");
-        if commit_ts == TimeStamp::ZERO {
-            self.rollback_ts.entry(key).or_default().insert(start_ts);
-        }
     }
 
     fn check_get(&self, key: usize, ts: TimeStamp) {
@@ -444,10 +325,10 @@ impl Model {
             self.check_get(key, now);
         }
         for txn in self.txns.clone() {
-            if let State::Committed(commit_ts) = txn.state {
-                if commit_ts < self.safe_point {
-                    continue;
-                }
+            let State::Committed(commit_ts) = txn.state else {
+                continue;
+            };
+            if commit_ts >= self.safe_point {
                 for (key, _) in &txn.writes {
                     self.check_get(*key, commit_ts);
                 }
@@ -457,7 +338,7 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
 
     #[test]
     fn snapshot_isolation_model(ops in proptest::collection::vec(op(), 1..80)) {
