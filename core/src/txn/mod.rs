@@ -17,8 +17,14 @@
 //! after apply: `ConcurrencyManager::unlock_keys(memory_locks)`, `Latches::release` (re-run
 //! `acquire` for the woken commands), `LockWaitQueues::on_lock_released` for each released
 //! lock → answer → `FlowControl::release`. A `WaitForLock` result instead registers a waiter
-//! (after `DeadlockDetector::detect`) and answers when it is woken or times out. Reads take a
-//! snapshot and call [`process_read`] with no latch.
+//! (after `DeadlockDetector::detect`, unless `is_first_lock`) and answers when it is woken or
+//! times out; the woken command is re-run from the start. A proposal that fails (not leader,
+//! dropped) releases memory locks and latches and answers the error; latches are held until
+//! apply, so the next command on a key always snapshots the previous one's result. Reads take
+//! a snapshot and call [`process_read`] with no latch.
+//!
+//! [`request`] turns kvrpcpb requests into commands (validation at the edge); [`response`]
+//! turns outcomes into kvrpcpb responses as TiKV fills them.
 
 mod command;
 mod concurrency;
