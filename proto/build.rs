@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "eraftpb.proto",
     "metapb.proto",
     "errorpb.proto",
+    "deadlock.proto",
     "kvrpcpb.proto",
     "coprocessor.proto",
     "tikvpb.proto",

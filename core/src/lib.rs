@@ -19,8 +19,10 @@
 
 pub mod env;
 pub mod limits;
+pub mod mvcc;
 pub mod planted;
 pub mod raft;
 pub mod raw;
 pub mod store;
+pub mod txn;
 pub mod types;

@@ -77,3 +77,49 @@ const _: () = assert!(RAFT_ENTRY_BYTES_MAX + 64 * 1024 < GRPC_MESSAGE_BYTES_MAX)
 const _: () = assert!(TRANSPORT_BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(RAFT_ENTRY_BYTES_MAX < MAILBOX_BYTES_MAX);
+
+/// Write records read per page while walking one key's versions.
+pub const MVCC_VERSION_PAGE_KEYS: usize = 64;
+/// Locks read per page while scanning the lock column family.
+pub const MVCC_LOCK_PAGE_KEYS: usize = 256;
+/// Most locks one ResolveLock or ScanLock step handles (TiKV resolves 256 keys a batch).
+pub const RESOLVE_LOCK_BATCH_KEYS: usize = 256;
+/// Most locks one ScanLock request may return.
+pub const SCAN_LOCK_LIMIT_MAX: usize = SCAN_LIMIT_MAX;
+/// Most keys GC examines in one step.
+pub const GC_BATCH_KEYS: usize = 256;
+
+const _: () = assert!(MVCC_VERSION_PAGE_KEYS <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(MVCC_LOCK_PAGE_KEYS <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(RESOLVE_LOCK_BATCH_KEYS <= BATCH_KEYS_MAX);
+const _: () = assert!(SCAN_LOCK_LIMIT_MAX <= ENGINE_SCAN_KEYS_MAX);
+const _: () = assert!(GC_BATCH_KEYS <= ENGINE_SCAN_KEYS_MAX);
+
+/// Most latch slots a store may configure.
+pub const LATCH_SLOTS_MAX: usize = 1 << 20;
+/// Latch slots by default (a power of two).
+pub const LATCH_SLOTS_DEFAULT: usize = 2048;
+/// A new command is refused (ServerIsBusy) when one of its latch slots holds this many entries.
+pub const LATCH_SLOT_WAITERS_MAX: usize = 1024;
+/// Most write commands admitted to the scheduler at once.
+pub const SCHEDULER_PENDING_COMMANDS_MAX: usize = 4096;
+/// Most key and value bytes of admitted write commands at once.
+pub const SCHEDULER_PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Most keys in the in-memory lock table of async-commit/1PC prewrites.
+pub const MEMORY_LOCKS_MAX: usize = 1 << 20;
+/// Most edges in the deadlock detector's wait-for graph.
+pub const WAIT_FOR_EDGES_MAX: usize = 100_000;
+/// Most pessimistic-lock requests waiting for locks at once.
+pub const LOCK_WAITERS_MAX: usize = 100_000;
+/// Longest and default wait for a lock (TiKV `wait-for-lock-timeout`), in ms.
+pub const LOCK_WAIT_TIMEOUT_MS_MAX: u64 = 1000;
+/// After a lock is released, the later waiters of its key are woken after this delay, in ms
+/// (TiKV `wake-up-delay-duration`).
+pub const LOCK_WAKE_UP_DELAY_MS: u64 = 20;
+
+const _: () = assert!(LATCH_SLOTS_DEFAULT.is_power_of_two());
+const _: () = assert!(LATCH_SLOTS_DEFAULT <= LATCH_SLOTS_MAX);
+const _: () = assert!(LATCH_SLOT_WAITERS_MAX <= SCHEDULER_PENDING_COMMANDS_MAX);
+const _: () = assert!(BATCH_BYTES_MAX <= SCHEDULER_PENDING_BYTES_MAX);
+const _: () = assert!(LOCK_WAKE_UP_DELAY_MS < LOCK_WAIT_TIMEOUT_MS_MAX);
+const _: () = assert!(LOCK_WAITERS_MAX <= WAIT_FOR_EDGES_MAX);

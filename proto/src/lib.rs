@@ -44,6 +44,10 @@ package!(
     errorpb
 );
 package!(
+    /// The wait-for entry a deadlock error carries (`kvrpcpb.Deadlock.wait_chain`).
+    deadlock
+);
+package!(
     /// KV request and response messages (raw and transactional).
     kvrpcpb
 );

@@ -179,8 +179,21 @@ mod tests {
     fn ops_know_their_group() {
         assert_eq!(Op::Get(5).group(), Some(1));
         assert_eq!(Op::BatchPut(vec![(4, 1), (7, 2)]).group(), Some(1));
-        assert_eq!(Op::Scan { keys: vec![], limit: 1, reverse: false }.group(), None);
-        assert!(Op::Scan { keys: vec![0], limit: 1, reverse: true }.is_read());
+        assert_eq!(
+            Op::Scan {
+                keys: vec![],
+                limit: 1,
+                reverse: false
+            }
+            .group(),
+            None
+        );
+        assert!(Op::Scan {
+            keys: vec![0],
+            limit: 1,
+            reverse: true
+        }
+        .is_read());
     }
 
     #[test]

@@ -280,7 +280,10 @@ impl RawClient {
                 return Err(CallError::Client(ClientError::Unavailable(last_failure)));
             }
             let retry = retry_ambiguous || planted::active(PlantedBug::RetryAmbiguousWrite);
-            match self.attempt_once(target, keys, &mut peer_turn, &attempt).await {
+            match self
+                .attempt_once(target, keys, &mut peer_turn, &attempt)
+                .await
+            {
                 Attempt::Done(value) => return Ok(value),
                 Attempt::Reshard => return Err(CallError::Reshard),
                 Attempt::Region => {}

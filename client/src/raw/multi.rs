@@ -57,7 +57,10 @@ impl RawClient {
         let mut shards: Vec<(Option<u64>, Vec<Vec<u8>>)> = Vec::new();
         for key in keys {
             let region = self.route(Target::Key(&key)).await.map(|r| r.region.id);
-            match shards.iter_mut().find(|(id, _)| *id == region && region.is_some()) {
+            match shards
+                .iter_mut()
+                .find(|(id, _)| *id == region && region.is_some())
+            {
                 Some((_, group)) => group.push(key),
                 None => shards.push((region, vec![key])),
             }
@@ -106,7 +109,11 @@ impl RawClient {
                 };
                 async move {
                     let response = rpc.raw_batch_get(request).await?.into_inner();
-                    Ok((response.region_error, String::new(), pairs_of(response.pairs)))
+                    Ok((
+                        response.region_error,
+                        String::new(),
+                        pairs_of(response.pairs),
+                    ))
                 }
             })
             .await
@@ -127,7 +134,12 @@ impl RawClient {
             let kvs: Vec<KvPair> = part
                 .iter()
                 .map(|key| {
-                    let value = pairs.iter().find(|(k, _)| k == key).expect("own key").1.clone();
+                    let value = pairs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .expect("own key")
+                        .1
+                        .clone();
                     KvPair {
                         key: key.clone(),
                         value,
@@ -136,7 +148,11 @@ impl RawClient {
                 })
                 .collect();
             self.call_in_region(Target::Key(&first), &part, false, |mut rpc, context, _| {
-                let ttls = if ttl_seconds == 0 { Vec::new() } else { vec![ttl_seconds; kvs.len()] };
+                let ttls = if ttl_seconds == 0 {
+                    Vec::new()
+                } else {
+                    vec![ttl_seconds; kvs.len()]
+                };
                 let request = kvrpcpb::RawBatchPutRequest {
                     context: Some(context),
                     pairs: kvs.clone(),
@@ -196,19 +212,24 @@ impl RawClient {
         let mut cursor = start.to_vec();
         loop {
             let outcome = self
-                .call_in_region(Target::Key(&cursor), &[], false, |mut rpc, context, route| {
-                    let piece = clamp_forward(&cursor, end, &route);
-                    let request = kvrpcpb::RawDeleteRangeRequest {
-                        context: Some(context),
-                        start_key: piece.start.clone(),
-                        end_key: piece.end.clone(),
-                        ..Default::default()
-                    };
-                    async move {
-                        let response = rpc.raw_delete_range(request).await?.into_inner();
-                        Ok((response.region_error, response.error, piece))
-                    }
-                })
+                .call_in_region(
+                    Target::Key(&cursor),
+                    &[],
+                    false,
+                    |mut rpc, context, route| {
+                        let piece = clamp_forward(&cursor, end, &route);
+                        let request = kvrpcpb::RawDeleteRangeRequest {
+                            context: Some(context),
+                            start_key: piece.start.clone(),
+                            end_key: piece.end.clone(),
+                            ..Default::default()
+                        };
+                        async move {
+                            let response = rpc.raw_delete_range(request).await?.into_inner();
+                            Ok((response.region_error, response.error, piece))
+                        }
+                    },
+                )
                 .await;
             let (piece, result) = match outcome {
                 Ok(piece) => (piece, Ok(())),
@@ -268,7 +289,12 @@ impl RawClient {
         pages
     }
 
-    async fn scan_page(&self, range: &KeyRange, limit: usize, reverse: bool) -> RangePart<Vec<Pair>> {
+    async fn scan_page(
+        &self,
+        range: &KeyRange,
+        limit: usize,
+        reverse: bool,
+    ) -> RangePart<Vec<Pair>> {
         let target = if reverse {
             Target::Before(&range.end)
         } else {
@@ -297,7 +323,11 @@ impl RawClient {
                 };
                 async move {
                     let response = rpc.raw_scan(request).await?.into_inner();
-                    Ok((response.region_error, String::new(), (piece, pairs_of(response.kvs))))
+                    Ok((
+                        response.region_error,
+                        String::new(),
+                        (piece, pairs_of(response.kvs)),
+                    ))
                 }
             })
             .await;

@@ -200,8 +200,16 @@ mod tests {
     fn a_missing_peer_of_the_newest_epoch_is_caught() {
         let mut with_peers = region(1, b"", b"", 2);
         with_peers.peers = vec![
-            metapb::Peer { id: 1, store_id: 1, ..Default::default() },
-            metapb::Peer { id: 2, store_id: 2, ..Default::default() },
+            metapb::Peer {
+                id: 1,
+                store_id: 1,
+                ..Default::default()
+            },
+            metapb::Peer {
+                id: 2,
+                store_id: 2,
+                ..Default::default()
+            },
         ];
         let one = (1, vec![info(with_peers.clone(), 10, 7)]);
         let stale = (2, vec![info(region(1, b"", b"", 1), 8, 7)]);

@@ -16,7 +16,9 @@ use ferrokv_client::admin::store_report;
 
 use super::workload::{elapsed_ns, key_bytes};
 use super::{Clients, LIVENESS_BUDGET, PROGRESS_CALLS};
-use crate::checker::regions::{check_convergence, check_peers_present, newest_regions, StoreReports};
+use crate::checker::regions::{
+    check_convergence, check_peers_present, newest_regions, StoreReports,
+};
 use crate::cluster::SimCluster;
 use crate::history::{Event, History, Op, Outcome};
 
@@ -96,7 +98,10 @@ pub(super) async fn collect_reports(
         match store_report(&store.addr, true).await {
             Some(report) => {
                 let misses = report.counters.map_or(0, |c| c.override_misses);
-                assert_eq!(misses, 0, "store {id}: raft-rs drew election timeouts the override missed");
+                assert_eq!(
+                    misses, 0,
+                    "store {id}: raft-rs drew election timeouts the override missed"
+                );
                 reports.push((*id, report.regions));
             }
             None => silent.push(*id),
@@ -138,9 +143,9 @@ pub(super) async fn final_checks(
     for key in 0..keys {
         let invoked_ns = elapsed_ns(start);
         let outcome = match client.get(&key_bytes(key)).await {
-            Ok(found) => Outcome::Read(found.map(|v| {
-                v.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes)
-            })),
+            Ok(found) => Outcome::Read(
+                found.map(|v| v.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes)),
+            ),
             Err(error) => {
                 failure.get_or_insert(format!("final read of key {key} not definite: {error}"));
                 Outcome::Unknown
@@ -156,7 +161,10 @@ pub(super) async fn final_checks(
         history.lock().expect("history lock").events.push(event);
     }
     for id in &corrupt {
-        if store_report(&cluster.stores[id].addr, false).await.is_some() {
+        if store_report(&cluster.stores[id].addr, false)
+            .await
+            .is_some()
+        {
             failure.get_or_insert(format!("store {id} started from a corrupt disk"));
         }
     }
@@ -164,14 +172,15 @@ pub(super) async fn final_checks(
     // replicas a moment to reach the same applied index before judging them.
     let settle_until = tokio::time::Instant::now() + Duration::from_secs(10);
     let (mut reports, _) = collect_reports(&cluster, &corrupt).await;
-    while check_convergence(&reports, true).is_err() && tokio::time::Instant::now() < settle_until
-    {
+    while check_convergence(&reports, true).is_err() && tokio::time::Instant::now() < settle_until {
         tokio::time::sleep(Duration::from_millis(200)).await;
         reports = collect_reports(&cluster, &corrupt).await.0;
     }
     let mut traces = Vec::new();
     for (id, store) in &cluster.stores {
-        let trace = ferrokv_client::admin::store_trace(&store.addr).await.unwrap_or(0);
+        let trace = ferrokv_client::admin::store_trace(&store.addr)
+            .await
+            .unwrap_or(0);
         traces.push((*id, trace));
     }
     (reports, traces, failure)

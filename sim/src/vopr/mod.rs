@@ -19,8 +19,8 @@ use ferrokv_core::planted::{self, PlantedBug};
 use ferrokv_core::types::fnv;
 use ferrokv_server::config::RaftSection;
 
-pub use nemesis::{Fault, FaultMask, NemesisStats};
 use nemesis::Nemesis;
+pub use nemesis::{Fault, FaultMask, NemesisStats};
 use workload::ClientTask;
 
 use crate::checker::linearizability::{self, Verdict};
@@ -131,9 +131,15 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     let mut rng = SeededRng::new(config.seed);
     let shape = shape(&config, &mut rng);
     ferrokv_server::buggify::set_enabled(shape.buggify);
-    let cluster = Arc::new(SimCluster::start(shape.stores, shape.voters, shape.raft.clone()));
+    let cluster = Arc::new(SimCluster::start(
+        shape.stores,
+        shape.voters,
+        shape.raft.clone(),
+    ));
     for store in cluster.stores.values() {
-        store.clock.set_rate_ppm(nemesis::rate_within_bound(&mut rng));
+        store
+            .clock
+            .set_rate_ppm(nemesis::rate_within_bound(&mut rng));
     }
     let control = cluster.client_node("control", 250);
     let start = tokio::time::Instant::now();
@@ -141,18 +147,28 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     let clients = spawn_clients(&cluster, &shape, &mut rng, start, &history);
     let nemesis = Nemesis::new(cluster.clone(), &shape.faults, shape.keys);
     let nemesis_rng = rng.fork(7);
-    let phase = (cluster.clone(), nemesis.clone(), config.safety, shape.actors);
+    let phase = (
+        cluster.clone(),
+        nemesis.clone(),
+        config.safety,
+        shape.actors,
+    );
     let failure = control
         .spawn(async move {
             let (cluster, nemesis, safety, actors) = phase;
             nemesis.run(actors, start + safety, &nemesis_rng).await;
             ferrokv_server::buggify::set_enabled(false);
             nemesis.heal().await;
-            liveness::progress(&cluster, &nemesis.corrupt(), clients).await.err()
+            liveness::progress(&cluster, &nemesis.corrupt(), clients)
+                .await
+                .err()
         })
         .await
         .expect("control task");
-    let report = finish(&config, &shape, &cluster, &control, start, &history, &nemesis, failure).await;
+    let report = finish(
+        &config, &shape, &cluster, &control, start, &history, &nemesis, failure,
+    )
+    .await;
     planted::set(None);
     report
 }
@@ -205,7 +221,8 @@ async fn finish(
     failure: Option<String>,
 ) -> SeedReport {
     let corrupt = nemesis.corrupt();
-    let checks = liveness::final_checks(cluster.clone(), corrupt, shape.keys, start, history.clone());
+    let checks =
+        liveness::final_checks(cluster.clone(), corrupt, shape.keys, start, history.clone());
     let (reports, store_traces, check_failure) = control.spawn(checks).await.expect("final checks");
     let history = history.lock().expect("history lock").clone();
     let failure = failure
@@ -240,8 +257,14 @@ fn run_trace(cluster: &SimCluster, store_traces: &[(u64, u64)], history: &Histor
         fnv::fold_u64(&mut trace, *hash);
     }
     for event in &history.events {
-        fnv::fold(&mut trace, format!("{:?}{:?}", event.op, event.outcome).as_bytes());
-        fnv::fold_u64(&mut trace, event.invoked_ns ^ event.completed_ns.rotate_left(17));
+        fnv::fold(
+            &mut trace,
+            format!("{:?}{:?}", event.op, event.outcome).as_bytes(),
+        );
+        fnv::fold_u64(
+            &mut trace,
+            event.invoked_ns ^ event.completed_ns.rotate_left(17),
+        );
     }
     trace
 }
@@ -251,7 +274,9 @@ fn judge(history: &History, reports: &[StoreReports]) -> Option<String> {
     match linearizability::check(history) {
         Verdict::Linearizable => {}
         Verdict::Violation { group, detail } => {
-            return Some(format!("linearizability violated in key group {group}: {detail}"))
+            return Some(format!(
+                "linearizability violated in key group {group}: {detail}"
+            ))
         }
         Verdict::Exhausted { group } => {
             return Some(format!(

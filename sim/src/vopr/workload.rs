@@ -79,8 +79,16 @@ enum Plan {
     BatchGet(Vec<u64>),
     BatchPut(Vec<(u64, u64)>),
     BatchDelete(Vec<u64>),
-    Scan { first: u64, end: u64, limit: usize, reverse: bool },
-    DeleteRange { first: u64, end: u64 },
+    Scan {
+        first: u64,
+        end: u64,
+        limit: usize,
+        reverse: bool,
+    },
+    DeleteRange {
+        first: u64,
+        end: u64,
+    },
 }
 
 impl ClientTask {
@@ -118,7 +126,11 @@ impl ClientTask {
     fn group_keys(&self, rng: &mut SeededRng) -> (u64, u64) {
         let groups = self.keys / GROUP_KEYS;
         // One hot group takes 40% of the calls.
-        let group = if rng.ratio(2, 5) { 0 } else { rng.below(groups) };
+        let group = if rng.ratio(2, 5) {
+            0
+        } else {
+            rng.below(groups)
+        };
         (group * GROUP_KEYS, group * GROUP_KEYS + GROUP_KEYS)
     }
 
@@ -156,11 +168,19 @@ impl ClientTask {
                 let a = rng.range(first, end);
                 let b = rng.range(a + 1, end + 1);
                 let limit = rng.range(1, GROUP_KEYS + 2) as usize;
-                Plan::Scan { first: a, end: b, limit, reverse: rng.ratio(1, 2) }
+                Plan::Scan {
+                    first: a,
+                    end: b,
+                    limit,
+                    reverse: rng.ratio(1, 2),
+                }
             }
             _ => {
                 let a = rng.range(first, end);
-                Plan::DeleteRange { first: a, end: rng.range(a + 1, end + 1) }
+                Plan::DeleteRange {
+                    first: a,
+                    end: rng.range(a + 1, end + 1),
+                }
             }
         }
     }
@@ -168,11 +188,15 @@ impl ClientTask {
     /// The last value some client wrote to `key`, as a plausible CAS expectation.
     fn recent(&self, key: u64) -> Option<u64> {
         let history = self.history.lock().expect("history lock");
-        history.events.iter().rev().find_map(|e| match (&e.op, &e.outcome) {
-            (Op::Put(k, value), Outcome::Written) if *k == key => Some(*value),
-            (Op::Get(k), Outcome::Read(found)) if *k == key => *found,
-            _ => None,
-        })
+        history
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match (&e.op, &e.outcome) {
+                (Op::Put(k, value), Outcome::Written) if *k == key => Some(*value),
+                (Op::Get(k), Outcome::Read(found)) if *k == key => *found,
+                _ => None,
+            })
     }
 
     async fn execute(&self, client: &RawClient, plan: Plan) -> Vec<(Op, Outcome)> {
@@ -184,7 +208,9 @@ impl ClientTask {
             Plan::BatchGet(keys) => {
                 let bytes: Vec<_> = keys.iter().map(|k| key_bytes(*k)).collect();
                 let parts = client.batch_get_parts(&bytes).await;
-                parts_events(parts, |keys, result| (Op::BatchGet(keys), pairs_outcome(result)))
+                parts_events(parts, |keys, result| {
+                    (Op::BatchGet(keys), pairs_outcome(result))
+                })
             }
             Plan::BatchPut(pairs) => {
                 let bytes: Vec<_> = pairs
@@ -204,14 +230,28 @@ impl ClientTask {
             Plan::BatchDelete(keys) => {
                 let bytes: Vec<_> = keys.iter().map(|k| key_bytes(*k)).collect();
                 let parts = client.batch_delete_parts(&bytes).await;
-                parts_events(parts, |keys, result| (Op::BatchDelete(keys), write_outcome(result)))
+                parts_events(parts, |keys, result| {
+                    (Op::BatchDelete(keys), write_outcome(result))
+                })
             }
-            Plan::Scan { first, end, limit, reverse } => {
+            Plan::Scan {
+                first,
+                end,
+                limit,
+                reverse,
+            } => {
                 let pages = client
                     .scan_pages(&key_bytes(first), &key_bytes(end), limit, reverse)
                     .await;
                 range_events(pages, first, end, |keys, limit, result| {
-                    (Op::Scan { keys, limit, reverse }, pairs_outcome(result))
+                    (
+                        Op::Scan {
+                            keys,
+                            limit,
+                            reverse,
+                        },
+                        pairs_outcome(result),
+                    )
                 })
             }
             Plan::DeleteRange { first, end } => {
@@ -233,7 +273,11 @@ impl ClientTask {
             },
             Op::Put(key, value) => {
                 let ttl = if value % 7 == 0 { 3600 } else { 0 };
-                write_outcome(&client.put(&key_bytes(*key), &value.to_be_bytes(), ttl).await)
+                write_outcome(
+                    &client
+                        .put(&key_bytes(*key), &value.to_be_bytes(), ttl)
+                        .await,
+                )
             }
             Op::Delete(key) => write_outcome(&client.delete(&key_bytes(*key)).await),
             Op::Cas { key, expected, new } => {
@@ -263,7 +307,11 @@ fn parts_events<T>(
     parts
         .into_iter()
         .map(|part| {
-            let keys = part.keys.iter().map(|k| key_of(k).expect("workload key")).collect();
+            let keys = part
+                .keys
+                .iter()
+                .map(|k| key_of(k).expect("workload key"))
+                .collect();
             event(keys, &part.result)
         })
         .collect()
@@ -279,7 +327,9 @@ fn range_events<T>(
     parts
         .into_iter()
         .map(|part| {
-            let keys = (first..end).filter(|k| part.range.contains(&key_bytes(*k))).collect();
+            let keys = (first..end)
+                .filter(|k| part.range.contains(&key_bytes(*k)))
+                .collect();
             event(keys, part.limit, &part.result)
         })
         .filter(|(op, _)| !op.keys().is_empty())

@@ -85,7 +85,10 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
 
 /// The command that replays `seed` with every option that shaped it.
 fn replay_command(options: &Options, seed: u64) -> String {
-    let mut command = format!("ci/sim.sh --seed {seed} --sim-minutes {}", options.sim_minutes);
+    let mut command = format!(
+        "ci/sim.sh --seed {seed} --sim-minutes {}",
+        options.sim_minutes
+    );
     if options.swarm {
         command.push_str(" --swarm");
     }
@@ -130,10 +133,16 @@ fn run_guarded(config: &SeedConfig) -> SeedReport {
 fn save(options: &Options, report: &SeedReport) {
     let _ = std::fs::create_dir_all(&options.out);
     let edn = options.out.join(format!("seed-{}.edn", report.seed));
-    let log = options.out.join(format!("seed-{}.nemesis.txt", report.seed));
+    let log = options
+        .out
+        .join(format!("seed-{}.nemesis.txt", report.seed));
     let _ = std::fs::write(&edn, report.history.to_edn());
     let _ = std::fs::write(&log, report.nemesis_log.join("\n"));
-    println!("    history: {}  nemesis log: {}", edn.display(), log.display());
+    println!(
+        "    history: {}  nemesis log: {}",
+        edn.display(),
+        log.display()
+    );
 }
 
 /// Runs one seed (twice with `--twice`, failing or not) and decides whether it passed.
@@ -183,11 +192,19 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
     };
     println!(
         "seed {}: {status} ({} stores, {} calls checked, {:.0} sim-s in {:.1} s, trace {:#018x})",
-        report.seed, report.stores, report.calls, report.simulated_secs, wall.as_secs_f64(), report.trace_hash
+        report.seed,
+        report.stores,
+        report.calls,
+        report.simulated_secs,
+        wall.as_secs_f64(),
+        report.trace_hash
     );
     if options.verbose {
         println!("    faults enabled: {}", report.faults);
-        println!("    injected: {:?}, failed to inject: {}", report.nemesis_stats.injected, report.nemesis_stats.failed);
+        println!(
+            "    injected: {:?}, failed to inject: {}",
+            report.nemesis_stats.injected, report.nemesis_stats.failed
+        );
         for line in &report.nemesis_log {
             println!("    {line}");
         }

@@ -32,8 +32,26 @@ fn sequential_history_is_linearizable() {
         event(1, Op::Get(1), Outcome::Read(Some(1)), 20, 30),
         event(1, Op::Delete(1), Outcome::Written, 40, 50),
         event(1, Op::Get(1), Outcome::Read(None), 60, 70),
-        event(1, cas(1, None, 5), Outcome::Cas { swapped: true, found: None }, 80, 90),
-        event(1, cas(1, Some(4), 6), Outcome::Cas { swapped: false, found: Some(5) }, 100, 110),
+        event(
+            1,
+            cas(1, None, 5),
+            Outcome::Cas {
+                swapped: true,
+                found: None,
+            },
+            80,
+            90,
+        ),
+        event(
+            1,
+            cas(1, Some(4), 6),
+            Outcome::Cas {
+                swapped: false,
+                found: Some(5),
+            },
+            100,
+            110,
+        ),
     ];
     assert_eq!(verdict(history), Verdict::Linearizable);
 }
@@ -71,8 +89,26 @@ fn lost_write_is_rejected() {
 fn two_cas_winners_from_one_value_are_rejected() {
     let history = vec![
         event(1, Op::Put(1, 1), Outcome::Written, 0, 10),
-        event(2, cas(1, Some(1), 2), Outcome::Cas { swapped: true, found: Some(1) }, 20, 30),
-        event(3, cas(1, Some(1), 3), Outcome::Cas { swapped: true, found: Some(1) }, 21, 31),
+        event(
+            2,
+            cas(1, Some(1), 2),
+            Outcome::Cas {
+                swapped: true,
+                found: Some(1),
+            },
+            20,
+            30,
+        ),
+        event(
+            3,
+            cas(1, Some(1), 3),
+            Outcome::Cas {
+                swapped: true,
+                found: Some(1),
+            },
+            21,
+            31,
+        ),
     ];
     assert!(is_violation(&verdict(history)));
 }
@@ -96,7 +132,10 @@ fn unknown_writes_may_land_late_or_never_but_not_twice() {
         event(3, Op::Put(1, 2), Outcome::Written, 30, 40),
         event(2, Op::Get(1), Outcome::Read(Some(1)), 50, 60),
     ];
-    assert!(is_violation(&verdict(twice)), "a write applies at most once");
+    assert!(
+        is_violation(&verdict(twice)),
+        "a write applies at most once"
+    );
 }
 
 #[test]
@@ -121,15 +160,51 @@ fn groups_are_checked_independently() {
 fn a_torn_batch_read_is_rejected() {
     // A batch put of two keys is atomic: no read may see one key new and the other old.
     let history = vec![
-        event(1, Op::BatchPut(vec![(0, 1), (1, 1)]), Outcome::Written, 0, 10),
-        event(1, Op::BatchPut(vec![(0, 2), (1, 2)]), Outcome::Written, 20, 30),
-        event(2, Op::BatchGet(vec![0, 1]), Outcome::Pairs(vec![(0, 2), (1, 1)]), 25, 35),
+        event(
+            1,
+            Op::BatchPut(vec![(0, 1), (1, 1)]),
+            Outcome::Written,
+            0,
+            10,
+        ),
+        event(
+            1,
+            Op::BatchPut(vec![(0, 2), (1, 2)]),
+            Outcome::Written,
+            20,
+            30,
+        ),
+        event(
+            2,
+            Op::BatchGet(vec![0, 1]),
+            Outcome::Pairs(vec![(0, 2), (1, 1)]),
+            25,
+            35,
+        ),
     ];
     assert!(is_violation(&verdict(history)));
     let whole = vec![
-        event(1, Op::BatchPut(vec![(0, 1), (1, 1)]), Outcome::Written, 0, 10),
-        event(1, Op::BatchPut(vec![(0, 2), (1, 2)]), Outcome::Written, 20, 30),
-        event(2, Op::BatchGet(vec![0, 1]), Outcome::Pairs(vec![(0, 1), (1, 1)]), 25, 35),
+        event(
+            1,
+            Op::BatchPut(vec![(0, 1), (1, 1)]),
+            Outcome::Written,
+            0,
+            10,
+        ),
+        event(
+            1,
+            Op::BatchPut(vec![(0, 2), (1, 2)]),
+            Outcome::Written,
+            20,
+            30,
+        ),
+        event(
+            2,
+            Op::BatchGet(vec![0, 1]),
+            Outcome::Pairs(vec![(0, 1), (1, 1)]),
+            25,
+            35,
+        ),
     ];
     assert_eq!(verdict(whole), Verdict::Linearizable);
 }
@@ -137,12 +212,20 @@ fn a_torn_batch_read_is_rejected() {
 #[test]
 fn scans_see_the_first_present_keys_in_order() {
     let setup = || {
-        vec![
-            event(1, Op::BatchPut(vec![(0, 1), (2, 3), (3, 4)]), Outcome::Written, 0, 10),
-        ]
+        vec![event(
+            1,
+            Op::BatchPut(vec![(0, 1), (2, 3), (3, 4)]),
+            Outcome::Written,
+            0,
+            10,
+        )]
     };
     let scan = |limit, reverse, found: Vec<(u64, u64)>| {
-        let op = Op::Scan { keys: vec![0, 1, 2, 3], limit, reverse };
+        let op = Op::Scan {
+            keys: vec![0, 1, 2, 3],
+            limit,
+            reverse,
+        };
         event(2, op, Outcome::Pairs(found), 20, 30)
     };
     let mut ok = setup();
@@ -151,7 +234,10 @@ fn scans_see_the_first_present_keys_in_order() {
     assert_eq!(verdict(ok), Verdict::Linearizable);
     let mut skipped = setup();
     skipped.push(scan(2, false, vec![(0, 1), (3, 4)]));
-    assert!(is_violation(&verdict(skipped)), "a scan cannot skip a present key");
+    assert!(
+        is_violation(&verdict(skipped)),
+        "a scan cannot skip a present key"
+    );
     let mut wrong_order = setup();
     wrong_order.push(scan(2, true, vec![(2, 3), (3, 4)]));
     assert!(is_violation(&verdict(wrong_order)));
@@ -160,9 +246,27 @@ fn scans_see_the_first_present_keys_in_order() {
 #[test]
 fn delete_range_clears_every_key_at_once() {
     let history = vec![
-        event(1, Op::BatchPut(vec![(0, 1), (1, 2)]), Outcome::Written, 0, 10),
-        event(1, Op::DeleteRange(vec![0, 1, 2, 3]), Outcome::Written, 20, 30),
-        event(2, Op::BatchGet(vec![0, 1]), Outcome::Pairs(vec![(1, 2)]), 40, 50),
+        event(
+            1,
+            Op::BatchPut(vec![(0, 1), (1, 2)]),
+            Outcome::Written,
+            0,
+            10,
+        ),
+        event(
+            1,
+            Op::DeleteRange(vec![0, 1, 2, 3]),
+            Outcome::Written,
+            20,
+            30,
+        ),
+        event(
+            2,
+            Op::BatchGet(vec![0, 1]),
+            Outcome::Pairs(vec![(1, 2)]),
+            40,
+            50,
+        ),
     ];
     assert!(is_violation(&verdict(history)));
 }
@@ -171,7 +275,11 @@ fn delete_range_clears_every_key_at_once() {
 
 fn brute_force(calls: &[Call]) -> bool {
     fn search(calls: &[Call], done: &mut Vec<bool>, state: State) -> bool {
-        if done.iter().zip(calls).all(|(d, c)| *d || c.completed == u64::MAX) {
+        if done
+            .iter()
+            .zip(calls)
+            .all(|(d, c)| *d || c.completed == u64::MAX)
+        {
             return true;
         }
         for i in 0..calls.len() {
@@ -205,10 +313,29 @@ fn small_op() -> impl Strategy<Value = (Op, u8)> {
         (key.clone(), 0u8..5).prop_map(|(k, r)| (Op::Get(k), r)),
         (key.clone(), value.clone()).prop_map(|(k, v)| (Op::Put(k, v), 0)),
         key.clone().prop_map(|k| (Op::Delete(k), 0)),
-        (key.clone(), prop::option::of(value.clone()), value.clone(), 0u8..5)
-            .prop_map(|(k, e, n, r)| (Op::Cas { key: k, expected: e, new: n }, r)),
+        (
+            key.clone(),
+            prop::option::of(value.clone()),
+            value.clone(),
+            0u8..5
+        )
+            .prop_map(|(k, e, n, r)| (
+                Op::Cas {
+                    key: k,
+                    expected: e,
+                    new: n
+                },
+                r
+            )),
         (1usize..3, any::<bool>(), 0u8..5).prop_map(|(limit, reverse, r)| {
-            (Op::Scan { keys: vec![0, 1, 2], limit, reverse }, r)
+            (
+                Op::Scan {
+                    keys: vec![0, 1, 2],
+                    limit,
+                    reverse,
+                },
+                r,
+            )
         }),
     ]
 }
@@ -226,7 +353,11 @@ fn outcome_of(op: &Op, roll: u8, value_roll: u64) -> Outcome {
         },
         Op::Scan { limit, .. } => {
             let n = (roll as usize % 3).min(*limit);
-            Outcome::Pairs((0..n as u64).map(|k| (k, 1 + (value_roll + k) % 3)).collect())
+            Outcome::Pairs(
+                (0..n as u64)
+                    .map(|k| (k, 1 + (value_roll + k) % 3))
+                    .collect(),
+            )
         }
         _ => Outcome::Written,
     }

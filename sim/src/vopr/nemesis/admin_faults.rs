@@ -38,8 +38,7 @@ impl Nemesis {
                 let Some(region) = &info.region else { continue };
                 let leads = info.leader.is_some_and(|l| l.store_id == *store_id);
                 let better = view.get(&region.id).is_none_or(|known| {
-                    epoch(&info) > epoch(known)
-                        || (epoch(&info) == epoch(known) && leads)
+                    epoch(&info) > epoch(known) || (epoch(&info) == epoch(known) && leads)
                 });
                 if better {
                     view.insert(region.id, info);
@@ -52,12 +51,14 @@ impl Nemesis {
     /// The store that leads some region, if any answers.
     pub(super) async fn some_leader_store(&self) -> Option<u64> {
         let view = self.view().await;
-        view.values().find_map(|info| info.leader.map(|l| l.store_id))
+        view.values()
+            .find_map(|info| info.leader.map(|l| l.store_id))
     }
 
     fn pick_region(view: &View, rng: &mut SeededRng) -> Option<RegionInfo> {
         let led: Vec<&RegionInfo> = view.values().filter(|i| i.leader.is_some()).collect();
-        led.get(rng.below(led.len().max(1) as u64) as usize).map(|i| (*i).clone())
+        led.get(rng.below(led.len().max(1) as u64) as usize)
+            .map(|i| (*i).clone())
     }
 
     async fn send_admin(&self, leader_store: u64, request: AdminRequest, what: String) {
@@ -87,7 +88,10 @@ impl Nemesis {
             region_id: region.id,
             cmd: Some(admin_request::Cmd::TransferLeaderToPeer(target.id)),
         };
-        let what = format!("transfer leadership of region {} to store {}", region.id, target.store_id);
+        let what = format!(
+            "transfer leadership of region {} to store {}",
+            region.id, target.store_id
+        );
         self.send_admin(leader.store_id, request, what).await;
     }
 
@@ -96,12 +100,16 @@ impl Nemesis {
         let key = key_bytes(rng.range(1, self.keys));
         let view = self.view().await;
         let holder = view.values().find(|info| {
-            info.region.as_ref().is_some_and(|r| {
-                r.start_key < key && (r.end_key.is_empty() || key < r.end_key)
-            }) && info.leader.is_some()
+            info.region
+                .as_ref()
+                .is_some_and(|r| r.start_key < key && (r.end_key.is_empty() || key < r.end_key))
+                && info.leader.is_some()
         });
         let Some(info) = holder.cloned() else {
-            return self.failed(format!("split at {:?}: no led region holds it", String::from_utf8_lossy(&key)));
+            return self.failed(format!(
+                "split at {:?}: no led region holds it",
+                String::from_utf8_lossy(&key)
+            ));
         };
         let region = info.region.expect("region");
         let (new_region_id, new_peer_ids) = {
@@ -130,7 +138,8 @@ impl Nemesis {
             region.id,
             String::from_utf8_lossy(&key)
         );
-        self.send_admin(info.leader.expect("led").store_id, request, what).await;
+        self.send_admin(info.leader.expect("led").store_id, request, what)
+            .await;
     }
 
     /// Adds a learner on a store without a peer, promotes a learner, or removes a
@@ -149,7 +158,11 @@ impl Nemesis {
             .filter(|p| p.role != PeerRole::Learner as i32 && !corrupt.contains(&p.store_id))
             .copied()
             .collect();
-        let learner = region.peers.iter().find(|p| p.role == PeerRole::Learner as i32).copied();
+        let learner = region
+            .peers
+            .iter()
+            .find(|p| p.role == PeerRole::Learner as i32)
+            .copied();
         let spare: Vec<u64> = self
             .healthy_stores()
             .into_iter()
@@ -164,15 +177,26 @@ impl Nemesis {
                 state.next_peer_id += 1;
                 state.next_peer_id
             };
-            let peer = metapb::Peer { id, store_id, role: PeerRole::Learner as i32, ..Default::default() };
+            let peer = metapb::Peer {
+                id,
+                store_id,
+                role: PeerRole::Learner as i32,
+                ..Default::default()
+            };
             (ConfChangeType::AddLearnerNode, peer)
         } else if healthy_voters.len() > 3 {
-            let removable: Vec<metapb::Peer> =
-                healthy_voters.iter().copied().filter(|p| p.id != leader.id).collect();
+            let removable: Vec<metapb::Peer> = healthy_voters
+                .iter()
+                .copied()
+                .filter(|p| p.id != leader.id)
+                .collect();
             let peer = removable[rng.below(removable.len() as u64) as usize];
             (ConfChangeType::RemoveNode, peer)
         } else {
-            return self.failed(format!("membership of region {}: nothing safe to change", region.id));
+            return self.failed(format!(
+                "membership of region {}: nothing safe to change",
+                region.id
+            ));
         };
         let request = AdminRequest {
             region_id: region.id,
@@ -202,7 +226,10 @@ impl Nemesis {
                 compact_term: info.applied_term,
             }
         } else {
-            let gap = info.applied_index.saturating_sub(info.truncated_index).max(1);
+            let gap = info
+                .applied_index
+                .saturating_sub(info.truncated_index)
+                .max(1);
             CompactLogCmd {
                 compact_index: info.truncated_index + rng.range(1, gap + 1),
                 compact_term: info.term,

@@ -33,7 +33,9 @@ impl Nemesis {
             tokio::time::sleep(span).await;
         } else {
             let per_step = rng.range(1, 50) as i64 * sign;
-            self.note(format!("store {id} wall clock drifts {per_step} ms per 100 ms"));
+            self.note(format!(
+                "store {id} wall clock drifts {per_step} ms per 100 ms"
+            ));
             for _ in 0..span.as_millis() / 100 {
                 clock.skew_wall_clock(per_step);
                 tokio::time::sleep(Duration::from_millis(100)).await;

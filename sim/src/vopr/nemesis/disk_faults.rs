@@ -59,12 +59,16 @@ impl Nemesis {
         self.note(format!("kill store {id} (DropAll) for a bit flip"));
         self.cluster.kill(id, CrashTail::DropAll);
         if !disk.flip_log_bit(bit) {
-            self.note(format!("restart store {id}: its log is empty, nothing to flip"));
+            self.note(format!(
+                "restart store {id}: its log is empty, nothing to flip"
+            ));
             self.cluster.restart(id);
             self.release(id);
             return;
         }
-        self.note(format!("store {id}: bit flip in its durable log; restart must refuse"));
+        self.note(format!(
+            "store {id}: bit flip in its durable log; restart must refuse"
+        ));
         self.state.lock().expect("nemesis lock").corrupt.insert(id);
         self.cluster.restart(id);
     }

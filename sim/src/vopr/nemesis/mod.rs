@@ -81,10 +81,8 @@ impl FaultMask {
 
     /// Each fault independently with probability 3/4; kills and isolation always.
     pub fn swarm(rng: &mut SeededRng) -> FaultMask {
-        let mut chosen: BTreeSet<Fault> = Fault::ALL
-            .into_iter()
-            .filter(|_| rng.ratio(3, 4))
-            .collect();
+        let mut chosen: BTreeSet<Fault> =
+            Fault::ALL.into_iter().filter(|_| rng.ratio(3, 4)).collect();
         chosen.insert(Fault::KillRestart);
         chosen.insert(Fault::Isolate);
         FaultMask(chosen)
@@ -170,7 +168,11 @@ impl Nemesis {
 
     fn count(&self, fault: Fault) {
         let mut state = self.state.lock().expect("nemesis lock");
-        *state.stats.injected.entry(format!("{fault:?}")).or_default() += 1;
+        *state
+            .stats
+            .injected
+            .entry(format!("{fault:?}"))
+            .or_default() += 1;
     }
 
     /// The log so far.

@@ -85,10 +85,16 @@ impl Nemesis {
     /// Cuts a leader off from the other stores while clients still reach it: a deposed
     /// leader that keeps answering is exactly where stale reads come from.
     pub(super) async fn minority_leader(&self, rng: &mut SeededRng) {
-        let Some(id) = self.some_leader_store().await.filter(|id| self.claim_this(*id)) else {
+        let Some(id) = self
+            .some_leader_store()
+            .await
+            .filter(|id| self.claim_this(*id))
+        else {
             return self.failed("minority leader: no leader found".into());
         };
-        self.note(format!("cut leader store {id} from the other stores (clients still reach it)"));
+        self.note(format!(
+            "cut leader store {id} from the other stores (clients still reach it)"
+        ));
         self.cluster.cut_from_stores(id);
         tokio::time::sleep(secs(rng, 2, 8)).await;
         self.cluster.restore_to_stores(id);
@@ -120,7 +126,9 @@ impl Nemesis {
             .iter()
             .flat_map(|&a| right.iter().map(move |&b| (a, b)))
             .collect();
-        self.note(format!("bridge through store {bridge}: {left:?} | {right:?}"));
+        self.note(format!(
+            "bridge through store {bridge}: {left:?} | {right:?}"
+        ));
         for &(a, b) in &cuts {
             self.cluster.cut_link(a, b);
             self.cluster.cut_link(b, a);
@@ -150,7 +158,9 @@ impl Nemesis {
     pub(super) async fn net_chaos(&self, rng: &mut SeededRng) {
         let loss = rng.range(1, 20) as f64 / 100.0;
         let latency_max = rng.range(10, 200);
-        self.note(format!("network: {loss:.2} loss, 1..{latency_max} ms latency"));
+        self.note(format!(
+            "network: {loss:.2} loss, 1..{latency_max} ms latency"
+        ));
         NetSim::current().update_config(|config| {
             config.packet_loss_rate = loss;
             config.send_latency = Duration::from_millis(1)..Duration::from_millis(latency_max);
