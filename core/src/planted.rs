@@ -12,9 +12,9 @@ pub enum PlantedBug {
     StaleLocalReads,
     /// Acknowledge Raft log writes without syncing them.
     SkipRaftLogSync,
-    /// Keep the leader lease across a step-down and a later re-election.
+    /// A deposed leader keeps serving local (lease) reads until its old lease runs out.
     LeaseKeptAfterStepDown,
-    /// A lease as long as the election timeout, ignoring the election bound and clock drift.
+    /// A lease of 1.5 election timeouts, ignoring the election bound and clock drift.
     LeaseBeyondElectionBound,
     /// Truncate the log with the term the CompactLog request carries, not the log's term.
     CompactLogCallerTerm,
@@ -22,11 +22,14 @@ pub enum PlantedBug {
     RetryAmbiguousWrite,
     /// Apply a write without checking that the region still owns its keys (epoch check).
     ApplyIgnoresEpoch,
+    /// A new PD leader's timestamp oracle starts from its wall clock instead of above the
+    /// persisted window limit.
+    TsoFromWallClock,
 }
 
 impl PlantedBug {
     /// Every planted bug, in a fixed order.
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 8] = [
         PlantedBug::StaleLocalReads,
         PlantedBug::SkipRaftLogSync,
         PlantedBug::LeaseKeptAfterStepDown,
@@ -34,6 +37,7 @@ impl PlantedBug {
         PlantedBug::CompactLogCallerTerm,
         PlantedBug::RetryAmbiguousWrite,
         PlantedBug::ApplyIgnoresEpoch,
+        PlantedBug::TsoFromWallClock,
     ];
 
     /// The command-line name (`ci/sim.sh --planted-bug NAME`).
@@ -46,6 +50,7 @@ impl PlantedBug {
             PlantedBug::CompactLogCallerTerm => "compact-log-caller-term",
             PlantedBug::RetryAmbiguousWrite => "retry-ambiguous-write",
             PlantedBug::ApplyIgnoresEpoch => "apply-ignores-epoch",
+            PlantedBug::TsoFromWallClock => "tso-from-wall-clock",
         }
     }
 

@@ -40,6 +40,10 @@ pub struct RegionStatus {
     pub truncated: (u64, u64),
     /// Current term.
     pub term: u64,
+    /// While leader: until when (on this store's monotonic clock) local reads are safe
+    /// under the leader lease; `None` without a valid lease. A service that must not act
+    /// after another leader exists (PD's timestamp oracle) acts only before this instant.
+    pub lease_until: Option<Instant>,
 }
 
 /// Counters of notable store events.
@@ -240,6 +244,7 @@ impl<E: KvEngine> Store<E> {
                 commit_index: peer.commit_index(),
                 truncated: peer.truncated(),
                 term: peer.term(),
+                lease_until: peer.lease_until(self.now),
             })
             .collect()
     }

@@ -50,7 +50,16 @@ impl Lease {
     /// A leader transfer started in `term`: no lease for the rest of that term.
     pub fn forbid_term(&mut self, term: u64) {
         self.no_lease_term = Some(term);
-        self.until = None;
+        if !planted::active(PlantedBug::LeaseKeptAfterStepDown) {
+            self.until = None;
+        }
+    }
+
+    /// Under the planted bug `LeaseKeptAfterStepDown`: true while an old lease has not run
+    /// out, whatever the role (a deposed leader that keeps serving local reads).
+    pub fn kept_after_step_down(&self, now: Instant) -> bool {
+        planted::active(PlantedBug::LeaseKeptAfterStepDown)
+            && self.until.is_some_and(|until| now < until)
     }
 
     /// The lease end, for assertions and status.

@@ -128,7 +128,8 @@ impl<E: KvEngine> Peer<E> {
         now: Instant,
     ) -> Result<(), RegionError> {
         let stale_reads = planted::active(PlantedBug::StaleLocalReads);
-        if !stale_reads {
+        let kept_lease = !self.is_leader() && self.lease.kept_after_step_down(now);
+        if !stale_reads && !kept_lease {
             self.check_leader_and_epoch(header)?;
         }
         let read = self.clamp_read(read)?;
@@ -147,7 +148,7 @@ impl<E: KvEngine> Peer<E> {
         if stale_reads {
             // The planted bug reads whatever this peer applied, on any peer.
             self.reads.push(vec![pending], now, term, Some(0));
-        } else if self.lease_valid(now) {
+        } else if kept_lease || self.lease_valid(now) {
             // Local read: linearizable once everything committed so far is applied.
             let committed = self.raw.raft.raft_log.committed;
             self.reads.push(vec![pending], now, term, Some(committed));
@@ -175,6 +176,14 @@ impl<E: KvEngine> Peer<E> {
         }
         check_ranges_in_region(&read.ranges(), self.region())?;
         Ok(read)
+    }
+
+    /// The end of the leader lease if it is valid at `now`.
+    pub fn lease_until(&self, now: Instant) -> Option<Instant> {
+        if !self.lease_valid(now) {
+            return None;
+        }
+        self.lease.until()
     }
 
     fn lease_valid(&self, now: Instant) -> bool {
