@@ -157,9 +157,12 @@ impl RawClient {
             .max_encoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX)
     }
 
-    /// Reloads routes from every reachable store (cheap: no data hashes).
+    /// Reloads routes from every reachable store (cheap: no data hashes). For each region
+    /// the newest epoch wins; among reports of one epoch, the leader claimed in the highest
+    /// term (a deposed leader cut off from its peers still claims its old term).
     pub async fn refresh(&self) {
-        let mut newest: BTreeMap<u64, (metapb::Region, Option<metapb::Peer>)> = BTreeMap::new();
+        let mut newest: BTreeMap<u64, (metapb::Region, Option<metapb::Peer>, u64)> =
+            BTreeMap::new();
         let store_ids: Vec<u64> = self.config.stores.keys().copied().collect();
         for store_id in store_ids {
             let Ok(channel) = self.channel(store_id).await else {
@@ -176,19 +179,21 @@ impl RawClient {
             };
             for info in reply.into_inner().regions {
                 let Some(region) = info.region else { continue };
-                let version =
-                    |r: &metapb::Region| r.region_epoch.map_or((0, 0), |e| (e.version, e.conf_ver));
-                let replace = newest.get(&region.id).is_none_or(|(known, leader)| {
-                    version(&region) > version(known)
-                        || (version(&region) == version(known) && leader.is_none())
-                });
-                if replace {
-                    newest.insert(region.id, (region, info.leader));
+                let rank = |r: &metapb::Region, leader: &Option<metapb::Peer>, term: u64| {
+                    let epoch = r.region_epoch.map_or((0, 0), |e| (e.version, e.conf_ver));
+                    (epoch, leader.is_some(), term)
+                };
+                let candidate = rank(&region, &info.leader, info.term);
+                let better = newest
+                    .get(&region.id)
+                    .is_none_or(|(known, leader, term)| candidate > rank(known, leader, *term));
+                if better {
+                    newest.insert(region.id, (region, info.leader, info.term));
                 }
             }
         }
         let mut cache = self.cache.lock().expect("cache lock");
-        for (region, leader) in newest.into_values() {
+        for (region, leader, _) in newest.into_values() {
             cache.insert(region, leader);
         }
     }
