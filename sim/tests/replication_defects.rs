@@ -410,3 +410,44 @@ fn a_peer_removed_while_partitioned_is_destroyed_when_it_returns() {
     assert_eq!(c.store(old).unwrap().stats().stale_peers_destroyed, 1);
     c.put(b"after", b"ok", 5 * SECOND).unwrap();
 }
+
+/// Found by the VOPR (seed 55): a snapshot generated for one lagging follower was cached and
+/// later sent to a peer added after it was taken; raft-rs on the new peer refuses a snapshot
+/// whose membership does not name it, so the new peer never caught up. A cached snapshot is
+/// used only for peers its membership names.
+#[test]
+fn a_peer_added_after_a_snapshot_was_cached_still_catches_up() {
+    let mut c = cluster(3, 41);
+    let leader = c.wait_for_leader(REGION, 10 * SECOND).unwrap();
+    let lagging = others(&c, leader)[0];
+    c.isolate(lagging);
+    for i in 0..30 {
+        c.put(&key(i), b"v", 5 * SECOND).unwrap();
+    }
+    let status = c.regions(leader)[0].clone();
+    let compact = CompactLogCmd {
+        compact_index: status.applied_index,
+        compact_term: status.applied_term,
+    };
+    let token = c.submit(leader, admin(1, admin_request::Cmd::CompactLog(compact)));
+    assert!(matches!(
+        c.wait(token, 5 * SECOND),
+        Some(Response::Admin(Ok(_)))
+    ));
+    c.add_empty_store(StoreId(4));
+    c.network.add_delay(Box::new(|p: &Packet| {
+        (message_type(p) == Some(MessageType::MsgSnapshot)).then_some(SECOND)
+    }));
+    c.network.heal();
+    c.run_for(Duration::from_millis(300)); // the lagging follower's snapshot is generated
+    let add = admin(1, change(2, peer(4, 4)));
+    let token = c.submit(leader, add);
+    assert!(matches!(
+        c.wait(token, 5 * SECOND),
+        Some(Response::Admin(Ok(_)))
+    ));
+    c.run_for(8 * SECOND);
+    let added = c.regions(StoreId(4));
+    assert_eq!(added.len(), 1, "the new learner installed a snapshot");
+    assert_eq!(added[0].applied_index, c.regions(leader)[0].applied_index);
+}

@@ -150,11 +150,7 @@ impl ProcessCluster {
 
     /// A client configuration for this cluster.
     pub fn client_config(&self, timeout: Duration) -> RawConfig {
-        RawConfig {
-            stores: self.addrs.clone(),
-            timeout,
-            attempt_timeout: Duration::from_secs(2),
-        }
+        RawConfig::new(self.addrs.clone(), timeout, Duration::from_secs(2))
     }
 
     /// The data directory root.

@@ -46,6 +46,35 @@ pub struct RawConfig {
     pub timeout: Duration,
     /// Deadline of one RPC attempt.
     pub attempt_timeout: Duration,
+    /// Where each call's first attempt goes.
+    pub first_attempt: FirstAttempt,
+}
+
+/// Where a call's first attempt goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FirstAttempt {
+    /// The cached leader (normal operation).
+    #[default]
+    Leader,
+    /// A peer of the region picked with a seeded random stream, then wherever errors point:
+    /// the way Jepsen-style tests reach every side of a partition (tests and simulation).
+    RandomPeer { seed: u64 },
+}
+
+impl RawConfig {
+    /// A configuration over `stores` with the given deadlines, routing to leaders.
+    pub fn new(
+        stores: BTreeMap<u64, String>,
+        timeout: Duration,
+        attempt_timeout: Duration,
+    ) -> RawConfig {
+        RawConfig {
+            stores,
+            timeout,
+            attempt_timeout,
+            first_attempt: FirstAttempt::Leader,
+        }
+    }
 }
 
 /// Which region a call goes to.
@@ -89,6 +118,7 @@ pub struct RawClient {
     config: RawConfig,
     cache: Mutex<RegionCache>,
     channels: Mutex<BTreeMap<u64, Channel>>,
+    rng: Mutex<ferrokv_core::env::SeededRng>,
 }
 
 fn context(route: &Route, leader: &metapb::Peer) -> Context {
@@ -114,11 +144,27 @@ fn nothing_sent(status: &tonic::Status) -> bool {
 impl RawClient {
     /// A client over the given stores; routes load lazily.
     pub fn new(config: RawConfig) -> RawClient {
+        let seed = match config.first_attempt {
+            FirstAttempt::RandomPeer { seed } => seed,
+            FirstAttempt::Leader => 0,
+        };
         RawClient {
             config,
             cache: Mutex::new(RegionCache::new()),
             channels: Mutex::new(BTreeMap::new()),
+            rng: Mutex::new(ferrokv_core::env::SeededRng::new(seed)),
         }
+    }
+
+    /// The peer a call's first attempt goes to under `FirstAttempt::RandomPeer`.
+    fn random_peer(&self, route: &Route) -> Option<metapb::Peer> {
+        use ferrokv_core::env::Rng as _;
+        let peers = &route.region.peers;
+        if peers.is_empty() {
+            return None;
+        }
+        let pick = self.rng.lock().expect("rng lock").below(peers.len() as u64) as usize;
+        Some(peers[pick])
     }
 
     async fn channel(&self, store_id: u64) -> Result<Channel, String> {
@@ -280,13 +326,16 @@ impl RawClient {
         let mut backoff = BACKOFF_MIN;
         let mut peer_turn = 0usize;
         let mut last_failure = String::from("no attempt finished");
+        let mut first = true;
         loop {
             if tokio::time::Instant::now() >= deadline {
                 return Err(CallError::Client(ClientError::Unavailable(last_failure)));
             }
             let retry = retry_ambiguous || planted::active(PlantedBug::RetryAmbiguousWrite);
+            let random_first = first && self.config.first_attempt != FirstAttempt::Leader;
+            first = false;
             match self
-                .attempt_once(target, keys, &mut peer_turn, &attempt)
+                .attempt_once(target, keys, &mut peer_turn, random_first, &attempt)
                 .await
             {
                 Attempt::Done(value) => return Ok(value),
@@ -310,6 +359,7 @@ impl RawClient {
         target: Target<'_>,
         keys: &[Vec<u8>],
         peer_turn: &mut usize,
+        random_first: bool,
         attempt: &F,
     ) -> Attempt<T>
     where
@@ -322,7 +372,12 @@ impl RawClient {
         if !keys.iter().all(|key| route.contains(key)) {
             return Attempt::Reshard;
         }
-        let leader = route.leader.or_else(|| {
+        let chosen = if random_first {
+            self.random_peer(&route)
+        } else {
+            route.leader
+        };
+        let leader = chosen.or_else(|| {
             *peer_turn += 1;
             let peers = &route.region.peers;
             peers.get(*peer_turn % peers.len().max(1)).copied()

@@ -582,11 +582,16 @@ impl<E: KvEngine> raft::Storage for PeerStorage<E> {
     /// A generated snapshot if one is fresh enough; otherwise asks the peer to generate
     /// one off the loop and answers "temporarily unavailable" (raft-rs retries later). Never
     /// an error raft-rs would treat as fatal.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<RaftSnapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<RaftSnapshot> {
         let floor = request_index.max(self.truncated().index);
         let mut generation = self.snapshot_gen.borrow_mut();
         if let Some(ready) = &generation.ready {
-            if ready.get_metadata().index >= floor {
+            let meta = ready.get_metadata();
+            let conf = meta.get_conf_state();
+            // A peer added after the snapshot was taken would refuse it (raft-rs ignores a
+            // snapshot whose membership does not name it): such a snapshot is regenerated.
+            let names_target = conf.voters.contains(&to) || conf.learners.contains(&to);
+            if meta.index >= floor && names_target {
                 return Ok(ready.clone());
             }
         }

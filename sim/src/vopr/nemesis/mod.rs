@@ -98,6 +98,19 @@ impl FaultMask {
         FaultMask(chosen)
     }
 
+    /// The set named by a comma-separated list of fault names (as `describe` prints them).
+    pub fn parse(list: &str) -> Result<FaultMask, String> {
+        let mut chosen = BTreeSet::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let fault = Fault::ALL
+                .into_iter()
+                .find(|fault| format!("{fault:?}").eq_ignore_ascii_case(name))
+                .ok_or_else(|| format!("unknown fault {name:?}"))?;
+            chosen.insert(fault);
+        }
+        Ok(FaultMask(chosen))
+    }
+
     /// A compact name of the set (for replay commands and logs).
     pub fn describe(&self) -> String {
         let names: Vec<String> = self.0.iter().map(|f| format!("{f:?}")).collect();
