@@ -64,6 +64,10 @@ ablations = [
  ("vopr 55 cached snapshot membership", "core/src/raft/storage.rs",
   "            if meta.index >= floor && names_target {", "            if meta.index >= floor {", None, None, None,
   "sim", "replication_defects", "a_peer_added_after_a_snapshot_was_cached"),
+ ("vopr 13 destroyed peer id", "core/src/store/route.rs",
+  "conf_ver(message.region_epoch) <= conf_ver(region.region_epoch) || to_peer <= *peer_id",
+  "conf_ver(message.region_epoch) <= conf_ver(region.region_epoch) && to_peer > 0", None, None, None,
+  "core", None, "a_destroyed_peer_id_is_never_recreated"),
 ]
 only = sys.argv[1:]
 for a in ablations:

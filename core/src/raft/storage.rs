@@ -615,6 +615,22 @@ pub fn write_region_state(
         state: state as i32,
         region: Some(region.clone()),
         uninitialized_peer_id,
+        destroyed_peer_id: 0,
+    };
+    batch.put(
+        Cf::Raft,
+        &keys::region_state_key(RegionId(region.id)),
+        &record.encode_to_vec(),
+    );
+}
+
+/// Stages the tombstone of a destroyed peer: its region as it last knew it and its id.
+pub fn write_tombstone(region: &metapb::Region, peer_id: u64, batch: &mut WriteBatch) {
+    let record = RegionLocalState {
+        state: ferrokv_proto::ferrokv_raftpb::PeerState::Tombstone as i32,
+        region: Some(region.clone()),
+        uninitialized_peer_id: 0,
+        destroyed_peer_id: peer_id,
     };
     batch.put(
         Cf::Raft,
