@@ -20,6 +20,8 @@ mod propose;
 mod read;
 mod ready;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
