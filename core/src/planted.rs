@@ -15,7 +15,8 @@ pub enum PlantedBug {
     /// The lease is not cleared on step-down, term change or leader transfer: a deposed
     /// leader keeps serving local (lease) reads until its old lease runs out.
     LeaseKeptAfterStepDown,
-    /// A lease of 1.5 election timeouts, ignoring the election bound and clock drift.
+    /// A lease of two election timeouts (the longest randomized timeout), ignoring the
+    /// earliest moment another peer can win and clock drift.
     LeaseBeyondElectionBound,
     /// Truncate the log with the term the CompactLog request carries, not the log's term.
     CompactLogCallerTerm,

@@ -15,7 +15,10 @@ use ferrokv_tests::process_cluster::ProcessCluster;
 /// The bound this test states for any store's resident set, in MiB.
 const RSS_BOUND_MIB: u64 = 256;
 
-fn spawn_writers(config: ferrokv_client::RawConfig, stop: Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<u64>> {
+fn spawn_writers(
+    config: ferrokv_client::RawConfig,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<u64>> {
     (0..8u64)
         .map(|writer| {
             let (config, stop) = (config.clone(), stop.clone());
@@ -65,7 +68,11 @@ async fn a_store_restarted_under_load_stays_within_its_memory_bound() {
         written += writer.await.expect("writer");
     }
     assert!(written > 500, "the load ran: {written} puts");
-    assert!(cluster.is_running(2), "the restarted store runs:\n{}", cluster.log_tail(2));
+    assert!(
+        cluster.is_running(2),
+        "the restarted store runs:\n{}",
+        cluster.log_tail(2)
+    );
     let peaks_mib: Vec<u64> = peak[1..].iter().map(|kib| kib / 1024).collect();
     println!("peak RSS per store (MiB): {peaks_mib:?}; {written} puts");
     for (store, mib) in peaks_mib.iter().enumerate() {

@@ -94,11 +94,11 @@ impl RaftConfig {
     }
 
     /// The lease peers use: `lease`, or under the planted bug `LeaseBeyondElectionBound`
-    /// one and a half election timeouts (the mistake of bounding the lease by the mean
-    /// randomized timeout instead of the earliest moment another peer can win).
+    /// two election timeouts (the mistake of bounding the lease by the longest randomized
+    /// timeout instead of the earliest moment another peer can win).
     pub fn effective_lease(&self) -> Duration {
         if planted::active(PlantedBug::LeaseBeyondElectionBound) {
-            return self.tick_interval * self.election_tick as u32 * 3 / 2;
+            return self.tick_interval * self.election_tick as u32 * 2;
         }
         self.lease
     }

@@ -101,7 +101,7 @@ fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
     Shape {
         stores,
         voters: 3,
-        clients: rng.range(2, 7),
+        clients: rng.range(3, 9),
         keys: GROUP_KEYS * rng.range(2, 7),
         actors: rng.range(1, 4),
         raft,
@@ -198,6 +198,8 @@ fn spawn_clients(
         };
         progress.push(counter);
         let mut config = cluster.client_config();
+        // Some clients give up on a silent store quickly (and re-route), some wait long.
+        config.attempt_timeout = Duration::from_millis(rng.range(300, 2000));
         if rng.ratio(1, 2) {
             // Half the clients send each call first to a random peer, so some reach every
             // side of a partition (a deposed leader included).

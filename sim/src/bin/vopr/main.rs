@@ -7,8 +7,8 @@
 //! vopr --list-planted-bugs                    # one planted bug name per line
 //! vopr --seeds 8 --planted-bug stale-reads --expect-violation
 //! ```
-//! With `--expect-violation` a seed passes only if a checker reports a violation (CI uses
-//! it to show the checkers can fail). Failing seeds leave their history (EDN) and nemesis
+//! With `--expect-violation` (for a planted bug) the run passes only if at least one seed
+//! reports a violation: CI uses it to show the checkers can fail. Failing seeds leave their history (EDN) and nemesis
 //! log under `--out` (default `target/vopr`). Build with `RUSTFLAGS="--cfg madsim"`;
 //! `ci/sim.sh` does.
 

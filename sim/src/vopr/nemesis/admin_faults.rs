@@ -70,29 +70,49 @@ impl Nemesis {
         }
     }
 
-    pub(super) async fn leader_transfer(&self, rng: &mut SeededRng) {
+    /// A led region, its leader's store and another voter to hand leadership to.
+    pub(super) async fn pick_transfer(
+        &self,
+        rng: &mut SeededRng,
+    ) -> Option<(u64, u64, metapb::Peer)> {
         let view = self.view().await;
-        let Some(info) = Self::pick_region(&view, rng) else {
-            return self.failed("leader transfer: no led region".into());
-        };
+        let info = Self::pick_region(&view, rng)?;
         let region = info.region.clone().expect("region");
+        let leader = info.leader.expect("led");
         let voters: Vec<metapb::Peer> = region
             .peers
             .iter()
-            .filter(|p| p.role != PeerRole::Learner as i32)
+            .filter(|p| p.role != PeerRole::Learner as i32 && p.id != leader.id)
             .copied()
             .collect();
-        let target = voters[rng.below(voters.len() as u64) as usize];
-        let leader = info.leader.expect("led");
+        let target = *voters.get(rng.below(voters.len().max(1) as u64) as usize)?;
+        Some((region.id, leader.store_id, target))
+    }
+
+    /// The store that leads `region_id`, as the freshest report says.
+    pub(super) async fn leader_store_of(&self, region_id: u64) -> Option<u64> {
+        let view = self.view().await;
+        view.get(&region_id)?.leader.map(|leader| leader.store_id)
+    }
+
+    /// Asks the leader of `region_id` to hand leadership to `target`.
+    pub(super) async fn transfer(&self, region_id: u64, leader_store: u64, target: metapb::Peer) {
         let request = AdminRequest {
-            region_id: region.id,
+            region_id,
             cmd: Some(admin_request::Cmd::TransferLeaderToPeer(target.id)),
         };
         let what = format!(
-            "transfer leadership of region {} to store {}",
-            region.id, target.store_id
+            "transfer leadership of region {region_id} to store {}",
+            target.store_id
         );
-        self.send_admin(leader.store_id, request, what).await;
+        self.send_admin(leader_store, request, what).await;
+    }
+
+    pub(super) async fn leader_transfer(&self, rng: &mut SeededRng) {
+        let Some((region_id, leader_store, target)) = self.pick_transfer(rng).await else {
+            return self.failed("leader transfer: no led region".into());
+        };
+        self.transfer(region_id, leader_store, target).await;
     }
 
     /// Splits the region holding a workload key at that key.

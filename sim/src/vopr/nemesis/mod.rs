@@ -43,6 +43,7 @@ pub enum Fault {
     Split,
     Membership,
     CompactLog,
+    TransferThenCut,
 }
 
 impl Fault {
@@ -55,7 +56,7 @@ impl Fault {
     }
 
     /// Every fault kind.
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 21] = [
         Fault::KillRestart,
         Fault::PowerLoss,
         Fault::Isolate,
@@ -76,6 +77,7 @@ impl Fault {
         Fault::Split,
         Fault::Membership,
         Fault::CompactLog,
+        Fault::TransferThenCut,
     ];
 }
 
@@ -306,9 +308,27 @@ impl Nemesis {
             if faults.is_empty() || tokio::time::Instant::now() >= until {
                 continue;
             }
-            let fault = faults[rng.below(faults.len() as u64) as usize];
+            let fault = Self::weighted_pick(&faults, &mut rng);
             self.inject(fault, &mut rng).await;
         }
+    }
+
+    /// Picks a fault; the classic stale-read setups (a deposed leader that clients still
+    /// reach) come up three times as often as the others.
+    fn weighted_pick(faults: &[Fault], rng: &mut SeededRng) -> Fault {
+        let weight = |fault: &Fault| match fault {
+            Fault::MinorityLeader | Fault::TransferThenCut => 3,
+            _ => 1,
+        };
+        let total: u64 = faults.iter().map(weight).sum();
+        let mut roll = rng.below(total);
+        for fault in faults {
+            if roll < weight(fault) {
+                return *fault;
+            }
+            roll -= weight(fault);
+        }
+        unreachable!("the roll falls inside the total")
     }
 
     async fn inject(&self, fault: Fault, rng: &mut SeededRng) {
@@ -334,6 +354,7 @@ impl Nemesis {
             Fault::Split => self.split(rng).await,
             Fault::Membership => self.membership(rng).await,
             Fault::CompactLog => self.compact_log(rng).await,
+            Fault::TransferThenCut => self.transfer_then_cut(rng).await,
         }
     }
 

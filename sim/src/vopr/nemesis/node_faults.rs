@@ -102,6 +102,33 @@ impl Nemesis {
         self.release(id);
     }
 
+    /// Moves a region's leadership, and as soon as the new leader leads, cuts the old one off
+    /// from the other stores (clients still reach it): whatever lease it held must not
+    /// outlive the transfer.
+    pub(super) async fn transfer_then_cut(&self, rng: &mut SeededRng) {
+        let Some((region_id, old, target)) = self.pick_transfer(rng).await else {
+            return self.failed("transfer then cut: no led region".into());
+        };
+        if !self.claim_this(old) {
+            return self.failed(format!("transfer then cut: store {old} is busy"));
+        }
+        self.transfer(region_id, old, target).await;
+        for _ in 0..40 {
+            if self.leader_store_of(region_id).await == Some(target.store_id) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.note(format!(
+            "cut old leader store {old} from the other stores (clients still reach it)"
+        ));
+        self.cluster.cut_from_stores(old);
+        tokio::time::sleep(secs(rng, 1, 5)).await;
+        self.cluster.restore_to_stores(old);
+        self.note(format!("store {old} rejoins the other stores"));
+        self.release(old);
+    }
+
     pub(super) async fn asymmetric(&self, rng: &mut SeededRng) {
         let stores = self.healthy_stores();
         let from = stores[rng.below(stores.len() as u64) as usize];
