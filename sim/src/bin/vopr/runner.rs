@@ -15,6 +15,7 @@ use ferrokv_sim::vopr::{run_seed, FaultMask, SeedConfig, SeedReport};
 pub struct Options {
     first_seed: u64,
     seeds: u64,
+    seed_list: Option<Vec<u64>>,
     sim_minutes: f64,
     jobs: usize,
     planted_bug: Option<PlantedBug>,
@@ -39,6 +40,7 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
     let mut options = Options {
         first_seed: 1,
         seeds: 1,
+        seed_list: None,
         sim_minutes: 1.0,
         jobs: 1,
         planted_bug: None,
@@ -62,6 +64,14 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
                 options.seeds = 1;
             }
             "--first-seed" => options.first_seed = number(value()?, "--first-seed")?,
+            "--seed-list" => {
+                let list = value()?
+                    .split(',')
+                    .map(|seed| number(seed.trim().to_string(), "--seed-list"))
+                    .collect::<Result<Vec<u64>, String>>()?;
+                options.seeds = list.len() as u64;
+                options.seed_list = Some(list);
+            }
             "--seeds" => options.seeds = number(value()?, "--seeds")?,
             "--sim-minutes" => {
                 options.sim_minutes = value()?
@@ -236,10 +246,14 @@ pub fn run(options: Options) -> bool {
         .map(|_| {
             let (next, totals, options) = (next.clone(), totals.clone(), options.clone());
             std::thread::spawn(move || loop {
-                let seed = next.fetch_add(1, Ordering::SeqCst);
-                if seed >= end {
+                let position = next.fetch_add(1, Ordering::SeqCst);
+                if position >= end {
                     return;
                 }
+                let seed = match &options.seed_list {
+                    Some(list) => list[(position - options.first_seed) as usize],
+                    None => position,
+                };
                 let (ok, report, wall) = run_one(&options, seed);
                 print_seed(&options, ok, &report, wall);
                 let mut totals = totals.lock().expect("totals");
