@@ -117,10 +117,7 @@ impl PdClient {
     }
 
     /// The region before the one holding `key`.
-    pub async fn get_prev_region(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<RegionRoute>, PdClientError> {
+    pub async fn get_prev_region(&self, key: &[u8]) -> Result<Option<RegionRoute>, PdClientError> {
         let response = unary!(self, get_prev_region, |header| pdpb::GetRegionRequest {
             header: Some(header),
             region_key: key.to_vec(),
@@ -205,9 +202,11 @@ impl PdClient {
 
     /// Sends a store heartbeat.
     pub async fn store_heartbeat(&self, stats: pdpb::StoreStats) -> Result<(), PdClientError> {
-        unary!(self, store_heartbeat, |header| pdpb::StoreHeartbeatRequest {
-            header: Some(header),
-            stats: Some(stats.clone()),
+        unary!(self, store_heartbeat, |header| {
+            pdpb::StoreHeartbeatRequest {
+                header: Some(header),
+                stats: Some(stats.clone()),
+            }
         });
         Ok(())
     }

@@ -106,7 +106,13 @@ impl PdClient {
     /// Asks each known member for the leader and connects to it.
     async fn discover(&self) -> Result<Leader, String> {
         let mut candidates: Vec<String> = self.endpoints.clone();
-        candidates.extend(self.member_urls.lock().expect("members lock").iter().cloned());
+        candidates.extend(
+            self.member_urls
+                .lock()
+                .expect("members lock")
+                .iter()
+                .cloned(),
+        );
         let mut last = String::from("no endpoint");
         for endpoint in candidates {
             match self.ask_members(&endpoint).await {
@@ -128,7 +134,10 @@ impl PdClient {
         check_header(members.header.as_ref()).map_err(|e| e.to_string())?;
         let cluster_id = members.header.as_ref().map_or(0, |h| h.cluster_id);
         let leader = members.leader.as_ref().ok_or("no leader yet")?;
-        let url = leader.client_urls.first().ok_or("leader without client url")?;
+        let url = leader
+            .client_urls
+            .first()
+            .ok_or("leader without client url")?;
         let rpc = if strip_scheme(url) == strip_scheme(endpoint) {
             rpc
         } else {
@@ -155,6 +164,27 @@ impl PdClient {
 
     fn forget_leader(&self) {
         self.leader.lock().expect("leader lock").take();
+    }
+
+    /// Forgets the leader connection: the next call asks the members again (after a
+    /// stream to the leader broke).
+    pub fn reconnect(&self) {
+        self.forget_leader();
+    }
+
+    /// Opens a `RegionHeartbeat` stream to the leader (one attempt).
+    pub async fn region_heartbeat(
+        &self,
+        outbound: impl tonic::IntoStreamingRequest<Message = pdpb::RegionHeartbeatRequest>,
+    ) -> Result<tonic::Streaming<pdpb::RegionHeartbeatResponse>, PdClientError> {
+        let mut leader = self.leader().await.map_err(PdClientError::Unavailable)?;
+        match leader.rpc.region_heartbeat(outbound).await {
+            Ok(response) => Ok(response.into_inner()),
+            Err(status) => {
+                self.forget_leader();
+                Err(PdClientError::Unavailable(status.to_string()))
+            }
+        }
     }
 
     /// The cluster id (asks the members if not connected yet).

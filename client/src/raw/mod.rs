@@ -149,10 +149,18 @@ impl RawClient {
         if let Some(address) = self.config.stores.get(&store_id) {
             return Ok(address.clone());
         }
-        if let Some(address) = self.addresses.lock().expect("addresses lock").get(&store_id) {
+        if let Some(address) = self
+            .addresses
+            .lock()
+            .expect("addresses lock")
+            .get(&store_id)
+        {
             return Ok(address.clone());
         }
-        let pd = self.pd.as_ref().ok_or(format!("no address for store {store_id}"))?;
+        let pd = self
+            .pd
+            .as_ref()
+            .ok_or(format!("no address for store {store_id}"))?;
         let store = pd.get_store(store_id).await.map_err(|e| e.to_string())?;
         let address = crate::pd::strip_scheme(&store.address).to_string();
         self.addresses
@@ -237,7 +245,10 @@ impl RawClient {
             Target::Before(bound) if bound.is_empty() => pd.scan_regions(b"", b"", 0).await,
             Target::Before(bound) => match pd.get_region(bound).await {
                 Ok(Some(route)) if route.region.start_key.as_slice() < bound => Ok(vec![route]),
-                Ok(_) => pd.get_prev_region(bound).await.map(|r| r.into_iter().collect()),
+                Ok(_) => pd
+                    .get_prev_region(bound)
+                    .await
+                    .map(|r| r.into_iter().collect()),
                 Err(error) => Err(error),
             },
         };
