@@ -7,6 +7,8 @@
 
 mod calls;
 
+pub use calls::RegionRoute;
+
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -187,21 +189,29 @@ impl PdClient {
         }
     }
 
-    /// The cluster id (asks the members if not connected yet).
-    pub async fn cluster_id(&self) -> Result<u64, PdClientError> {
-        self.leader()
-            .await
-            .map(|leader| leader.cluster_id)
-            .map_err(PdClientError::Unavailable)
+    /// The leader connection, asking the members (again) until the deadline.
+    async fn leader_until_deadline(&self) -> Result<Leader, PdClientError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match self.leader().await {
+                Ok(leader) => return Ok(leader),
+                Err(error) if tokio::time::Instant::now() >= deadline => {
+                    return Err(PdClientError::Unavailable(error))
+                }
+                Err(_) => tokio::time::sleep(RETRY_BACKOFF).await,
+            }
+        }
     }
 
-    /// The last `GetMembers` answer (asks if not connected yet).
+    /// The cluster id (asks the members if not connected yet).
+    pub async fn cluster_id(&self) -> Result<u64, PdClientError> {
+        Ok(self.leader_until_deadline().await?.cluster_id)
+    }
+
+    /// A fresh `GetMembers` answer from a member that knows the leader.
     pub async fn members(&self) -> Result<pdpb::GetMembersResponse, PdClientError> {
         self.forget_leader();
-        self.leader()
-            .await
-            .map(|leader| leader.members)
-            .map_err(PdClientError::Unavailable)
+        Ok(self.leader_until_deadline().await?.members)
     }
 
     /// Runs `attempt` on the leader with a request header, retrying unavailability (a

@@ -28,6 +28,7 @@ use ferrokv_core::types::StoreId;
 use ferrokv_proto::ferrokv_raftpb::ferro_admin_server::FerroAdminServer;
 use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaftServer;
 use ferrokv_proto::tikvpb::tikv_server::TikvServer;
+use tokio::sync::watch;
 
 pub use resolver::PdResolver;
 pub use worker::PdWorker;
@@ -125,16 +126,29 @@ pub async fn run_with_pd<E: KvEngine>(
     clock: RuntimeClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
     let pd = Arc::new(PdClient::new(
         options.endpoints.clone(),
         options.call_timeout,
     ));
-    let ident = match ident::load(&engine).map_err(|e| ServerError::Pd(e.to_string()))? {
-        Some(ident) => {
-            rejoin(&engine, &pd, &ident, &config.addr, options.call_timeout).await?;
-            ident
+    let known = ident::load(&engine).map_err(|e| ServerError::Pd(e.to_string()))?;
+    let joining = async {
+        match known {
+            Some(ident) => {
+                rejoin(&engine, &pd, &ident, &config.addr, options.call_timeout).await?;
+                Ok(ident)
+            }
+            None => join(&engine, &pd, &config.addr).await,
         }
-        None => join(&engine, &pd, &config.addr).await?,
+    };
+    let mut stop_joining = stopped.clone();
+    let ident = tokio::select! {
+        joined = joining => joined?,
+        _ = stop_joining.wait_for(|stop| *stop) => return Ok(()),
     };
     config.store_id = ident.store_id;
     let raft = config.validate()?;
@@ -157,7 +171,7 @@ pub async fn run_with_pd<E: KvEngine>(
         options,
         sizes: Mutex::new(Default::default()),
     }
-    .spawn();
+    .spawn(stopped.clone());
     let kv = TikvServer::new(KvService::new(handle.clone(), clock))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
@@ -169,13 +183,34 @@ pub async fn run_with_pd<E: KvEngine>(
         .add_service(kv)
         .add_service(raft_service)
         .add_service(admin)
-        .serve_with_shutdown(addr, shutdown);
-    tokio::select! {
+        .serve_with_shutdown(addr, async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+    let mut node_task = node_task;
+    let served = tokio::select! {
         served = grpc => served.map_err(|e| ServerError::Grpc(e.to_string())),
-        stopped = node_task => match stopped {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(ServerError::Storage(error)),
-            Err(join) => Err(ServerError::Grpc(format!("node task ended: {join}"))),
-        },
+        stopped = &mut node_task => return node_ended(stopped),
+    };
+    // The services and the worker are gone: the node stops once its mailbox closes.
+    match tokio::time::timeout(NODE_STOP_WAIT, node_task).await {
+        Ok(stopped) => node_ended(stopped).and(served),
+        Err(_) => {
+            tracing::warn!("node did not stop in time");
+            served
+        }
+    }
+}
+
+/// How long a stopping store waits for its node loop to finish.
+const NODE_STOP_WAIT: Duration = Duration::from_secs(5);
+
+fn node_ended(
+    stopped: Result<Result<(), ferrokv_core::env::EngineError>, tokio::task::JoinError>,
+) -> Result<(), ServerError> {
+    match stopped {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(ServerError::Storage(error)),
+        Err(join) => Err(ServerError::Grpc(format!("node task ended: {join}"))),
     }
 }

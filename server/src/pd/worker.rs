@@ -19,7 +19,7 @@ use ferrokv_client::pd::PdClient;
 use ferrokv_core::env::KvEngine;
 use ferrokv_core::store::RegionStatus;
 use ferrokv_proto::pdpb;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::size::{self, RegionSize};
 use super::PdOptions;
@@ -29,6 +29,17 @@ use crate::node::NodeHandle;
 const HEARTBEAT_QUEUE_MAX: usize = 4_096;
 /// Wait before reopening a failed heartbeat stream.
 const REOPEN_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Aborts a task when dropped (also when the future owning it is cancelled).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// What the worker shares between its loops.
 pub struct PdWorker<E: KvEngine> {
@@ -47,12 +58,21 @@ fn version(region: &ferrokv_proto::metapb::Region) -> u64 {
 }
 
 impl<E: KvEngine> PdWorker<E> {
-    /// Starts every loop; they end when the node stops.
-    pub fn spawn(self) {
+    /// Starts every loop; they end when the node stops or `stop` turns true.
+    pub fn spawn(self, stop: watch::Receiver<bool>) {
         let worker = Arc::new(self);
-        tokio::spawn(worker.clone().store_heartbeats());
-        tokio::spawn(worker.clone().region_heartbeats());
-        tokio::spawn(worker.measure_and_split());
+        let until_stopped = |work: BoxFuture| {
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => {}
+                    _ = work => {}
+                }
+            })
+        };
+        until_stopped(Box::pin(worker.clone().store_heartbeats()));
+        until_stopped(Box::pin(worker.clone().region_heartbeats()));
+        until_stopped(Box::pin(worker.measure_and_split()));
     }
 
     /// The regions this store holds, or `None` once the node stopped.
@@ -108,7 +128,9 @@ impl<E: KvEngine> PdWorker<E> {
             .await
             .map_err(|e| e.to_string())?;
         let cluster_id = self.pd.cluster_id().await.map_err(|e| e.to_string())?;
-        let rounds = tokio::spawn(self.clone().heartbeat_rounds(sender, cluster_id));
+        let rounds = AbortOnDrop(tokio::spawn(
+            self.clone().heartbeat_rounds(sender, cluster_id),
+        ));
         let result = loop {
             match inbound.message().await {
                 Ok(Some(response)) => {
@@ -119,7 +141,7 @@ impl<E: KvEngine> PdWorker<E> {
                 Err(status) => break Err(status.to_string()),
             }
         };
-        rounds.abort();
+        drop(rounds);
         result
     }
 
