@@ -67,7 +67,7 @@ impl PdOptions {
             call_timeout: Duration::from_secs(5),
             store_heartbeat_interval: Duration::from_secs(2),
             region_heartbeat_interval: Duration::from_secs(2),
-            size_check_interval: Duration::from_secs(5),
+            size_check_interval: Duration::from_secs(2),
             split_size_bytes: 96 << 20,
             split_keys: 960_000,
         }

@@ -8,8 +8,9 @@
 //!   (reopened after any error), sends a heartbeat for every region this store leads every
 //!   `region_heartbeat_interval`, and hands each instruction PD sends back to `operator.rs`;
 //! - `measure_and_split`: every `size_check_interval`, measures the regions this store
-//!   leads (`size.rs`, off the node loop) and splits one that reached the split size or key
-//!   count, at a key near its middle (`AskBatchSplit`, admin split, `ReportBatchSplit`).
+//!   leads (`size.rs`, off the node loop) and splits those that reached the split size or key
+//!   count (up to `SPLITS_PER_ROUND_MAX` a round), at a key near its middle (`AskBatchSplit`,
+//!   admin split, `ReportBatchSplit`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,8 @@ use crate::node::NodeHandle;
 
 /// Heartbeats queued on the stream before the rest of a round is skipped.
 const HEARTBEAT_QUEUE_MAX: usize = 4_096;
+/// Most automatic splits one measuring round starts.
+const SPLITS_PER_ROUND_MAX: usize = 16;
 /// Wait before reopening a failed heartbeat stream.
 const REOPEN_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -107,6 +110,7 @@ impl<E: KvEngine> PdWorker<E> {
         loop {
             if let Err(error) = self.clone().heartbeat_session().await {
                 tracing::debug!(%error, "region heartbeat stream ended");
+                self.pd.reconnect();
             }
             if self.node.report(false).await.is_err() {
                 return;
@@ -197,27 +201,21 @@ impl<E: KvEngine> PdWorker<E> {
             let Some(regions) = self.regions().await else {
                 return;
             };
-            let leading: Vec<_> = regions.into_iter().filter(|s| s.is_leader).collect();
-            let mut oversized = None;
-            for status in leading {
+            let mut oversized = Vec::new();
+            for status in regions.into_iter().filter(|status| status.is_leader) {
                 let region = status.region;
                 let Some(measured) = self.measure(&region).await else {
                     continue;
                 };
                 let big = measured.bytes >= self.options.split_size_bytes
                     || measured.keys >= self.options.split_keys;
-                if big && oversized.is_none() {
-                    if let Some(key) = measured.split_key.clone() {
-                        oversized = Some((region.clone(), key));
-                    }
+                if let Some(key) = measured.split_key.clone().filter(|_| big) {
+                    oversized.push((region.clone(), key));
                 }
                 let entry = (version(&region), measured);
-                self.sizes
-                    .lock()
-                    .expect("sizes lock")
-                    .insert(region.id, entry);
+                self.sizes.lock().expect("sizes lock").insert(region.id, entry);
             }
-            if let Some((region, key)) = oversized {
+            for (region, key) in oversized.into_iter().take(SPLITS_PER_ROUND_MAX) {
                 if let Err(error) = self.split(region, key).await {
                     tracing::info!(%error, "automatic split failed; will retry");
                 }
