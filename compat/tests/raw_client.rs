@@ -1,0 +1,295 @@
+//! The official `tikv-client` 0.4 `RawClient`, unmodified, against FerroKV: one PD and three
+//! stores as real processes (`Cluster`), regions made by size-based splits (at least 20),
+//! every answer checked against an in-memory model, and a store killed (SIGKILL) and
+//! restarted in the middle of the run.
+//!
+//! Covered calls: put, get, batch_put, batch_get, delete, batch_delete, delete_range, scan,
+//! scan_reverse, batch_scan, compare_and_swap (`with_atomic_for_cas`), put_with_ttl and
+//! get_key_ttl_secs, plus expiry. A call that fails leaves its keys uncertain: they are
+//! re-read and must hold either the old or the new value (the client retries writes on its
+//! own, so a failure is an unknown outcome, never a partial write of one key).
+//!
+//! Keys are raw bytes: the official raw client without a keyspace (API v1) sends them as is.
+
+use std::time::{Duration, Instant};
+
+use ferrokv_compat::cluster::Cluster;
+use ferrokv_compat::model::{Model, Rng};
+use tikv_client::{Config, KvPair, RawClient};
+
+const KEY_SPACE: u64 = 4_000;
+const VALUE_BYTES: usize = 1_000;
+const SPLIT_SIZE: u64 = 64 * 1024;
+const REGIONS_MIN: usize = 20;
+const OPS: u64 = 600;
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key{i:06}").into_bytes()
+}
+
+fn value(tag: u64, rng: &mut Rng) -> Vec<u8> {
+    let mut value = format!("v{tag}-").into_bytes();
+    let fill = b'a' + (rng.below(26) as u8);
+    value.resize(VALUE_BYTES, fill);
+    value
+}
+
+fn pairs(found: Vec<KvPair>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    found
+        .into_iter()
+        .map(|pair| (pair.key().clone().into(), pair.value().clone()))
+        .collect()
+}
+
+struct Run {
+    client: RawClient,
+    atomic: RawClient,
+    model: Model,
+    rng: Rng,
+    uncertain: u64,
+}
+
+impl Run {
+    /// Re-reads `key` after a failed write; it must hold one of `allowed`.
+    async fn settle(&mut self, key: &[u8], allowed: &[Option<Vec<u8>>]) {
+        self.uncertain += 1;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let found = loop {
+            match self.client.get(key.to_vec()).await {
+                Ok(found) => break found,
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("settling read failed: {error}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => panic!("key {key:?} unreadable: {error}"),
+            }
+        };
+        assert!(allowed.contains(&found), "key {:?} holds a value no write gave it", String::from_utf8_lossy(key));
+        self.model.set(key, found);
+    }
+
+    async fn load(&mut self) {
+        for batch in 0..(KEY_SPACE / 50) {
+            let mut kvs = Vec::new();
+            for i in 0..50 {
+                let k = key(batch * 50 + i);
+                kvs.push((k, value(batch, &mut self.rng)));
+            }
+            let sent: Vec<KvPair> = kvs.iter().map(|(k, v)| KvPair::new(k.clone(), v.clone())).collect();
+            match self.client.batch_put(sent).await {
+                Ok(()) => kvs.iter().for_each(|(k, v)| self.model.set(k, Some(v.clone()))),
+                Err(error) => {
+                    eprintln!("batch_put failed: {error}");
+                    for (k, v) in kvs {
+                        let old = self.model.get(&k);
+                        self.settle(&k, &[old, Some(v)]).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn op(&mut self, tag: u64) {
+        let k = key(self.rng.below(KEY_SPACE));
+        match self.rng.below(10) {
+            0 => self.get(k).await,
+            1 => self.put(k, tag).await,
+            2 => self.delete(k).await,
+            3 => self.batch_get().await,
+            4 => self.batch_put(tag).await,
+            5 => self.delete_range().await,
+            6 => self.scan().await,
+            7 => self.batch_scan().await,
+            8 => self.cas(tag).await,
+            _ => self.ttl(k, tag).await,
+        }
+    }
+
+    async fn get(&mut self, k: Vec<u8>) {
+        let found = self.client.get(k.clone()).await.expect("get");
+        assert_eq!(found, self.model.get(&k), "get {:?}", String::from_utf8_lossy(&k));
+    }
+
+    async fn put(&mut self, k: Vec<u8>, tag: u64) {
+        let v = value(tag, &mut self.rng);
+        let old = self.model.get(&k);
+        match self.client.put(k.clone(), v.clone()).await {
+            Ok(()) => self.model.set(&k, Some(v)),
+            Err(_) => self.settle(&k, &[old, Some(v)]).await,
+        }
+    }
+
+    async fn delete(&mut self, k: Vec<u8>) {
+        let old = self.model.get(&k);
+        match self.client.delete(k.clone()).await {
+            Ok(()) => self.model.set(&k, None),
+            Err(_) => self.settle(&k, &[old, None]).await,
+        }
+    }
+
+    async fn batch_get(&mut self) {
+        let mut keys: Vec<Vec<u8>> = (0..20).map(|_| key(self.rng.below(KEY_SPACE))).collect();
+        keys.sort();
+        keys.dedup();
+        let mut found = pairs(self.client.batch_get(keys.clone()).await.expect("batch_get"));
+        found.sort();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = keys
+            .iter()
+            .filter_map(|k| self.model.get(k).map(|v| (k.clone(), v)))
+            .collect();
+        assert_eq!(found, expected, "batch_get");
+    }
+
+    async fn batch_put(&mut self, tag: u64) {
+        let start = self.rng.below(KEY_SPACE - 100);
+        let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..30)
+            .map(|i| (key(start + i * 3), value(tag, &mut self.rng)))
+            .collect();
+        let sent: Vec<KvPair> = kvs.iter().map(|(k, v)| KvPair::new(k.clone(), v.clone())).collect();
+        match self.client.batch_put(sent).await {
+            Ok(()) => kvs.iter().for_each(|(k, v)| self.model.set(k, Some(v.clone()))),
+            Err(_) => {
+                for (k, v) in kvs {
+                    let old = self.model.get(&k);
+                    self.settle(&k, &[old, Some(v)]).await;
+                }
+            }
+        }
+    }
+
+    async fn delete_range(&mut self) {
+        let start = self.rng.below(KEY_SPACE - 50);
+        let (from, to) = (key(start), key(start + 1 + self.rng.below(40)));
+        let doomed = self.model.scan(&from, &to, usize::MAX);
+        match self.client.delete_range(from.clone()..to.clone()).await {
+            Ok(()) => doomed.iter().for_each(|(k, _)| self.model.set(k, None)),
+            Err(_) => {
+                for (k, v) in doomed {
+                    self.settle(&k, &[Some(v), None]).await;
+                }
+            }
+        }
+    }
+
+    async fn scan(&mut self) {
+        let start = self.rng.below(KEY_SPACE);
+        let (from, to) = (key(start), key(start + self.rng.below(400)));
+        let limit = 1 + self.rng.below(150) as u32;
+        let found = pairs(self.client.scan(from.clone()..to.clone(), limit).await.expect("scan"));
+        assert_eq!(found, self.model.scan(&from, &to, limit as usize), "scan");
+        let reverse = pairs(self.client.scan_reverse(from.clone()..to.clone(), limit).await.expect("scan_reverse"));
+        let mut expected = self.model.scan(&from, &to, usize::MAX);
+        expected.reverse();
+        expected.truncate(limit as usize);
+        assert_eq!(reverse, expected, "scan_reverse");
+    }
+
+    async fn batch_scan(&mut self) {
+        let mut ranges = Vec::new();
+        let mut expected = Vec::new();
+        for _ in 0..3 {
+            let start = self.rng.below(KEY_SPACE);
+            let (from, to) = (key(start), key(start + self.rng.below(60)));
+            expected.extend(self.model.scan(&from, &to, usize::MAX));
+            ranges.push(from..to);
+        }
+        let mut found = pairs(self.client.batch_scan(ranges, 10_240).await.expect("batch_scan"));
+        found.sort();
+        expected.sort();
+        expected.dedup();
+        found.dedup();
+        assert_eq!(found, expected, "batch_scan");
+    }
+
+    async fn cas(&mut self, tag: u64) {
+        let k = format!("cas{:03}", self.rng.below(50)).into_bytes();
+        let current = self.model.get(&k);
+        let wrong = self.rng.below(4) == 0;
+        let previous = if wrong { Some(b"not-the-value".to_vec()) } else { current.clone() };
+        let new = value(tag, &mut self.rng);
+        match self.atomic.compare_and_swap(k.clone(), previous.clone(), new.clone()).await {
+            Ok((found, swapped)) => {
+                assert_eq!(found, current, "cas previous value");
+                assert_eq!(swapped, previous == current, "cas swapped");
+                if swapped {
+                    self.model.set(&k, Some(new));
+                }
+            }
+            Err(_) => self.settle(&k, &[current, Some(new)]).await,
+        }
+    }
+
+    async fn ttl(&mut self, k: Vec<u8>, tag: u64) {
+        let v = value(tag, &mut self.rng);
+        let old = self.model.get(&k);
+        match self.client.put_with_ttl(k.clone(), v.clone(), 3_600).await {
+            Ok(()) => self.model.set(&k, Some(v)),
+            Err(_) => return self.settle(&k, &[old, Some(v)]).await,
+        }
+        let ttl = self.client.get_key_ttl_secs(k.clone()).await.expect("get_key_ttl_secs");
+        assert!(ttl.is_some_and(|ttl| ttl > 3_500 && ttl <= 3_600), "ttl {ttl:?}");
+    }
+
+    async fn expiry(&mut self) {
+        let k = b"expiring".to_vec();
+        self.client.put_with_ttl(k.clone(), b"soon gone".to_vec(), 2).await.expect("put_with_ttl");
+        assert_eq!(self.client.get(k.clone()).await.expect("get"), Some(b"soon gone".to_vec()));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(self.client.get(k.clone()).await.expect("get"), None, "expired");
+        assert_eq!(self.client.get_key_ttl_secs(k).await.expect("ttl"), None);
+    }
+
+    async fn verify_all(&mut self) {
+        let found = pairs(self.client.scan(.., 10_240).await.expect("full scan"));
+        let expected = self.model.scan(b"", b"", usize::MAX);
+        assert_eq!(found.len(), expected.len(), "key count");
+        assert!(found == expected, "the cluster's contents differ from the model");
+    }
+}
+
+async fn connect(pd: &str) -> RawClient {
+    let config = Config::default().with_timeout(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match RawClient::new_with_config(vec![pd.to_string()], config.clone()).await {
+            Ok(client) => return client,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("connecting: {error}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("the official client cannot connect: {error}"),
+        }
+    }
+}
+
+async fn run(cluster: &mut Cluster) {
+    let client = connect(&cluster.pd).await;
+    let atomic = client.with_atomic_for_cas();
+    let mut run = Run { client, atomic, model: Model::default(), rng: Rng::new(20_260_101), uncertain: 0 };
+    run.load().await;
+    let regions = cluster.wait_for_regions(REGIONS_MIN, Duration::from_secs(120));
+    println!("compat: {} keys loaded, {regions} regions", run.model.pairs.len());
+    assert!(regions >= REGIONS_MIN, "only {regions} regions after loading");
+    run.expiry().await;
+    for tag in 0..OPS {
+        if tag == OPS / 3 {
+            println!("compat: killing store 2");
+            cluster.kill_store(2);
+        }
+        if tag == 2 * OPS / 3 {
+            println!("compat: restarting store 2");
+            cluster.restart_store(2);
+        }
+        run.op(tag).await;
+    }
+    run.verify_all().await;
+    let regions = cluster.region_count();
+    println!("compat: {OPS} operations checked, {} uncertain writes settled, {regions} regions, {} keys", run.uncertain, run.model.pairs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_raw_client_against_ferrokv() {
+    let mut cluster = Cluster::start(3, SPLIT_SIZE);
+    let outcome = tokio::time::timeout(Duration::from_secs(600), run(&mut cluster)).await;
+    assert!(outcome.is_ok(), "the compatibility run did not finish in 10 minutes");
+}
