@@ -5,7 +5,8 @@
 //! log if the test is failing).
 //!
 //! Binaries come from `FERROKV_BIN_DIR`, or `../target/debug` next to this crate (ci/test.sh
-//! builds them there first).
+//! builds them there first). `FERROKV_COMPAT_LOG` sets the processes' `RUST_LOG` (default
+//! `warn`); `FERROKV_COMPAT_KEEP=1` keeps the directory (data and logs) for inspection.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,10 @@ impl Process {
             .expect("log file opens");
         let child = Command::new(&self.program)
             .args(&self.args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("FERROKV_COMPAT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::from(log.try_clone().expect("log clones")))
             .stderr(Stdio::from(log))
             .spawn()
@@ -195,6 +199,10 @@ impl Drop for Cluster {
             store.kill();
         }
         self.pd_process.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("FERROKV_COMPAT_KEEP").is_some() {
+            eprintln!("kept {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -6,7 +6,8 @@
 //!   once, then sends `StoreHeartbeat` every `store_heartbeat_interval`;
 //! - `region_heartbeats`: keeps one `RegionHeartbeat` stream open to the PD leader
 //!   (reopened after any error), sends a heartbeat for every region this store leads every
-//!   `region_heartbeat_interval`, and hands each instruction PD sends back to `operator.rs`;
+//!   `region_heartbeat_interval` and at once when one's leader, epoch or pending peers
+//!   change, and hands each instruction PD sends back to `operator.rs`;
 //! - `measure_and_split`: every `size_check_interval`, measures the regions this store
 //!   leads (`size.rs`, off the node loop) and splits those that reached the split size or key
 //!   count (up to `SPLITS_PER_ROUND_MAX` a round), at a key near its middle (`AskBatchSplit`,
@@ -28,6 +29,9 @@ use crate::node::NodeHandle;
 
 /// Heartbeats queued on the stream before the rest of a round is skipped.
 const HEARTBEAT_QUEUE_MAX: usize = 4_096;
+/// How often leadership changes are looked for (a new leader reports at once, as TiKV's
+/// does, so PD and clients learn it without waiting for the next full round).
+const CHANGE_POLL: Duration = Duration::from_millis(100);
 /// Most automatic splits one measuring round starts.
 const SPLITS_PER_ROUND_MAX: usize = 16;
 /// Wait before reopening a failed heartbeat stream.
@@ -54,6 +58,14 @@ pub struct PdWorker<E: KvEngine> {
     pub(super) options: PdOptions,
     /// Last measurement per region id, with the region version it was taken at.
     pub(super) sizes: Mutex<BTreeMap<u64, (u64, RegionSize)>>,
+}
+
+/// What a region heartbeat reports that PD must hear about at once when it changes.
+type Signature = (u64, Option<ferrokv_proto::metapb::RegionEpoch>, Vec<u64>);
+
+fn signature(status: &RegionStatus) -> Signature {
+    let pending = status.pending_peers.iter().map(|peer| peer.id).collect();
+    (status.term, status.region.region_epoch, pending)
 }
 
 fn version(region: &ferrokv_proto::metapb::Region) -> u64 {
@@ -149,22 +161,38 @@ impl<E: KvEngine> PdWorker<E> {
         result
     }
 
+    /// Sends a heartbeat for a region this store leads as soon as its leadership, epoch or
+    /// pending peers change (checked every `CHANGE_POLL`), and for every such region each
+    /// `region_heartbeat_interval` (sizes, liveness).
     async fn heartbeat_rounds(
         self: Arc<Self>,
         sender: mpsc::Sender<pdpb::RegionHeartbeatRequest>,
         cluster_id: u64,
     ) {
+        let mut sent: BTreeMap<u64, Signature> = BTreeMap::new();
+        let mut last_full: Option<tokio::time::Instant> = None;
         loop {
             let Some(regions) = self.regions().await else {
                 return;
             };
+            let now = tokio::time::Instant::now();
+            let full = last_full
+                .is_none_or(|at| now.duration_since(at) >= self.options.region_heartbeat_interval);
+            if full {
+                last_full = Some(now);
+                sent.clear();
+            }
             for status in regions.iter().filter(|status| status.is_leader) {
-                let request = self.heartbeat_of(status, cluster_id);
-                if sender.try_send(request).is_err() {
+                let signature = signature(status);
+                if sent.get(&status.region.id) == Some(&signature) {
+                    continue;
+                }
+                if sender.try_send(self.heartbeat_of(status, cluster_id)).is_err() {
                     break;
                 }
+                sent.insert(status.region.id, signature);
             }
-            tokio::time::sleep(self.options.region_heartbeat_interval).await;
+            tokio::time::sleep(CHANGE_POLL).await;
         }
     }
 
