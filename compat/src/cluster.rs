@@ -176,6 +176,15 @@ impl Cluster {
         }
     }
 
+    fn print_state(&self) {
+        for what in ["stores", "regions"] {
+            match self.ctl(&[what]) {
+                Some(value) => eprintln!("--- ferrokv ctl {what}: {value}"),
+                None => eprintln!("--- ferrokv ctl {what}: no answer"),
+            }
+        }
+    }
+
     fn print_logs(&self) {
         let logs = std::iter::once(&self.pd_process).chain(&self.stores);
         for process in logs {
@@ -193,6 +202,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            self.print_state();
             self.print_logs();
         }
         for store in &mut self.stores {

@@ -21,11 +21,11 @@
 pub mod checker;
 #[cfg(madsim)]
 pub mod cluster;
-#[cfg(madsim)]
-pub mod pd_cluster;
 pub mod engine;
 pub mod harness;
 pub mod history;
+#[cfg(madsim)]
+pub mod pd_cluster;
 #[cfg(madsim)]
 pub mod vopr;
 

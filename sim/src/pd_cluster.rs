@@ -138,7 +138,15 @@ impl PdCluster {
             .build();
         let addr = format!("{}:{PD_CLIENT_PORT}", member_ip(id));
         let clock = clock.control();
-        self.members.insert(id, Machine { addr, disk, clock, node });
+        self.members.insert(
+            id,
+            Machine {
+                addr,
+                disk,
+                clock,
+                node,
+            },
+        );
     }
 
     /// Starts one more store (a new machine with an empty disk); returns its index.
@@ -175,14 +183,23 @@ impl PdCluster {
                         return;
                     };
                     let shutdown = std::future::pending();
-                    let result =
-                        ferrokv_server::pd::run_with_pd(config, options, engine, seed, clock, shutdown);
+                    let result = ferrokv_server::pd::run_with_pd(
+                        config, options, engine, seed, clock, shutdown,
+                    );
                     tracing::warn!(store = index, result = ?result.await, "store stopped");
                 }
             })
             .build();
         let clock = clock.control();
-        self.stores.insert(index, Machine { addr, disk, clock, node });
+        self.stores.insert(
+            index,
+            Machine {
+                addr,
+                disk,
+                clock,
+                node,
+            },
+        );
         index
     }
 

@@ -65,7 +65,12 @@ async fn take_timestamps(
         let invoked_ns = nanos_since(origin);
         if let Ok(ts) = pd.tso(count).await {
             let completed_ns = nanos_since(origin);
-            let call = TsoCall { invoked_ns, completed_ns, ts: ts.get(), count };
+            let call = TsoCall {
+                invoked_ns,
+                completed_ns,
+                ts: ts.get(),
+                count,
+            };
             calls.lock().unwrap().push(call);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -158,9 +163,15 @@ async fn tso_increases_across_pd_failovers() {
     }
     let calls = calls.lock().unwrap().clone();
     let failovers = leaders.windows(2).filter(|w| w[0] != w[1]).count();
-    println!("tso: {} calls checked, leaders {leaders:?} ({failovers} changes)", calls.len());
+    println!(
+        "tso: {} calls checked, leaders {leaders:?} ({failovers} changes)",
+        calls.len()
+    );
     assert!(calls.len() > 500, "too few timestamps: {}", calls.len());
-    assert!(failovers >= 2, "the nemesis moved leadership only {failovers} times");
+    assert!(
+        failovers >= 2,
+        "the nemesis moved leadership only {failovers} times"
+    );
     assert_eq!(tso::check(&calls), Ok(()));
 }
 
@@ -205,8 +216,12 @@ async fn planted_tso_from_wall_clock_is_caught() {
     planted::set(Some(PlantedBug::TsoFromWallClock));
     let outcome = wall_clock_jump_scenario().await;
     planted::set(None);
-    let violation = outcome.expect_err("the checker must catch a TSO restarting from the wall clock");
-    assert!(matches!(violation, TsoViolation::WentBack { .. }), "{violation}");
+    let violation =
+        outcome.expect_err("the checker must catch a TSO restarting from the wall clock");
+    assert!(
+        matches!(violation, TsoViolation::WentBack { .. }),
+        "{violation}"
+    );
 }
 
 fn key(i: u64) -> Vec<u8> {
@@ -232,14 +247,23 @@ async fn pd_regions(pd: &PdClient) -> Vec<(u64, Vec<(u64, bool)>)> {
     routes
         .into_iter()
         .map(|route| {
-            let peers = route.region.peers.iter().map(|p| (p.store_id, p.role == 0)).collect();
+            let peers = route
+                .region
+                .peers
+                .iter()
+                .map(|p| (p.store_id, p.role == 0))
+                .collect();
             (route.region.id, peers)
         })
         .collect()
 }
 
 fn raw_client(cluster: &PdCluster) -> RawClient {
-    RawClient::with_pd(cluster.pd_client(), Duration::from_secs(20), Duration::from_secs(3))
+    RawClient::with_pd(
+        cluster.pd_client(),
+        Duration::from_secs(20),
+        Duration::from_secs(3),
+    )
 }
 
 #[madsim::test]
@@ -255,20 +279,29 @@ async fn replicas_of_a_dead_store_are_rebuilt() {
         tokio::time::sleep(Duration::from_secs(15)).await;
         let ids = cluster.store_ids(&pd).await;
         let regions = pd_regions(&pd).await;
-        assert!(regions.len() >= 3, "splits made several regions: {regions:?}");
-        let victim = (1..=4).max_by_key(|index| {
-            let id = ids[index];
-            regions.iter().filter(|(_, peers)| peers.iter().any(|p| p.0 == id)).count()
-        }).unwrap();
+        assert!(
+            regions.len() >= 3,
+            "splits made several regions: {regions:?}"
+        );
+        let victim = (1..=4)
+            .max_by_key(|index| {
+                let id = ids[index];
+                regions
+                    .iter()
+                    .filter(|(_, peers)| peers.iter().any(|p| p.0 == id))
+                    .count()
+            })
+            .unwrap();
         let dead = ids[&victim];
         cluster.kill_store(victim);
         let mut rebuilt = false;
         for _ in 0..90 {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let regions = pd_regions(&pd).await;
-            rebuilt = !regions.is_empty() && regions.iter().all(|(_, peers)| {
-                peers.len() == 3 && peers.iter().all(|(store, voter)| *voter && *store != dead)
-            });
+            rebuilt = !regions.is_empty()
+                && regions.iter().all(|(_, peers)| {
+                    peers.len() == 3 && peers.iter().all(|(store, voter)| *voter && *store != dead)
+                });
             if rebuilt {
                 break;
             }
@@ -281,8 +314,14 @@ async fn replicas_of_a_dead_store_are_rebuilt() {
         (rebuilt, regions, dead)
     });
     let (rebuilt, regions, dead) = outcome.await.unwrap();
-    println!("rebuild: {} regions without store {dead}: {regions:?}", regions.len());
-    assert!(rebuilt, "replicas of store {dead} were not rebuilt: {regions:?}");
+    println!(
+        "rebuild: {} regions without store {dead}: {regions:?}",
+        regions.len()
+    );
+    assert!(
+        rebuilt,
+        "replicas of store {dead} were not rebuilt: {regions:?}"
+    );
 }
 
 fn spread(counts: &BTreeMap<u64, u64>) -> u64 {
@@ -328,5 +367,8 @@ async fn regions_and_leaders_balance_after_a_store_joins() {
     });
     let (balanced, (peers, leaders)) = watched.await.unwrap();
     println!("balance: peers per store {peers:?}, leaders per store {leaders:?}");
-    assert!(balanced, "not balanced within 2: peers {peers:?}, leaders {leaders:?}");
+    assert!(
+        balanced,
+        "not balanced within 2: peers {peers:?}, leaders {leaders:?}"
+    );
 }

@@ -28,7 +28,13 @@ async fn start_pd(dir: &std::path::Path) -> (PdGrpc<Channel>, tokio::sync::onesh
     let shutdown = async move {
         let _ = stopped.await;
     };
-    tokio::spawn(ferrokv_pd::run_member(config, engine, 7, RuntimeClock::new(), shutdown));
+    tokio::spawn(ferrokv_pd::run_member(
+        config,
+        engine,
+        7,
+        RuntimeClock::new(),
+        shutdown,
+    ));
     for _ in 0..100 {
         if let Ok(mut rpc) = PdGrpc::connect(format!("http://{client}")).await {
             let members = rpc.get_members(pdpb::GetMembersRequest::default()).await;
@@ -54,7 +60,11 @@ fn error_type(header: &Option<pdpb::ResponseHeader>) -> Option<ErrorType> {
 }
 
 async fn cluster_id(rpc: &mut PdGrpc<Channel>) -> u64 {
-    let members = rpc.get_members(pdpb::GetMembersRequest::default()).await.unwrap().into_inner();
+    let members = rpc
+        .get_members(pdpb::GetMembersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     let id = members.header.unwrap().cluster_id;
     assert_ne!(id, 0, "never an OK header with cluster id 0");
     assert_eq!(members.members.len(), 1);
@@ -62,14 +72,31 @@ async fn cluster_id(rpc: &mut PdGrpc<Channel>) -> u64 {
     id
 }
 
-async fn tso(rpc: &mut PdGrpc<Channel>, id: u64, count: u32) -> Result<pdpb::TsoResponse, tonic::Status> {
-    let request = pdpb::TsoRequest { header: header(id), count, dc_location: String::new() };
-    let mut stream = rpc.tso(futures::stream::iter(vec![request])).await?.into_inner();
-    stream.message().await?.ok_or_else(|| tonic::Status::unknown("stream ended"))
+async fn tso(
+    rpc: &mut PdGrpc<Channel>,
+    id: u64,
+    count: u32,
+) -> Result<pdpb::TsoResponse, tonic::Status> {
+    let request = pdpb::TsoRequest {
+        header: header(id),
+        count,
+        dc_location: String::new(),
+    };
+    let mut stream = rpc
+        .tso(futures::stream::iter(vec![request]))
+        .await?
+        .into_inner();
+    stream
+        .message()
+        .await?
+        .ok_or_else(|| tonic::Status::unknown("stream ended"))
 }
 
 async fn alloc_id(rpc: &mut PdGrpc<Channel>, id: u64) -> u64 {
-    let response = rpc.alloc_id(pdpb::AllocIdRequest { header: header(id) }).await.unwrap();
+    let response = rpc
+        .alloc_id(pdpb::AllocIdRequest { header: header(id) })
+        .await
+        .unwrap();
     response.into_inner().id
 }
 
@@ -84,14 +111,23 @@ async fn timestamps_ids_and_the_cluster_id_check() {
         assert_eq!(response.count, count);
         let ts = response.timestamp.unwrap();
         assert_eq!(ts.suffix_bits, 0);
-        assert!(ts.logical >= i64::from(count), "the answer is the batch's largest");
+        assert!(
+            ts.logical >= i64::from(count),
+            "the answer is the batch's largest"
+        );
         let composed = ((ts.physical as u64) << 18) | ts.logical as u64;
-        assert!(composed - u64::from(count) + 1 > last, "batches never overlap");
+        assert!(
+            composed - u64::from(count) + 1 > last,
+            "batches never overlap"
+        );
         last = composed;
     }
     let wrong = tso(&mut rpc, id + 1, 1).await.unwrap_err();
     assert_eq!(wrong.code(), tonic::Code::FailedPrecondition);
-    assert_eq!(tso(&mut rpc, id, 0).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        tso(&mut rpc, id, 0).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
     let ids: Vec<u64> = futures::future::join_all((0..20).map(|_| {
         let mut rpc = rpc.clone();
         async move { alloc_id(&mut rpc, id).await }
@@ -102,25 +138,51 @@ async fn timestamps_ids_and_the_cluster_id_check() {
     unique.dedup();
     assert_eq!(unique.len(), 20, "ids never repeat: {ids:?}");
     assert!(!ids.contains(&0));
-    let mismatch = rpc.alloc_id(pdpb::AllocIdRequest { header: header(id ^ 1) }).await;
-    assert_eq!(mismatch.unwrap_err().code(), tonic::Code::FailedPrecondition);
+    let mismatch = rpc
+        .alloc_id(pdpb::AllocIdRequest {
+            header: header(id ^ 1),
+        })
+        .await;
+    assert_eq!(
+        mismatch.unwrap_err().code(),
+        tonic::Code::FailedPrecondition
+    );
 }
 
 fn store(id: u64, address: &str) -> metapb::Store {
-    metapb::Store { id, address: address.into(), ..Default::default() }
+    metapb::Store {
+        id,
+        address: address.into(),
+        ..Default::default()
+    }
 }
 
 fn first_region(region_id: u64, peer_id: u64, store_id: u64) -> metapb::Region {
     metapb::Region {
         id: region_id,
-        region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version: 1 }),
-        peers: vec![metapb::Peer { id: peer_id, store_id, ..Default::default() }],
+        region_epoch: Some(metapb::RegionEpoch {
+            conf_ver: 1,
+            version: 1,
+        }),
+        peers: vec![metapb::Peer {
+            id: peer_id,
+            store_id,
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }
 
-async fn bootstrap(rpc: &mut PdGrpc<Channel>, id: u64, region: metapb::Region) -> Option<ErrorType> {
-    let request = pdpb::BootstrapRequest { header: header(id), store: Some(store(1, "s1:1")), region: Some(region) };
+async fn bootstrap(
+    rpc: &mut PdGrpc<Channel>,
+    id: u64,
+    region: metapb::Region,
+) -> Option<ErrorType> {
+    let request = pdpb::BootstrapRequest {
+        header: header(id),
+        store: Some(store(1, "s1:1")),
+        region: Some(region),
+    };
     error_type(&rpc.bootstrap(request).await.unwrap().into_inner().header)
 }
 
@@ -129,35 +191,98 @@ async fn bootstrap_stores_regions_and_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (mut rpc, _stop) = start_pd(dir.path()).await;
     let id = cluster_id(&mut rpc).await;
-    let put = pdpb::PutStoreRequest { header: header(id), store: Some(store(9, "s9:1")) };
+    let put = pdpb::PutStoreRequest {
+        header: header(id),
+        store: Some(store(9, "s9:1")),
+    };
     let early = rpc.put_store(put.clone()).await.unwrap().into_inner();
     assert_eq!(error_type(&early.header), Some(ErrorType::NotBootstrapped));
     let bad = first_region(0, 2, 1);
-    assert_eq!(bootstrap(&mut rpc, id, bad).await, Some(ErrorType::InvalidValue));
+    assert_eq!(
+        bootstrap(&mut rpc, id, bad).await,
+        Some(ErrorType::InvalidValue)
+    );
     assert_eq!(bootstrap(&mut rpc, id, first_region(3, 2, 1)).await, None);
-    assert_eq!(bootstrap(&mut rpc, id, first_region(3, 2, 1)).await, Some(ErrorType::AlreadyBootstrapped));
-    let bootstrapped = rpc.is_bootstrapped(pdpb::IsBootstrappedRequest { header: header(id) }).await;
+    assert_eq!(
+        bootstrap(&mut rpc, id, first_region(3, 2, 1)).await,
+        Some(ErrorType::AlreadyBootstrapped)
+    );
+    let bootstrapped = rpc
+        .is_bootstrapped(pdpb::IsBootstrappedRequest { header: header(id) })
+        .await;
     assert!(bootstrapped.unwrap().into_inner().bootstrapped);
-    assert_eq!(error_type(&rpc.put_store(put).await.unwrap().into_inner().header), None);
-    let unknown = rpc.get_store(pdpb::GetStoreRequest { header: header(id), store_id: 77 }).await;
-    assert_eq!(error_type(&unknown.unwrap().into_inner().header), Some(ErrorType::Unknown));
-    let known = rpc.get_store(pdpb::GetStoreRequest { header: header(id), store_id: 9 }).await;
+    assert_eq!(
+        error_type(&rpc.put_store(put).await.unwrap().into_inner().header),
+        None
+    );
+    let unknown = rpc
+        .get_store(pdpb::GetStoreRequest {
+            header: header(id),
+            store_id: 77,
+        })
+        .await;
+    assert_eq!(
+        error_type(&unknown.unwrap().into_inner().header),
+        Some(ErrorType::Unknown)
+    );
+    let known = rpc
+        .get_store(pdpb::GetStoreRequest {
+            header: header(id),
+            store_id: 9,
+        })
+        .await;
     assert_eq!(known.unwrap().into_inner().store.unwrap().address, "s9:1");
-    let all = rpc.get_all_stores(pdpb::GetAllStoresRequest { header: header(id), exclude_tombstone_stores: true }).await;
+    let all = rpc
+        .get_all_stores(pdpb::GetAllStoresRequest {
+            header: header(id),
+            exclude_tombstone_stores: true,
+        })
+        .await;
     assert_eq!(all.unwrap().into_inner().stores.len(), 2);
-    let region = rpc.get_region(pdpb::GetRegionRequest { header: header(id), region_key: b"any".to_vec(), need_buckets: false }).await;
+    let region = rpc
+        .get_region(pdpb::GetRegionRequest {
+            header: header(id),
+            region_key: b"any".to_vec(),
+            need_buckets: false,
+        })
+        .await;
     let region = region.unwrap().into_inner();
-    assert_eq!(region.region.unwrap().id, 3, "the first region covers every key");
-    assert_eq!(region.leader, None, "no heartbeat yet: no leader");
-    let by_id = rpc.get_region_by_id(pdpb::GetRegionByIdRequest { header: header(id), region_id: 4, need_buckets: false }).await;
+    assert_eq!(
+        region.region.unwrap().id,
+        3,
+        "the first region covers every key"
+    );
+    let hint = region.leader.expect("a leader hint before any heartbeat");
+    assert_eq!(
+        (hint.id, hint.store_id),
+        (2, 1),
+        "the first voter is the hint"
+    );
+    let by_id = rpc
+        .get_region_by_id(pdpb::GetRegionByIdRequest {
+            header: header(id),
+            region_id: 4,
+            need_buckets: false,
+        })
+        .await;
     assert!(by_id.unwrap().into_inner().region.is_none());
-    let ask = |count| pdpb::AskBatchSplitRequest { header: header(id), region: Some(first_region(3, 2, 1)), split_count: count };
+    let ask = |count| pdpb::AskBatchSplitRequest {
+        header: header(id),
+        region: Some(first_region(3, 2, 1)),
+        split_count: count,
+    };
     let refused = rpc.ask_batch_split(ask(0)).await.unwrap().into_inner();
     assert_eq!(error_type(&refused.header), Some(ErrorType::Unknown));
     let ids = rpc.ask_batch_split(ask(2)).await.unwrap().into_inner();
     assert_eq!(ids.ids.len(), 2);
-    assert!(ids.ids.iter().all(|split| split.new_peer_ids.len() == 1 && split.new_region_id > 3));
-    let report = pdpb::ReportBatchSplitRequest { header: header(id), regions: vec![first_region(3, 2, 1)] };
+    assert!(ids
+        .ids
+        .iter()
+        .all(|split| split.new_peer_ids.len() == 1 && split.new_region_id > 3));
+    let report = pdpb::ReportBatchSplitRequest {
+        header: header(id),
+        regions: vec![first_region(3, 2, 1)],
+    };
     let report = rpc.report_batch_split(report).await.unwrap().into_inner();
     assert_eq!(error_type(&report.header), Some(ErrorType::InvalidValue));
 }
@@ -168,15 +293,41 @@ async fn the_gc_safe_point_never_moves_back() {
     let (mut rpc, _stop) = start_pd(dir.path()).await;
     let id = cluster_id(&mut rpc).await;
     assert_eq!(bootstrap(&mut rpc, id, first_region(3, 2, 1)).await, None);
-    let update = |safe_point| pdpb::UpdateGcSafePointRequest { header: header(id), safe_point };
-    let raised = rpc.update_gc_safe_point(update(100)).await.unwrap().into_inner();
+    let update = |safe_point| pdpb::UpdateGcSafePointRequest {
+        header: header(id),
+        safe_point,
+    };
+    let raised = rpc
+        .update_gc_safe_point(update(100))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(raised.new_safe_point, 100);
-    let lower = rpc.update_gc_safe_point(update(50)).await.unwrap().into_inner();
-    assert_eq!((error_type(&lower.header), lower.new_safe_point), (None, 100));
-    let read = rpc.get_gc_safe_point(pdpb::GetGcSafePointRequest { header: header(id) }).await;
+    let lower = rpc
+        .update_gc_safe_point(update(50))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (error_type(&lower.header), lower.new_safe_point),
+        (None, 100)
+    );
+    let read = rpc
+        .get_gc_safe_point(pdpb::GetGcSafePointRequest { header: header(id) })
+        .await;
     assert_eq!(read.unwrap().into_inner().safe_point, 100);
-    let config = rpc.get_cluster_config(pdpb::GetClusterConfigRequest { header: header(id) }).await;
-    assert_eq!(config.unwrap().into_inner().cluster.unwrap().max_peer_count, 3);
-    let unserved = rpc.scatter_region(pdpb::ScatterRegionRequest { header: header(id), ..Default::default() }).await;
+    let config = rpc
+        .get_cluster_config(pdpb::GetClusterConfigRequest { header: header(id) })
+        .await;
+    assert_eq!(
+        config.unwrap().into_inner().cluster.unwrap().max_peer_count,
+        3
+    );
+    let unserved = rpc
+        .scatter_region(pdpb::ScatterRegionRequest {
+            header: header(id),
+            ..Default::default()
+        })
+        .await;
     assert_eq!(unserved.unwrap_err().code(), tonic::Code::Unimplemented);
 }

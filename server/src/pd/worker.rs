@@ -187,7 +187,10 @@ impl<E: KvEngine> PdWorker<E> {
                 if sent.get(&status.region.id) == Some(&signature) {
                     continue;
                 }
-                if sender.try_send(self.heartbeat_of(status, cluster_id)).is_err() {
+                if sender
+                    .try_send(self.heartbeat_of(status, cluster_id))
+                    .is_err()
+                {
                     break;
                 }
                 sent.insert(status.region.id, signature);
@@ -214,7 +217,11 @@ impl<E: KvEngine> PdWorker<E> {
                 sender_id: self.store_id,
             }),
             region: Some(region.clone()),
-            leader: status.leader,
+            // The leader as the region's peer list has it (role included): PD checks that
+            // the reporting leader is exactly one of the region's peers.
+            leader: status
+                .leader
+                .and_then(|leader| region.peers.iter().find(|p| p.id == leader.id).copied()),
             pending_peers: status.pending_peers.clone(),
             approximate_size: size.bytes,
             approximate_keys: size.keys,
@@ -241,7 +248,10 @@ impl<E: KvEngine> PdWorker<E> {
                     oversized.push((region.clone(), key));
                 }
                 let entry = (version(&region), measured);
-                self.sizes.lock().expect("sizes lock").insert(region.id, entry);
+                self.sizes
+                    .lock()
+                    .expect("sizes lock")
+                    .insert(region.id, entry);
             }
             for (region, key) in oversized.into_iter().take(SPLITS_PER_ROUND_MAX) {
                 if let Err(error) = self.split(region, key).await {

@@ -46,7 +46,10 @@ pub enum TsoViolation {
 /// Checks a history of successful calls.
 pub fn check(calls: &[TsoCall]) -> Result<(), TsoViolation> {
     for call in calls {
-        if call.completed_ns < call.invoked_ns || call.count == 0 || u64::from(call.count) > call.ts + 1 {
+        if call.completed_ns < call.invoked_ns
+            || call.count == 0
+            || u64::from(call.count) > call.ts + 1
+        {
             return Err(TsoViolation::Malformed(*call));
         }
     }
@@ -81,7 +84,10 @@ fn check_unique(calls: &[TsoCall]) -> Result<(), TsoViolation> {
     let mut by_first: BTreeMap<u64, &TsoCall> = BTreeMap::new();
     for call in calls {
         if let Some(other) = by_first.insert(call.first(), call) {
-            return Err(TsoViolation::Duplicate { a: *other, b: *call });
+            return Err(TsoViolation::Duplicate {
+                a: *other,
+                b: *call,
+            });
         }
     }
     let ordered: Vec<&&TsoCall> = by_first.values().collect();
@@ -111,8 +117,17 @@ mod tests {
 
     #[test]
     fn increasing_and_concurrent_histories_pass() {
-        let history = [call(0, 10, 5), call(20, 30, 9), call(25, 40, 7), call(50, 60, 100)];
-        assert_eq!(check(&history), Ok(()), "7 overlaps 9: either order is fine");
+        let history = [
+            call(0, 10, 5),
+            call(20, 30, 9),
+            call(25, 40, 7),
+            call(50, 60, 100),
+        ];
+        assert_eq!(
+            check(&history),
+            Ok(()),
+            "7 overlaps 9: either order is fine"
+        );
         assert_eq!(check(&[]), Ok(()));
     }
 
@@ -121,7 +136,10 @@ mod tests {
         // A new leader restarting from a wall clock behind the old leader's timestamps.
         let history = [call(0, 10, 1_000 << 18), call(20, 30, 400 << 18)];
         let violation = check(&history).unwrap_err();
-        assert!(matches!(violation, TsoViolation::WentBack { .. }), "{violation}");
+        assert!(
+            matches!(violation, TsoViolation::WentBack { .. }),
+            "{violation}"
+        );
         let equal = [call(0, 10, 7), call(11, 12, 7)];
         assert!(check(&equal).is_err(), "equal is not strictly greater");
     }
@@ -131,7 +149,10 @@ mod tests {
         let mut a = call(0, 10, 10);
         a.count = 5; // 6..=10
         let b = call(0, 10, 8); // inside a, concurrent
-        assert!(matches!(check(&[a, b]), Err(TsoViolation::Duplicate { .. })));
+        assert!(matches!(
+            check(&[a, b]),
+            Err(TsoViolation::Duplicate { .. })
+        ));
         let mut c = call(20, 30, 20);
         c.count = 10; // 11..=20
         assert_eq!(check(&[a, c]), Ok(()));
@@ -139,7 +160,10 @@ mod tests {
 
     #[test]
     fn malformed_records_are_rejected() {
-        assert!(matches!(check(&[call(10, 5, 1)]), Err(TsoViolation::Malformed(_))));
+        assert!(matches!(
+            check(&[call(10, 5, 1)]),
+            Err(TsoViolation::Malformed(_))
+        ));
         let mut empty = call(0, 1, 1);
         empty.count = 0;
         assert!(matches!(check(&[empty]), Err(TsoViolation::Malformed(_))));

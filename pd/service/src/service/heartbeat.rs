@@ -7,6 +7,7 @@
 //! (`NOT_BOOTSTRAPPED`, then the stream ends) and when this member cannot serve (the
 //! stream ends with `Unavailable`, so the store reconnects to the leader).
 
+use ferrokv_pd_core::coordinator::HeartbeatOutcome;
 use ferrokv_pd_core::heartbeat::HeartbeatError;
 use ferrokv_proto::pdpb::{self, ErrorType};
 use tokio::sync::mpsc;
@@ -87,6 +88,9 @@ impl PdService {
             };
             match reply {
                 Ok(reply) => {
+                    if let HeartbeatOutcome::Stale(reason) = &reply.outcome {
+                        tracing::debug!(region_id, %reason, "stale region heartbeat ignored");
+                    }
                     if let Some(store_id) = store_id.filter(|id| bound != Some(*id)) {
                         self.shared.bind_stream(store_id, sender.clone());
                         bound = Some(store_id);
@@ -96,6 +100,7 @@ impl PdService {
                     }
                 }
                 Err(error) => {
+                    tracing::info!(region_id, %error, "region heartbeat rejected");
                     let kind = kind_of(&error);
                     let response = pdpb::RegionHeartbeatResponse {
                         header: header::error(self.cluster_id(), kind, error.to_string()),

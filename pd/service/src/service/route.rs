@@ -6,6 +6,14 @@
 //! retries). `ReportBatchSplit` needs at least two regions; FerroKV also proposes their
 //! metadata (newer epochs win, stale ones are refused by the state machine), which closes
 //! the post-split routing hole upstream has until each new region's first heartbeat.
+//!
+//! Leader hints: a region whose leader PD has not heard from yet (a split child, or every
+//! region right after a PD failover) is answered by `GetRegion`/`GetPrevRegion`/
+//! `GetRegionByID` with its first voter as the leader. Upstream answers no leader, and
+//! tikv-client 0.4 then caches the region without one; its scan path returns
+//! `LeaderNotFound` without invalidating that entry, so every later scan over the region
+//! fails until the client is recreated. A wrong hint costs one `NotLeader` redirect.
+//! `ScanRegions` (tools) reports only leaders PD heard from.
 
 use ferrokv_core::types::RegionId;
 use ferrokv_pd_core::ask_split::AskSplitError;
@@ -17,6 +25,21 @@ use tonic::Status;
 use super::{header, PdService};
 use crate::driver::Serving;
 
+/// The leader to name for a region: the one heartbeats reported, else its first voter as a
+/// hint (see the module note).
+fn leader_or_hint(region: &metapb::Region, leader: Option<metapb::Peer>) -> Option<metapb::Peer> {
+    if leader.is_none() {
+        tracing::debug!(
+            region_id = region.id,
+            "no leader heard yet; answering a hint"
+        );
+    }
+    leader.or_else(|| {
+        let voter = |peer: &&metapb::Peer| peer.role == metapb::PeerRole::Voter as i32;
+        region.peers.iter().find(voter).copied()
+    })
+}
+
 fn described(serving: &Serving<'_>, region: Option<&metapb::Region>) -> pdpb::GetRegionResponse {
     let Some(region) = region else {
         return pdpb::GetRegionResponse::default();
@@ -24,7 +47,7 @@ fn described(serving: &Serving<'_>, region: Option<&metapb::Region>) -> pdpb::Ge
     let described = serving.leader.coordinator().describe(region);
     pdpb::GetRegionResponse {
         region: described.region,
-        leader: described.leader,
+        leader: leader_or_hint(region, described.leader),
         down_peers: described.down_peers,
         pending_peers: described.pending_peers,
         ..Default::default()
