@@ -76,8 +76,12 @@ fn bin_dir() -> PathBuf {
 impl Cluster {
     /// Starts PD and `stores` stores; regions split at `split_size` bytes.
     pub fn start(stores: usize, split_size: u64) -> Cluster {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("ferrokv-compat-{}-{nanos}", std::process::id()));
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("ferrokv-compat-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let bin_dir = bin_dir();
         let pd = format!("127.0.0.1:{}", free_port());
@@ -191,7 +195,11 @@ impl Cluster {
             let text = std::fs::read_to_string(&process.log).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let tail = &lines[lines.len().saturating_sub(30)..];
-            eprintln!("--- last lines of {} ({})", process.name, process.log.display());
+            eprintln!(
+                "--- last lines of {} ({})",
+                process.name,
+                process.log.display()
+            );
             for line in tail {
                 eprintln!("{line}");
             }

@@ -72,14 +72,22 @@ fn show(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<String> {
         .iter()
         .map(|(key, value)| {
             let tag = value.split(|b| *b == b'-').next().unwrap_or_default();
-            format!("{}={}", String::from_utf8_lossy(key), String::from_utf8_lossy(tag))
+            format!(
+                "{}={}",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(tag)
+            )
         })
         .collect()
 }
 
 fn assert_pairs(found: &[(Vec<u8>, Vec<u8>)], expected: &[(Vec<u8>, Vec<u8>)], what: &str) {
     if found != expected {
-        panic!("{what}: found {:?}\nexpected {:?}", show(found), show(expected));
+        panic!(
+            "{what}: found {:?}\nexpected {:?}",
+            show(found),
+            show(expected)
+        );
     }
 }
 
@@ -95,9 +103,16 @@ struct Run {
 
 impl Run {
     /// A scan, retried as `read!` does.
-    async fn scan_with(&mut self, what: &str, range: std::ops::Range<Vec<u8>>, limit: u32, reverse: bool) -> Vec<KvPair> {
+    async fn scan_with(
+        &mut self,
+        what: &str,
+        range: std::ops::Range<Vec<u8>>,
+        limit: u32,
+        reverse: bool,
+    ) -> Vec<KvPair> {
         if reverse {
-            read!(self, what, |client| client.scan_reverse(range.clone(), limit))
+            read!(self, what, |client| client
+                .scan_reverse(range.clone(), limit))
         } else {
             read!(self, what, |client| client.scan(range.clone(), limit))
         }
@@ -113,7 +128,11 @@ impl Run {
     async fn settle(&mut self, key: &[u8], allowed: &[Option<Vec<u8>>]) {
         self.uncertain += 1;
         let found = read!(self, "settling read", |client| client.get(key.to_vec()));
-        assert!(allowed.contains(&found), "key {:?} holds a value no write gave it", String::from_utf8_lossy(key));
+        assert!(
+            allowed.contains(&found),
+            "key {:?} holds a value no write gave it",
+            String::from_utf8_lossy(key)
+        );
         self.model.set(key, found);
     }
 
@@ -124,9 +143,14 @@ impl Run {
                 let k = key(batch * 50 + i);
                 kvs.push((k, value(batch, &mut self.rng)));
             }
-            let sent: Vec<KvPair> = kvs.iter().map(|(k, v)| KvPair::new(k.clone(), v.clone())).collect();
+            let sent: Vec<KvPair> = kvs
+                .iter()
+                .map(|(k, v)| KvPair::new(k.clone(), v.clone()))
+                .collect();
             match self.client.batch_put(sent).await {
-                Ok(()) => kvs.iter().for_each(|(k, v)| self.model.set(k, Some(v.clone()))),
+                Ok(()) => kvs
+                    .iter()
+                    .for_each(|(k, v)| self.model.set(k, Some(v.clone()))),
                 Err(error) => {
                     eprintln!("batch_put failed: {error}");
                     for (k, v) in kvs {
@@ -157,7 +181,8 @@ impl Run {
     async fn get(&mut self, k: Vec<u8>) {
         let found = read!(self, "get", |client| client.get(k.clone()));
         let expected = self.model.get(&k);
-        let pair = |v: &Option<Vec<u8>>| v.iter().map(|v| (k.clone(), v.clone())).collect::<Vec<_>>();
+        let pair =
+            |v: &Option<Vec<u8>>| v.iter().map(|v| (k.clone(), v.clone())).collect::<Vec<_>>();
         assert_pairs(&pair(&found), &pair(&expected), "get");
     }
 
@@ -196,9 +221,14 @@ impl Run {
         let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..30)
             .map(|i| (key(start + i * 3), value(tag, &mut self.rng)))
             .collect();
-        let sent: Vec<KvPair> = kvs.iter().map(|(k, v)| KvPair::new(k.clone(), v.clone())).collect();
+        let sent: Vec<KvPair> = kvs
+            .iter()
+            .map(|(k, v)| KvPair::new(k.clone(), v.clone()))
+            .collect();
         match self.client.batch_put(sent).await {
-            Ok(()) => kvs.iter().for_each(|(k, v)| self.model.set(k, Some(v.clone()))),
+            Ok(()) => kvs
+                .iter()
+                .for_each(|(k, v)| self.model.set(k, Some(v.clone()))),
             Err(_) => {
                 for (k, v) in kvs {
                     let old = self.model.get(&k);
@@ -226,19 +256,37 @@ impl Run {
         let start = self.rng.below(KEY_SPACE);
         let (from, to) = (key(start), key(start + 1 + self.rng.below(400)));
         let limit = 1 + self.rng.below(150) as u32;
-        let found = pairs(self.scan_with("scan", from.clone()..to.clone(), limit, false).await);
+        let found = pairs(
+            self.scan_with("scan", from.clone()..to.clone(), limit, false)
+                .await,
+        );
         assert_pairs(&found, &self.model.scan(&from, &to, limit as usize), "scan");
         // tikv-client 0.4's scan_reverse walks regions forward and scans each one in
         // reverse (a client quirk), so the order across regions is not checked: the pairs
         // must be the model's, in the range, without duplicates, `limit` of them or all.
-        let reverse = pairs(self.scan_with("scan_reverse", from.clone()..to.clone(), limit, true).await);
+        let reverse = pairs(
+            self.scan_with("scan_reverse", from.clone()..to.clone(), limit, true)
+                .await,
+        );
         let in_range = self.model.scan(&from, &to, usize::MAX);
         let mut sorted = reverse.clone();
         sorted.sort();
         sorted.dedup();
-        assert_eq!(sorted.len(), reverse.len(), "scan_reverse returned a pair twice");
-        assert_eq!(reverse.len(), in_range.len().min(limit as usize), "scan_reverse count");
-        let unknown: Vec<_> = sorted.iter().filter(|pair| !in_range.contains(pair)).cloned().collect();
+        assert_eq!(
+            sorted.len(),
+            reverse.len(),
+            "scan_reverse returned a pair twice"
+        );
+        assert_eq!(
+            reverse.len(),
+            in_range.len().min(limit as usize),
+            "scan_reverse count"
+        );
+        let unknown: Vec<_> = sorted
+            .iter()
+            .filter(|pair| !in_range.contains(pair))
+            .cloned()
+            .collect();
         assert_pairs(&unknown, &[], "scan_reverse pairs not in the model's range");
     }
 
@@ -251,7 +299,8 @@ impl Run {
             expected.extend(self.model.scan(&from, &to, usize::MAX));
             ranges.push(from..to);
         }
-        let mut found = pairs(read!(self, "batch_scan", |client| client.batch_scan(ranges.clone(), 10_240)));
+        let mut found = pairs(read!(self, "batch_scan", |client| client
+            .batch_scan(ranges.clone(), 10_240)));
         found.sort();
         expected.sort();
         expected.dedup();
@@ -263,9 +312,17 @@ impl Run {
         let k = format!("cas{:03}", self.rng.below(50)).into_bytes();
         let current = self.model.get(&k);
         let wrong = self.rng.below(4) == 0;
-        let previous = if wrong { Some(b"not-the-value".to_vec()) } else { current.clone() };
+        let previous = if wrong {
+            Some(b"not-the-value".to_vec())
+        } else {
+            current.clone()
+        };
         let new = value(tag, &mut self.rng);
-        match self.atomic.compare_and_swap(k.clone(), previous.clone(), new.clone()).await {
+        match self
+            .atomic
+            .compare_and_swap(k.clone(), previous.clone(), new.clone())
+            .await
+        {
             Ok((found, swapped)) => {
                 assert_eq!(found, current, "cas previous value");
                 assert_eq!(swapped, previous == current, "cas swapped");
@@ -284,18 +341,33 @@ impl Run {
             Ok(()) => self.model.set(&k, Some(v)),
             Err(_) => return self.settle(&k, &[old, Some(v)]).await,
         }
-        let ttl = read!(self, "get_key_ttl_secs", |client| client.get_key_ttl_secs(k.clone()));
-        assert!(ttl.is_some_and(|ttl| ttl > 3_500 && ttl <= 3_600), "ttl {ttl:?}");
+        let ttl = read!(self, "get_key_ttl_secs", |client| client
+            .get_key_ttl_secs(k.clone()));
+        assert!(
+            ttl.is_some_and(|ttl| ttl > 3_500 && ttl <= 3_600),
+            "ttl {ttl:?}"
+        );
     }
 
     async fn expiry(&mut self) {
         let k = b"expiring".to_vec();
-        read!(self, "put_with_ttl", |client| client.put_with_ttl(k.clone(), b"soon gone".to_vec(), 2));
+        read!(self, "put_with_ttl", |client| client.put_with_ttl(
+            k.clone(),
+            b"soon gone".to_vec(),
+            2
+        ));
         let found = read!(self, "get", |client| client.get(k.clone()));
         assert_eq!(found, Some(b"soon gone".to_vec()));
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_eq!(read!(self, "get", |client| client.get(k.clone())), None, "expired");
-        assert_eq!(read!(self, "ttl", |client| client.get_key_ttl_secs(k.clone())), None);
+        assert_eq!(
+            read!(self, "get", |client| client.get(k.clone())),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            read!(self, "ttl", |client| client.get_key_ttl_secs(k.clone())),
+            None
+        );
     }
 
     async fn verify_all(&mut self) {
@@ -351,8 +423,14 @@ async fn run(cluster: &mut Cluster) {
     };
     run.load().await;
     let regions = cluster.wait_for_regions(REGIONS_MIN, Duration::from_secs(120));
-    println!("compat: {} keys loaded, {regions} regions", run.model.pairs.len());
-    assert!(regions >= REGIONS_MIN, "only {regions} regions after loading");
+    println!(
+        "compat: {} keys loaded, {regions} regions",
+        run.model.pairs.len()
+    );
+    assert!(
+        regions >= REGIONS_MIN,
+        "only {regions} regions after loading"
+    );
     run.expiry().await;
     for tag in 0..OPS {
         if tag == OPS / 3 {
@@ -379,5 +457,8 @@ async fn run(cluster: &mut Cluster) {
 async fn official_raw_client_against_ferrokv() {
     let mut cluster = Cluster::start(3, SPLIT_SIZE);
     let outcome = tokio::time::timeout(Duration::from_secs(600), run(&mut cluster)).await;
-    assert!(outcome.is_ok(), "the compatibility run did not finish in 10 minutes");
+    assert!(
+        outcome.is_ok(),
+        "the compatibility run did not finish in 10 minutes"
+    );
 }

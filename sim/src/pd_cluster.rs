@@ -131,8 +131,10 @@ impl PdCluster {
                         return;
                     };
                     let shutdown = std::future::pending();
-                    let result = ferrokv_pd::run_member(config, engine, seed, clock, shutdown);
-                    tracing::warn!(member = id, result = ?result.await, "PD member stopped");
+                    // Awaited outside the log macro: a disabled callsite skips its fields.
+                    let result =
+                        ferrokv_pd::run_member(config, engine, seed, clock, shutdown).await;
+                    tracing::warn!(member = id, ?result, "PD member stopped");
                 }
             })
             .build();
@@ -185,8 +187,9 @@ impl PdCluster {
                     let shutdown = std::future::pending();
                     let result = ferrokv_server::pd::run_with_pd(
                         config, options, engine, seed, clock, shutdown,
-                    );
-                    tracing::warn!(store = index, result = ?result.await, "store stopped");
+                    )
+                    .await;
+                    tracing::warn!(store = index, ?result, "store stopped");
                 }
             })
             .build();
