@@ -248,9 +248,10 @@ impl PdClient {
             .await?;
         match check_header(result.header.as_ref()) {
             Ok(()) => Ok(Some(result)),
-            Err(PdClientError::Header { kind, .. }) if kind == pdpb::ErrorType::RegionNotFound => {
-                Ok(None)
-            }
+            Err(PdClientError::Header {
+                kind: pdpb::ErrorType::RegionNotFound,
+                ..
+            }) => Ok(None),
             Err(error) => Err(error),
         }
     }

@@ -242,7 +242,7 @@ impl RawClient {
     async fn refresh_from_pd(&self, pd: &PdClient, target: Target<'_>) {
         let found = match target {
             Target::Key(key) => pd.get_region(key).await.map(|r| r.into_iter().collect()),
-            Target::Before(bound) if bound.is_empty() => pd.scan_regions(b"", b"", 0).await,
+            Target::Before([]) => pd.scan_regions(b"", b"", 0).await,
             Target::Before(bound) => match pd.get_region(bound).await {
                 Ok(Some(route)) if route.region.start_key.as_slice() < bound => Ok(vec![route]),
                 Ok(_) => pd

@@ -112,7 +112,10 @@ async fn bootstrap_cluster<E: KvEngine>(
             tracing::info!(region_id, store_id = store.id, "bootstrapped the cluster");
             Ok(())
         }
-        Err(PdClientError::Header { kind, .. }) if kind == ErrorType::AlreadyBootstrapped => {
+        Err(PdClientError::Header {
+            kind: ErrorType::AlreadyBootstrapped,
+            ..
+        }) => {
             tracing::info!("another store bootstrapped the cluster first");
             Ok(())
         }

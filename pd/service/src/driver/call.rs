@@ -62,7 +62,7 @@ pub enum Call {
     AllocId { reply: Reply<u64> },
     /// Replicate a command; the reply carries its outcome once applied.
     Propose {
-        command: PdCommand,
+        command: Box<PdCommand>,
         reply: Reply<PdOutcome>,
     },
     /// A region heartbeat.
@@ -135,6 +135,7 @@ impl DriverHandle {
 
     /// Replicates `command` and returns its outcome.
     pub async fn propose(&self, command: PdCommand) -> Result<PdOutcome, PdError> {
+        let command = Box::new(command);
         self.ask(|reply| Call::Propose { command, reply }).await
     }
 

@@ -161,7 +161,7 @@ impl Leading {
                 if self.queue.len() >= QUEUE_MAX {
                     let _ = reply.send(Err(PdError::Busy("proposal queue full")));
                 } else {
-                    self.queue.push((command, Some(reply)));
+                    self.queue.push((*command, Some(reply)));
                 }
             }
             Call::RegionHeartbeat { request, reply } => {
