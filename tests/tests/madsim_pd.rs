@@ -127,7 +127,7 @@ async fn nemesis_step(cluster: &PdCluster, pd: &PdClient, step: u64) -> String {
                 let back = -(20_000 + 5_000 * *id as i64);
                 member.clock.skew_wall_clock(back);
             }
-            format!("every wall clock jumped back 25-35 s")
+            "every wall clock jumped back 25-35 s".to_string()
         }
         _ => {
             let member = &cluster.members[&leader];
