@@ -290,12 +290,19 @@ impl Run {
         assert_pairs(&unknown, &[], "scan_reverse pairs not in the model's range");
     }
 
+    /// tikv-client 0.4 groups a batch-scan range starting exactly at a region's end key into
+    /// that region (`start_key > region_end` instead of `>=` in `group_ranges_by_region`); the
+    /// store refuses it (`KeyNotInRegion`, as TiKV would) and the client retries the same
+    /// grouping forever. Region boundaries are always written keys here (split keys are
+    /// sampled from data), so range starts are `key + \0`, which no boundary can equal.
     async fn batch_scan(&mut self) {
         let mut ranges = Vec::new();
         let mut expected = Vec::new();
         for _ in 0..3 {
             let start = self.rng.below(KEY_SPACE);
-            let (from, to) = (key(start), key(start + 1 + self.rng.below(60)));
+            let mut from = key(start);
+            from.push(0);
+            let to = key(start + 1 + self.rng.below(60));
             expected.extend(self.model.scan(&from, &to, usize::MAX));
             ranges.push(from..to);
         }
