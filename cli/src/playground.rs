@@ -46,7 +46,7 @@ pub struct PlaygroundArgs {
 
 fn pd_config(args: &PlaygroundArgs) -> PdConfig {
     let client = format!("{}:{}", args.host, args.pd_port);
-    let peer = format!("{}:{}", args.host, args.pd_port + 1);
+    let peer = format!("{}:{}", args.host, args.pd_port.wrapping_add(1));
     let mut config = PdConfig::single(&client, &peer, args.data.join("pd"));
     config.schedule.max_replicas = usize::from(args.stores.clamp(1, 3));
     config.schedule.region_split_size_bytes = args.split_size;
@@ -76,6 +76,51 @@ fn seed() -> u64 {
     nanos ^ u64::from(std::process::id()).rotate_left(32)
 }
 
+/// Starts the stores, each joining through the PD at `pd_endpoint`.
+fn spawn_stores<S, F>(
+    args: &PlaygroundArgs,
+    pd_endpoint: &str,
+    tasks: &mut JoinSet<Result<(), String>>,
+    when_stopped: &S,
+) -> Result<(), String>
+where
+    S: Fn() -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    for index in 1..=args.stores {
+        let dir = args.data.join(format!("store{index}"));
+        let port = args.store_port.checked_add(index - 1);
+        let port = port.ok_or("store ports run past 65535")?;
+        let addr = format!("{}:{port}", args.host);
+        let config = ServerConfig {
+            store_id: 0,
+            addr: addr.clone(),
+            data_dir: dir.clone(),
+            raft: Default::default(),
+            stores: Default::default(),
+            bootstrap: None,
+        };
+        let engine = open(&dir)?;
+        let options = store_options(args, pd_endpoint);
+        let shutdown = when_stopped();
+        tasks.spawn(async move {
+            let result = run_with_pd(
+                config,
+                options,
+                engine,
+                seed(),
+                RuntimeClock::new(),
+                shutdown,
+            );
+            let result = result.await.map_err(|e| format!("store {index}: {e}"));
+            tracing::info!(?result, index, "store stopped");
+            result
+        });
+        println!("store {index}:      {addr}  ({})", dir.display());
+    }
+    Ok(())
+}
+
 /// Runs the playground until Ctrl-C (or until a process fails).
 pub async fn run(args: PlaygroundArgs) -> Result<(), String> {
     if args.stores == 0 {
@@ -101,35 +146,7 @@ pub async fn run(args: PlaygroundArgs) -> Result<(), String> {
     });
     println!("FerroKV playground: data under {}", args.data.display());
     println!("PD endpoint:  {pd_endpoint}");
-    for index in 1..=args.stores {
-        let dir = args.data.join(format!("store{index}"));
-        let addr = format!("{}:{}", args.host, args.store_port + index - 1);
-        let config = ServerConfig {
-            store_id: 0,
-            addr: addr.clone(),
-            data_dir: dir.clone(),
-            raft: Default::default(),
-            stores: Default::default(),
-            bootstrap: None,
-        };
-        let engine = open(&dir)?;
-        let options = store_options(&args, &pd_endpoint);
-        let shutdown = when_stopped();
-        tasks.spawn(async move {
-            let result = run_with_pd(
-                config,
-                options,
-                engine,
-                seed(),
-                RuntimeClock::new(),
-                shutdown,
-            );
-            let result = result.await.map_err(|e| format!("store {index}: {e}"));
-            tracing::info!(?result, index, "store stopped");
-            result
-        });
-        println!("store {index}:      {addr}  ({})", dir.display());
-    }
+    spawn_stores(&args, &pd_endpoint, &mut tasks, &when_stopped)?;
     println!("Try: ferrokv ctl put hello world && ferrokv ctl get hello   (Ctrl-C stops; run again to restart on the same data)");
     let outcome = tokio::select! {
         _ = tokio::signal::ctrl_c() => Ok(()),

@@ -187,7 +187,7 @@ async fn bootstrap(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bootstrap_stores_regions_and_typed_errors() {
+async fn bootstrap_stores_and_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (mut rpc, _stop) = start_pd(dir.path()).await;
     let id = cluster_id(&mut rpc).await;
@@ -239,6 +239,14 @@ async fn bootstrap_stores_regions_and_typed_errors() {
         })
         .await;
     assert_eq!(all.unwrap().into_inner().stores.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_and_split_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut rpc, _stop) = start_pd(dir.path()).await;
+    let id = cluster_id(&mut rpc).await;
+    assert_eq!(bootstrap(&mut rpc, id, first_region(3, 2, 1)).await, None);
     let region = rpc
         .get_region(pdpb::GetRegionRequest {
             header: header(id),

@@ -116,6 +116,23 @@ async fn rejoin<E: KvEngine>(
     }
 }
 
+/// The store's identity: the data directory's (re-registering, bounded by `wait`), or a new
+/// one from PD (retried until PD answers).
+async fn identity<E: KvEngine>(
+    engine: &E,
+    pd: &PdClient,
+    address: &str,
+    wait: Duration,
+) -> Result<ferrokv_proto::ferrokv_raftpb::StoreIdent, ServerError> {
+    match ident::load(engine).map_err(|e| ServerError::Pd(e.to_string()))? {
+        Some(ident) => {
+            rejoin(engine, pd, &ident, address, wait).await?;
+            Ok(ident)
+        }
+        None => join(engine, pd, address).await,
+    }
+}
+
 /// Runs a store node that joins through PD until `shutdown` resolves or storage fails.
 /// `config.store_id` is ignored: the id comes from the data directory or from PD.
 pub async fn run_with_pd<E: KvEngine>(
@@ -135,16 +152,7 @@ pub async fn run_with_pd<E: KvEngine>(
         options.endpoints.clone(),
         options.call_timeout,
     ));
-    let known = ident::load(&engine).map_err(|e| ServerError::Pd(e.to_string()))?;
-    let joining = async {
-        match known {
-            Some(ident) => {
-                rejoin(&engine, &pd, &ident, &config.addr, options.call_timeout).await?;
-                Ok(ident)
-            }
-            None => join(&engine, &pd, &config.addr).await,
-        }
-    };
+    let joining = identity(&engine, &pd, &config.addr, options.call_timeout);
     let mut stop_joining = stopped.clone();
     let ident = tokio::select! {
         joined = joining => joined?,
