@@ -325,3 +325,108 @@ impl Leading {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrokv_pd_core::state::ApplyError;
+    use tokio::sync::oneshot;
+
+    fn leading() -> (Leading, Shared) {
+        let state = PdState::new();
+        let mut proposals = Proposals::new();
+        let config = ferrokv_pd_core::Config::default();
+        let leader = PdLeader::start(&state, config, 1_000_000, &mut proposals);
+        let mut leading = Leading::new(7, state, leader, None);
+        leading.enqueue(proposals);
+        (leading, Shared::new(42))
+    }
+
+    fn gc(safe_point: u64) -> PdCommand {
+        PdCommand::UpdateGcSafePoint { safe_point }
+    }
+
+    #[test]
+    fn one_write_in_flight_carries_every_waiting_command() {
+        let (mut leading, shared) = leading();
+        let snapshot = leading
+            .next_proposal(&shared)
+            .expect("the first windows are written");
+        let written = PdState::restore(&snapshot).unwrap();
+        assert!(
+            written.tso_limit_ms() > 0 && written.id_limit() > 0,
+            "both windows in one write"
+        );
+        assert_eq!(
+            leading.next_proposal(&shared),
+            None,
+            "nothing while a write is in flight"
+        );
+        assert_eq!(
+            leading.state.tso_limit_ms(),
+            0,
+            "not adopted before it commits"
+        );
+        leading.on_proposed(Ok(()), &shared);
+        assert_eq!(leading.state, written, "adopted once committed");
+        assert_eq!(shared.counters().proposals_applied, 1);
+    }
+
+    #[test]
+    fn refusals_are_answered_without_a_write_and_failures_are_reported() {
+        let (mut leading, shared) = leading();
+        let first = leading.next_proposal(&shared).unwrap();
+        leading.on_proposed(Ok(()), &shared);
+        assert!(!first.is_empty());
+        let (reply, mut answer) = oneshot::channel();
+        leading.queue.push((gc(5), Some(reply)));
+        assert_eq!(
+            leading.next_proposal(&shared),
+            None,
+            "a refusal changes nothing: no write"
+        );
+        let refused = answer.try_recv().unwrap().unwrap();
+        assert_eq!(refused, PdOutcome::Refused(ApplyError::NotBootstrapped));
+        let (reply, mut answer) = oneshot::channel();
+        leading.queue.push((
+            PdCommand::SetTsoLimit {
+                limit_ms: u64::MAX / 2,
+            },
+            Some(reply),
+        ));
+        assert!(leading.next_proposal(&shared).is_some());
+        leading.on_proposed(Err("not leader".into()), &shared);
+        let failed = answer.try_recv().unwrap();
+        assert!(
+            matches!(failed, Err(PdError::ProposalFailed(_))),
+            "{failed:?}"
+        );
+        assert!(
+            leading.state.tso_limit_ms() < u64::MAX / 2,
+            "a failed write is not adopted"
+        );
+        assert_eq!(shared.counters().proposals_failed, 1);
+    }
+
+    #[test]
+    fn stepping_down_fails_every_waiting_call() {
+        let (mut leading, shared) = leading();
+        let _ = leading.next_proposal(&shared);
+        let (queued, mut queued_answer) = oneshot::channel();
+        leading.queue.push((gc(1), Some(queued)));
+        let (tso, mut tso_answer) = oneshot::channel();
+        let until = Instant::from_nanos(u64::MAX);
+        let call = Call::Tso {
+            count: 1,
+            reply: tso,
+        };
+        leading.parked.push_back(Parked { until, call });
+        leading.fail_all(PdError::NotLeader { leader: Some(2) });
+        let not_leader = Err(PdError::NotLeader { leader: Some(2) });
+        assert_eq!(queued_answer.try_recv().unwrap(), not_leader);
+        assert!(matches!(
+            tso_answer.try_recv().unwrap(),
+            Err(PdError::NotLeader { .. })
+        ));
+    }
+}
