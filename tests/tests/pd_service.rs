@@ -215,6 +215,17 @@ async fn bootstrap_stores_and_typed_errors() {
         error_type(&rpc.put_store(put).await.unwrap().into_inner().header),
         None
     );
+    let huge = pdpb::PutStoreRequest {
+        header: header(id),
+        store: Some(store(u64::MAX, "s:1")),
+    };
+    let refused = rpc.put_store(huge).await.unwrap().into_inner();
+    assert_eq!(error_type(&refused.header), Some(ErrorType::InvalidValue));
+    assert_ne!(
+        alloc_id(&mut rpc, id).await,
+        0,
+        "PD still serves after a bad request"
+    );
     let unknown = rpc
         .get_store(pdpb::GetStoreRequest {
             header: header(id),

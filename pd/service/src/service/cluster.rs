@@ -11,7 +11,7 @@ use ferrokv_proto::metapb::StoreState;
 use ferrokv_proto::pdpb::{self, ErrorType};
 use tonic::Status;
 
-use super::{header, PdService};
+use super::{header, validate, PdService};
 
 type Header = Option<pdpb::ResponseHeader>;
 
@@ -52,6 +52,14 @@ impl PdService {
                 header: header::error(self.cluster_id(), ErrorType::InvalidValue, message),
             });
         };
+        if !validate::store_id_ok(&store) || !validate::region_ids_ok(&region) {
+            let header = header::error(
+                self.cluster_id(),
+                ErrorType::InvalidValue,
+                validate::ID_OUT_OF_RANGE,
+            );
+            return Ok(pdpb::BootstrapResponse { header });
+        }
         let cluster_id = self.cluster_id();
         let command = PdCommand::Bootstrap {
             cluster_id,
@@ -94,6 +102,14 @@ impl PdService {
             let header = header::error(self.cluster_id(), ErrorType::InvalidValue, "no store");
             return Ok(pdpb::PutStoreResponse { header });
         };
+        if !validate::store_id_ok(&store) {
+            let header = header::error(
+                self.cluster_id(),
+                ErrorType::InvalidValue,
+                validate::ID_OUT_OF_RANGE,
+            );
+            return Ok(pdpb::PutStoreResponse { header });
+        }
         let outcome = self.apply(PdCommand::PutStore { store }).await?;
         Ok(pdpb::PutStoreResponse {
             header: self.header_for(&outcome),

@@ -13,7 +13,7 @@ use ferrokv_proto::pdpb::{self, ErrorType};
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use super::{header, PdService, PdStream};
+use super::{header, validate, PdService, PdStream};
 use crate::driver::{StreamSender, STREAM_QUEUE_MAX};
 
 fn kind_of(error: &HeartbeatError) -> ErrorType {
@@ -79,6 +79,16 @@ impl PdService {
             }
             let store_id = request.leader.map(|leader| leader.store_id);
             let region_id = request.region.as_ref().map_or(0, |region| region.id);
+            if !request.region.as_ref().is_none_or(validate::region_ids_ok) {
+                let kind = ErrorType::InvalidValue;
+                let response = pdpb::RegionHeartbeatResponse {
+                    header: header::error(self.cluster_id(), kind, validate::ID_OUT_OF_RANGE),
+                    region_id,
+                    ..Default::default()
+                };
+                let _ = sender.send(Ok(response)).await;
+                continue;
+            }
             let reply = match self.driver.region_heartbeat(request).await {
                 Ok(reply) => reply,
                 Err(error) => {

@@ -12,6 +12,7 @@ mod heartbeat;
 mod members;
 mod route;
 mod tso;
+mod validate;
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -22,7 +22,7 @@ use ferrokv_proto::metapb;
 use ferrokv_proto::pdpb::{self, ErrorType, OperatorStatus};
 use tonic::Status;
 
-use super::{header, PdService};
+use super::{header, validate, PdService};
 use crate::driver::Serving;
 
 /// The leader to name for a region: the one heartbeats reported, else its first voter as a
@@ -154,6 +154,12 @@ impl PdService {
         request: pdpb::ReportBatchSplitRequest,
     ) -> Result<pdpb::ReportBatchSplitResponse, Status> {
         self.check(request.header.as_ref())?;
+        if !request.regions.iter().all(validate::region_ids_ok) {
+            let message = validate::ID_OUT_OF_RANGE;
+            return Ok(pdpb::ReportBatchSplitResponse {
+                header: header::error(self.cluster_id(), ErrorType::InvalidValue, message),
+            });
+        }
         if request.regions.len() < 2 {
             let message = "a batch split report needs at least two regions";
             return Ok(pdpb::ReportBatchSplitResponse {
