@@ -70,10 +70,13 @@ unset RUSTFLAGS RUSTDOCFLAGS
 export VOPR_PROFILE=dev
 step "simulation: 16 seeds x 1 simulated minute" ci/sim.sh --seeds 16 --sim-minutes 1
 regressions() {
-  local seed minutes
-  while read -r seed minutes _; do
-    case "$seed" in ''|'#'*) continue ;; esac
-    ci/sim.sh --seed "$seed" --sim-minutes "$minutes" || return 1
+  local line seed minutes flags
+  while IFS= read -r line; do
+    line=${line%%#*}
+    read -r seed minutes flags <<< "$line" || true
+    [ -z "${seed:-}" ] && continue
+    # shellcheck disable=SC2086  # flags are words by design
+    ci/sim.sh --seed "$seed" --sim-minutes "$minutes" $flags || return 1
   done < sim/regressions.txt
 }
 step "simulation: regression seeds (sim/regressions.txt)" regressions

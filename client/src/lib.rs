@@ -16,4 +16,4 @@ pub mod raw;
 pub mod region_cache;
 
 pub use error::ClientError;
-pub use raw::{RawClient, RawConfig};
+pub use raw::{FirstAttempt, RawClient, RawConfig};

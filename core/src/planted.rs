@@ -12,7 +12,8 @@ pub enum PlantedBug {
     StaleLocalReads,
     /// Acknowledge Raft log writes without syncing them.
     SkipRaftLogSync,
-    /// A deposed leader keeps serving local (lease) reads until its old lease runs out.
+    /// The lease is not cleared on step-down, term change or leader transfer: a deposed
+    /// leader keeps serving local (lease) reads until its old lease runs out.
     LeaseKeptAfterStepDown,
     /// A lease of 1.5 election timeouts, ignoring the election bound and clock drift.
     LeaseBeyondElectionBound,
@@ -20,7 +21,8 @@ pub enum PlantedBug {
     CompactLogCallerTerm,
     /// The client retries a write whose outcome is unknown.
     RetryAmbiguousWrite,
-    /// Apply a write without checking that the region still owns its keys (epoch check).
+    /// Apply a write, or serve a read, without checking that the region still owns its keys
+    /// (the epoch check a split makes necessary).
     ApplyIgnoresEpoch,
     /// A new PD leader's timestamp oracle starts from its wall clock instead of above the
     /// persisted window limit.

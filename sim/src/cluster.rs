@@ -131,15 +131,12 @@ impl SimCluster {
 
     /// A client configuration reaching every store.
     pub fn client_config(&self) -> RawConfig {
-        RawConfig {
-            stores: self
-                .stores
-                .values()
-                .map(|store| (store.id, store.addr.clone()))
-                .collect(),
-            timeout: Duration::from_secs(10),
-            attempt_timeout: Duration::from_secs(2),
-        }
+        let stores = self
+            .stores
+            .values()
+            .map(|store| (store.id, store.addr.clone()))
+            .collect();
+        RawConfig::new(stores, Duration::from_secs(10), Duration::from_secs(2))
     }
 
     /// A new client machine.

@@ -129,6 +129,15 @@ impl ProcessCluster {
         self.spawn(id);
     }
 
+    /// The resident set size of store `id`'s process in KiB (`VmRSS` from `/proc`), if it
+    /// runs.
+    pub fn rss_kib(&self, id: u64) -> Option<u64> {
+        let pid = self.processes[&id].child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// True if store `id`'s process is alive.
     pub fn is_running(&mut self, id: u64) -> bool {
         let process = self.processes.get_mut(&id).expect("known store");
@@ -150,11 +159,7 @@ impl ProcessCluster {
 
     /// A client configuration for this cluster.
     pub fn client_config(&self, timeout: Duration) -> RawConfig {
-        RawConfig {
-            stores: self.addrs.clone(),
-            timeout,
-            attempt_timeout: Duration::from_secs(2),
-        }
+        RawConfig::new(self.addrs.clone(), timeout, Duration::from_secs(2))
     }
 
     /// The data directory root.

@@ -50,6 +50,35 @@ pub struct RawConfig {
     pub timeout: Duration,
     /// Deadline of one RPC attempt.
     pub attempt_timeout: Duration,
+    /// Where each call's first attempt goes.
+    pub first_attempt: FirstAttempt,
+}
+
+/// Where a call's first attempt goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FirstAttempt {
+    /// The cached leader (normal operation).
+    #[default]
+    Leader,
+    /// A peer of the region picked with a seeded random stream, then wherever errors point:
+    /// the way Jepsen-style tests reach every side of a partition (tests and simulation).
+    RandomPeer { seed: u64 },
+}
+
+impl RawConfig {
+    /// A configuration over `stores` with the given deadlines, routing to leaders.
+    pub fn new(
+        stores: BTreeMap<u64, String>,
+        timeout: Duration,
+        attempt_timeout: Duration,
+    ) -> RawConfig {
+        RawConfig {
+            stores,
+            timeout,
+            attempt_timeout,
+            first_attempt: FirstAttempt::Leader,
+        }
+    }
 }
 
 /// Which region a call goes to.
@@ -93,6 +122,7 @@ pub struct RawClient {
     config: RawConfig,
     cache: Mutex<RegionCache>,
     channels: Mutex<BTreeMap<u64, Channel>>,
+    rng: Mutex<ferrokv_core::env::SeededRng>,
     /// The PD route source, if any (otherwise routes come from the stores).
     pd: Option<Arc<PdClient>>,
     /// Store addresses learned from PD.
@@ -122,10 +152,15 @@ fn nothing_sent(status: &tonic::Status) -> bool {
 impl RawClient {
     /// A client over the given stores; routes load lazily.
     pub fn new(config: RawConfig) -> RawClient {
+        let seed = match config.first_attempt {
+            FirstAttempt::RandomPeer { seed } => seed,
+            FirstAttempt::Leader => 0,
+        };
         RawClient {
             config,
             cache: Mutex::new(RegionCache::new()),
             channels: Mutex::new(BTreeMap::new()),
+            rng: Mutex::new(ferrokv_core::env::SeededRng::new(seed)),
             pd: None,
             addresses: Mutex::new(BTreeMap::new()),
         }
@@ -133,11 +168,7 @@ impl RawClient {
 
     /// A client whose routes and store addresses come from PD.
     pub fn with_pd(pd: Arc<PdClient>, timeout: Duration, attempt_timeout: Duration) -> RawClient {
-        let config = RawConfig {
-            stores: BTreeMap::new(),
-            timeout,
-            attempt_timeout,
-        };
+        let config = RawConfig::new(BTreeMap::new(), timeout, attempt_timeout);
         RawClient {
             pd: Some(pd),
             ..RawClient::new(config)
@@ -168,6 +199,17 @@ impl RawClient {
             .expect("addresses lock")
             .insert(store_id, address.clone());
         Ok(address)
+    }
+
+    /// The peer a call's first attempt goes to under `FirstAttempt::RandomPeer`.
+    fn random_peer(&self, route: &Route) -> Option<metapb::Peer> {
+        use ferrokv_core::env::Rng as _;
+        let peers = &route.region.peers;
+        if peers.is_empty() {
+            return None;
+        }
+        let pick = self.rng.lock().expect("rng lock").below(peers.len() as u64) as usize;
+        Some(peers[pick])
     }
 
     async fn channel(&self, store_id: u64) -> Result<Channel, String> {
@@ -202,9 +244,12 @@ impl RawClient {
             .max_encoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX)
     }
 
-    /// Reloads routes from every reachable store (cheap: no data hashes).
+    /// Reloads routes from every reachable store (cheap: no data hashes). For each region
+    /// the newest epoch wins; among reports of one epoch, the leader claimed in the highest
+    /// term (a deposed leader cut off from its peers still claims its old term).
     pub async fn refresh(&self) {
-        let mut newest: BTreeMap<u64, (metapb::Region, Option<metapb::Peer>)> = BTreeMap::new();
+        let mut newest: BTreeMap<u64, (metapb::Region, Option<metapb::Peer>, u64)> =
+            BTreeMap::new();
         let store_ids: Vec<u64> = self.config.stores.keys().copied().collect();
         for store_id in store_ids {
             let Ok(channel) = self.channel(store_id).await else {
@@ -221,19 +266,21 @@ impl RawClient {
             };
             for info in reply.into_inner().regions {
                 let Some(region) = info.region else { continue };
-                let version =
-                    |r: &metapb::Region| r.region_epoch.map_or((0, 0), |e| (e.version, e.conf_ver));
-                let replace = newest.get(&region.id).is_none_or(|(known, leader)| {
-                    version(&region) > version(known)
-                        || (version(&region) == version(known) && leader.is_none())
-                });
-                if replace {
-                    newest.insert(region.id, (region, info.leader));
+                let rank = |r: &metapb::Region, leader: &Option<metapb::Peer>, term: u64| {
+                    let epoch = r.region_epoch.map_or((0, 0), |e| (e.version, e.conf_ver));
+                    (epoch, leader.is_some(), term)
+                };
+                let candidate = rank(&region, &info.leader, info.term);
+                let better = newest
+                    .get(&region.id)
+                    .is_none_or(|(known, leader, term)| candidate > rank(known, leader, *term));
+                if better {
+                    newest.insert(region.id, (region, info.leader, info.term));
                 }
             }
         }
         let mut cache = self.cache.lock().expect("cache lock");
-        for (region, leader) in newest.into_values() {
+        for (region, leader, _) in newest.into_values() {
             cache.insert(region, leader);
         }
     }
@@ -348,13 +395,16 @@ impl RawClient {
         let mut backoff = BACKOFF_MIN;
         let mut peer_turn = 0usize;
         let mut last_failure = String::from("no attempt finished");
+        let mut first = true;
         loop {
             if tokio::time::Instant::now() >= deadline {
                 return Err(CallError::Client(ClientError::Unavailable(last_failure)));
             }
             let retry = retry_ambiguous || planted::active(PlantedBug::RetryAmbiguousWrite);
+            let random_first = first && self.config.first_attempt != FirstAttempt::Leader;
+            first = false;
             match self
-                .attempt_once(target, keys, &mut peer_turn, &attempt)
+                .attempt_once(target, keys, &mut peer_turn, random_first, &attempt)
                 .await
             {
                 Attempt::Done(value) => return Ok(value),
@@ -378,6 +428,7 @@ impl RawClient {
         target: Target<'_>,
         keys: &[Vec<u8>],
         peer_turn: &mut usize,
+        random_first: bool,
         attempt: &F,
     ) -> Attempt<T>
     where
@@ -390,7 +441,12 @@ impl RawClient {
         if !keys.iter().all(|key| route.contains(key)) {
             return Attempt::Reshard;
         }
-        let leader = route.leader.or_else(|| {
+        let chosen = if random_first {
+            self.random_peer(&route)
+        } else {
+            route.leader
+        };
+        let leader = chosen.or_else(|| {
             *peer_turn += 1;
             let peers = &route.region.peers;
             peers.get(*peer_turn % peers.len().max(1)).copied()

@@ -211,6 +211,9 @@ impl RawClient {
         let mut parts = Vec::new();
         let mut cursor = start.to_vec();
         loop {
+            // The piece the last attempt sent: an ambiguous failure may have deleted exactly
+            // that piece, so it is what the failed part reports.
+            let attempted = std::sync::Mutex::new(None);
             let outcome = self
                 .call_in_region(
                     Target::Key(&cursor),
@@ -218,6 +221,7 @@ impl RawClient {
                     false,
                     |mut rpc, context, route| {
                         let piece = clamp_forward(&cursor, end, &route);
+                        *attempted.lock().expect("attempt lock") = Some(piece.clone());
                         let request = kvrpcpb::RawDeleteRangeRequest {
                             context: Some(context),
                             start_key: piece.start.clone(),
@@ -234,7 +238,8 @@ impl RawClient {
             let (piece, result) = match outcome {
                 Ok(piece) => (piece, Ok(())),
                 Err(CallError::Client(error)) => {
-                    let piece = KeyRange::new(cursor.clone(), end.to_vec());
+                    let last = attempted.lock().expect("attempt lock").clone();
+                    let piece = last.unwrap_or_else(|| KeyRange::new(cursor.clone(), end.to_vec()));
                     (piece, Err(error))
                 }
                 Err(CallError::Reshard) => unreachable!("range pieces never reshard"),

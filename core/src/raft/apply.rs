@@ -266,3 +266,159 @@ pub fn change_peer(region: &metapb::Region, change: &ConfChange, store_id: u64) 
     changed.region_epoch = Some(epoch.into());
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use ferrokv_proto::ferrokv_raftpb::{CasOp, DeleteRangeOp, PutOp};
+
+    use super::*;
+    use crate::env::{KvEngine, MemEngine, WriteOptions};
+
+    fn region(start: &[u8], end: &[u8], version: u64) -> metapb::Region {
+        metapb::Region {
+            id: 1,
+            start_key: start.to_vec(),
+            end_key: end.to_vec(),
+            region_epoch: Some(metapb::RegionEpoch {
+                conf_ver: 1,
+                version,
+            }),
+            peers: vec![metapb::Peer {
+                id: 1,
+                store_id: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn cmd(version: u64, writes: Vec<write_op::Op>) -> RaftCmd {
+        RaftCmd {
+            region_id: 1,
+            region_epoch: Some(metapb::RegionEpoch {
+                conf_ver: 1,
+                version,
+            }),
+            writes: writes
+                .into_iter()
+                .map(|op| WriteOp { op: Some(op) })
+                .collect(),
+            admin: None,
+        }
+    }
+
+    fn put(key: &[u8], value: &[u8]) -> write_op::Op {
+        write_op::Op::Put(PutOp {
+            cf: CfName::CfDefault as i32,
+            key: key.to_vec(),
+            value: value::encode(value, None),
+        })
+    }
+
+    fn cas(key: &[u8], previous: Option<&[u8]>, new: &[u8]) -> write_op::Op {
+        write_op::Op::Cas(CasOp {
+            key: key.to_vec(),
+            previous_not_exist: previous.is_none(),
+            previous_value: previous.unwrap_or_default().to_vec(),
+            value: value::encode(new, None),
+            now_ms: 0,
+        })
+    }
+
+    /// Later commands of a round see earlier ones (a CAS after a put in the same round),
+    /// and a delete-range hides earlier puts of the round.
+    #[test]
+    fn a_round_reads_its_own_writes() {
+        let engine = MemEngine::new();
+        let view = engine.snapshot();
+        let mut batch = WriteBatch::new();
+        let mut ctx = ApplyContext::new(&view, &mut batch);
+        let whole = region(b"", b"", 1);
+        apply_writes(&mut ctx, &whole, &cmd(1, vec![put(b"k", b"1")])).unwrap();
+        let swapped = apply_writes(&mut ctx, &whole, &cmd(1, vec![cas(b"k", Some(b"1"), b"2")]));
+        assert_eq!(swapped.unwrap().cas, Some((true, Some(b"1".to_vec()))));
+        let range = write_op::Op::DeleteRange(DeleteRangeOp {
+            cf: CfName::CfDefault as i32,
+            start_key: b"a".to_vec(),
+            end_key: b"z".to_vec(),
+        });
+        apply_writes(&mut ctx, &whole, &cmd(1, vec![range])).unwrap();
+        let absent = apply_writes(&mut ctx, &whole, &cmd(1, vec![cas(b"k", None, b"3")]));
+        assert_eq!(absent.unwrap().cas, Some((true, None)));
+        engine.write(&batch, WriteOptions::SYNC).unwrap();
+        let stored = engine.get(Cf::Default, b"k").unwrap();
+        assert_eq!(
+            value::live_value(stored.as_deref(), 0).unwrap(),
+            Some(b"3".to_vec())
+        );
+    }
+
+    /// A write proposed before a split that applies after it is refused (the keys may have
+    /// left the region), and so is a write outside the region: nothing is staged.
+    #[test]
+    fn stale_epochs_and_foreign_keys_change_nothing() {
+        let engine = MemEngine::new();
+        let view = engine.snapshot();
+        let mut batch = WriteBatch::new();
+        let mut ctx = ApplyContext::new(&view, &mut batch);
+        let left = region(b"", b"m", 2);
+        let stale = apply_writes(&mut ctx, &left, &cmd(1, vec![put(b"a", b"v")]));
+        assert!(matches!(stale, Err(RegionError::EpochNotMatch { .. })));
+        let foreign = apply_writes(&mut ctx, &left, &cmd(2, vec![put(b"x", b"v")]));
+        assert!(matches!(foreign, Err(RegionError::KeyNotInRegion { .. })));
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn splits_need_an_inside_key_and_fresh_ids() {
+        let parent = region(b"a", b"z", 3);
+        let split = |key: &[u8], new_region_id, ids: Vec<u64>| SplitCmd {
+            split_key: key.to_vec(),
+            new_region_id,
+            new_peer_ids: ids,
+        };
+        let (left, right) = split_region(&parent, &split(b"m", 2, vec![11])).unwrap();
+        assert_eq!(
+            (left.end_key.as_slice(), right.start_key.as_slice()),
+            (&b"m"[..], &b"m"[..])
+        );
+        assert_eq!(right.peers[0].id, 11);
+        assert_eq!(RegionEpoch::from(left.region_epoch).version, 4);
+        for bad in [
+            split(b"a", 2, vec![11]),
+            split(b"zz", 2, vec![11]),
+            split(b"m", 1, vec![11]),
+            split(b"m", 0, vec![11]),
+            split(b"m", 2, vec![1]),
+            split(b"m", 2, vec![0]),
+            split(b"m", 2, vec![11, 12]),
+        ] {
+            assert!(split_region(&parent, &bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn membership_changes_bump_the_conf_version() {
+        let parent = region(b"", b"", 1);
+        let mut add = ConfChange::default();
+        add.set_change_type(ConfChangeType::AddLearnerNode);
+        add.node_id = 5;
+        let added = change_peer(&parent, &add, 2);
+        assert_eq!(added.peers.len(), 2);
+        assert_eq!(added.peers[1].role, PeerRole::Learner as i32);
+        assert_eq!(RegionEpoch::from(added.region_epoch).conf_ver, 2);
+        add.set_change_type(ConfChangeType::AddNode);
+        let promoted = change_peer(&added, &add, 2);
+        assert_eq!(promoted.peers.len(), 2);
+        assert_eq!(promoted.peers[1].role, PeerRole::Voter as i32);
+        let mut remove = ConfChange::default();
+        remove.set_change_type(ConfChangeType::RemoveNode);
+        remove.node_id = 1;
+        let removed = change_peer(&promoted, &remove, 0);
+        assert_eq!(
+            removed.peers.iter().map(|p| p.id).collect::<Vec<_>>(),
+            vec![5]
+        );
+        assert_eq!(RegionEpoch::from(removed.region_epoch).conf_ver, 4);
+    }
+}

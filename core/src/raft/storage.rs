@@ -582,11 +582,16 @@ impl<E: KvEngine> raft::Storage for PeerStorage<E> {
     /// A generated snapshot if one is fresh enough; otherwise asks the peer to generate
     /// one off the loop and answers "temporarily unavailable" (raft-rs retries later). Never
     /// an error raft-rs would treat as fatal.
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<RaftSnapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<RaftSnapshot> {
         let floor = request_index.max(self.truncated().index);
         let mut generation = self.snapshot_gen.borrow_mut();
         if let Some(ready) = &generation.ready {
-            if ready.get_metadata().index >= floor {
+            let meta = ready.get_metadata();
+            let conf = meta.get_conf_state();
+            // A peer added after the snapshot was taken would refuse it (raft-rs ignores a
+            // snapshot whose membership does not name it): such a snapshot is regenerated.
+            let names_target = conf.voters.contains(&to) || conf.learners.contains(&to);
+            if meta.index >= floor && names_target {
                 return Ok(ready.clone());
             }
         }
@@ -610,6 +615,22 @@ pub fn write_region_state(
         state: state as i32,
         region: Some(region.clone()),
         uninitialized_peer_id,
+        destroyed_peer_id: 0,
+    };
+    batch.put(
+        Cf::Raft,
+        &keys::region_state_key(RegionId(region.id)),
+        &record.encode_to_vec(),
+    );
+}
+
+/// Stages the tombstone of a destroyed peer: its region as it last knew it and its id.
+pub fn write_tombstone(region: &metapb::Region, peer_id: u64, batch: &mut WriteBatch) {
+    let record = RegionLocalState {
+        state: ferrokv_proto::ferrokv_raftpb::PeerState::Tombstone as i32,
+        region: Some(region.clone()),
+        uninitialized_peer_id: 0,
+        destroyed_peer_id: peer_id,
     };
     batch.put(
         Cf::Raft,
@@ -670,4 +691,148 @@ pub fn region_data_hash<S: Snapshot + ?Sized>(
         })?;
     }
     Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use ferrokv_proto::metapb;
+    use raft::Storage as _;
+
+    use super::*;
+    use crate::env::{MemEngine, Mutation, WriteOptions};
+
+    fn region() -> metapb::Region {
+        metapb::Region {
+            id: 1,
+            region_epoch: Some(metapb::RegionEpoch {
+                conf_ver: 1,
+                version: 1,
+            }),
+            peers: vec![metapb::Peer {
+                id: 1,
+                store_id: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn storage() -> PeerStorage<MemEngine> {
+        let engine = MemEngine::new();
+        let mut batch = WriteBatch::new();
+        stage_initial_region(&region(), &mut batch);
+        engine.write(&batch, WriteOptions::SYNC).unwrap();
+        let state = LoadedState {
+            region: region(),
+            apply_state: initial_apply_state(),
+            hard_state: HardState {
+                term: INIT_LOG_TERM,
+                commit: INIT_LOG_INDEX,
+                ..Default::default()
+            },
+            entries: Vec::new(),
+        };
+        PeerStorage::new(engine, RegionId(1), state)
+    }
+
+    fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range
+            .map(|index| Entry {
+                index,
+                term,
+                data: vec![index as u8; 8].into(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn range_deletes(batch: &WriteBatch) -> usize {
+        batch
+            .mutations()
+            .iter()
+            .filter(|m| matches!(m, Mutation::DeleteRange { .. }))
+            .count()
+    }
+
+    /// Item 9: an append that overwrites nothing stages no range delete (RocksDB range
+    /// tombstones on every append slow every later read of the log); one that replaces a
+    /// longer conflicting tail does.
+    #[test]
+    fn appends_delete_a_tail_only_when_they_replace_one() {
+        let mut storage = storage();
+        let mut batch = WriteBatch::new();
+        storage.append(entries(6..=10, 6), &mut batch);
+        storage.append(entries(11..=12, 6), &mut batch);
+        assert_eq!(range_deletes(&batch), 0);
+        let mut replacing = WriteBatch::new();
+        storage.append(entries(9..=9, 7), &mut replacing);
+        assert_eq!(range_deletes(&replacing), 1);
+        assert_eq!(storage.last_index().unwrap(), 9);
+        assert_eq!(storage.term(9).unwrap(), 7);
+        assert_eq!(storage.term(8).unwrap(), 6);
+    }
+
+    /// Item 8/9: raft-rs never waits for a region scan: the first request for a snapshot
+    /// hands a generation task to the driver; once it is generated the snapshot is served
+    /// from the cache, only to peers its membership names.
+    #[test]
+    fn snapshots_are_generated_off_raft_and_served_from_the_cache() {
+        let mut storage = storage();
+        let mut batch = WriteBatch::new();
+        storage.append(entries(6..=8, 6), &mut batch);
+        let unavailable = storage.snapshot(0, 1);
+        assert!(matches!(
+            unavailable,
+            Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable
+            ))
+        ));
+        let view = storage
+            .take_snapshot_request()
+            .expect("a task was requested");
+        assert!(
+            storage.take_snapshot_request().is_none(),
+            "one task at a time"
+        );
+        storage.on_snapshot_generated(build_snapshot(RegionId(1), &view));
+        let snapshot = storage.snapshot(0, 1).expect("served from the cache");
+        assert_eq!(snapshot.get_metadata().index, INIT_LOG_INDEX);
+        assert!(
+            storage.snapshot(0, 2).is_err(),
+            "peer 2 is not in its membership"
+        );
+        assert!(
+            storage.snapshot(INIT_LOG_INDEX + 1, 1).is_err(),
+            "too old for the request"
+        );
+    }
+
+    /// Entries apply one by one, in order; compaction needs the log's own term.
+    #[test]
+    fn applied_index_moves_one_entry_at_a_time_and_compaction_checks_terms() {
+        let mut storage = storage();
+        let mut batch = WriteBatch::new();
+        storage.append(entries(6..=9, 6), &mut batch);
+        let committed = HardState {
+            term: 6,
+            commit: 9,
+            ..Default::default()
+        };
+        storage.set_hard_state(committed, &mut batch);
+        for index in 6..=8 {
+            storage.advance_applied(index, 6);
+        }
+        storage.compact_to(7, 6, &mut batch);
+        assert_eq!(storage.first_index().unwrap(), 8);
+        assert_eq!(storage.term(7).unwrap(), 6);
+        let skipped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut copy = self::storage();
+            copy.advance_applied(7, 6);
+        }));
+        assert!(skipped.is_err(), "an applied index cannot skip an entry");
+        let wrong_term = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            storage.compact_to(8, 9, &mut WriteBatch::new());
+        }));
+        assert!(wrong_term.is_err(), "a truncated term must be the log's");
+    }
 }

@@ -69,7 +69,8 @@ pub struct Store<E: KvEngine> {
     pub(super) config: RaftConfig,
     rng: SeededRng,
     pub(super) peers: BTreeMap<RegionId, Peer<E>>,
-    pub(super) tombstones: BTreeMap<RegionId, metapb::Region>,
+    /// Destroyed peers: their region as they knew it, and their id.
+    pub(super) tombstones: BTreeMap<RegionId, (metapb::Region, u64)>,
     pub(super) dirty: BTreeSet<RegionId>,
     pub(super) now: Instant,
     pub(super) stats: StoreStats,
@@ -119,8 +120,10 @@ impl<E: KvEngine> Store<E> {
                     let state = uninitialized_state(region, hard_state);
                     store.insert_peer(&peer, state)?;
                 }
-                Found::Tombstone(region) => {
-                    store.tombstones.insert(RegionId(region.id), region);
+                Found::Tombstone(region, peer_id) => {
+                    store
+                        .tombstones
+                        .insert(RegionId(region.id), (region, peer_id));
                 }
             }
         }

@@ -7,7 +7,6 @@
 //! new region before the split applied here) is newer than the split and is kept. Either
 //! way nothing panics, so a committed split can never crash-loop a store on replay.
 
-use ferrokv_proto::ferrokv_raftpb::PeerState;
 use ferrokv_proto::metapb;
 use raft::eraftpb::HardState;
 
@@ -15,7 +14,7 @@ use super::cmd::{Response, Token};
 use super::fsm::Store;
 use crate::env::{Cf, KvEngine, WriteBatch};
 use crate::raft::storage::{
-    clear_region_data, initial_apply_state, stage_initial_region, write_region_state, LoadedState,
+    clear_region_data, initial_apply_state, stage_initial_region, write_tombstone, LoadedState,
 };
 use crate::raft::{keys, Effects, PeerEvent, INIT_LOG_INDEX, INIT_LOG_TERM};
 use crate::types::RegionId;
@@ -109,10 +108,11 @@ impl<E: KvEngine> Store<E> {
         }
         let op = crate::env::RaftLogOp::Clear { region: region_id };
         crate::env::stage_log_op(&op, batch);
-        write_region_state(&region, PeerState::Tombstone, 0, batch);
+        let peer_id = peer.peer_id().get();
+        write_tombstone(&region, peer_id, batch);
         batch.delete(Cf::Raft, &keys::apply_state_key(region_id));
-        tracing::info!(%region_id, store_id = %self.store_id, "peer destroyed");
-        self.tombstones.insert(region_id, region);
+        tracing::info!(%region_id, peer_id, store_id = %self.store_id, "peer destroyed");
+        self.tombstones.insert(region_id, (region, peer_id));
         self.dirty.remove(&region_id);
         answers
     }

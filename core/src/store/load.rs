@@ -45,7 +45,8 @@ pub(super) enum Found {
         peer: metapb::Peer,
         hard_state: HardState,
     },
-    Tombstone(metapb::Region),
+    /// A destroyed peer: the region as it knew it, and its id.
+    Tombstone(metapb::Region, u64),
 }
 
 /// Reads every region state record.
@@ -90,7 +91,12 @@ fn load_region<E: KvEngine, S: Snapshot>(
         .clone()
         .ok_or_else(|| inconsistent(region_id, "no region"))?;
     if state.state == PeerState::Tombstone as i32 {
-        return Ok(Found::Tombstone(region));
+        let own = region
+            .peers
+            .iter()
+            .find(|p| p.store_id == store_id)
+            .map_or(0, |p| p.id);
+        return Ok(Found::Tombstone(region, state.destroyed_peer_id.max(own)));
     }
     let hard_state = log.hard_state(region_id)?.unwrap_or_default();
     if region.peers.is_empty() {

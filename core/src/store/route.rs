@@ -170,11 +170,15 @@ impl<E: KvEngine> Store<E> {
         true
     }
 
+    /// A message for a region destroyed here may create a peer again only for a newer
+    /// membership *and* a newer peer id: a destroyed peer id never comes back (its log is
+    /// gone; recreating it empty would break what its leader knows it holds).
     fn is_stale_for_tombstone(&self, message: &RaftMessage) -> bool {
-        let Some(tombstone) = self.tombstones.get(&RegionId(message.region_id)) else {
+        let Some((region, peer_id)) = self.tombstones.get(&RegionId(message.region_id)) else {
             return false;
         };
-        conf_ver(message.region_epoch) <= conf_ver(tombstone.region_epoch)
+        let to_peer = message.to_peer.map_or(0, |p| p.id);
+        conf_ver(message.region_epoch) <= conf_ver(region.region_epoch) || to_peer <= *peer_id
     }
 
     /// A peer is created only for messages a leader or candidate sends, only for a valid

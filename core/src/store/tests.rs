@@ -323,3 +323,43 @@ fn loading_overlapping_regions_is_caught() {
         "overlapping regions are a broken invariant"
     );
 }
+
+/// Found by the VOPR (seed 13 at 5 minutes): a peer destroyed by a tombstone was recreated,
+/// empty, by a message a deposed leader still addressed to it under a membership newer than
+/// the one the peer had known; that leader believed the peer held its log and the empty
+/// peer aborted on the commit index it was sent. A destroyed peer id never comes back.
+#[test]
+fn a_destroyed_peer_id_is_never_recreated() {
+    let engine = MemEngine::new();
+    bootstrap_region(&engine, &region(1, b"", b"", vec![peer(2, 1), peer(3, 2)])).unwrap();
+    let mut store = load(&engine);
+    let epoch = |conf_ver| {
+        Some(metapb::RegionEpoch {
+            conf_ver,
+            version: 1,
+        })
+    };
+    let mut tombstone = incoming(1, b"", b"", peer(2, 1));
+    tombstone.from_peer = Some(peer(3, 2));
+    tombstone.region_epoch = epoch(5);
+    tombstone.is_tombstone = true;
+    tombstone.message = Vec::new();
+    store.on_raft_message(tombstone);
+    store.drive(&Collect::default()).unwrap();
+    assert!(store.peers.is_empty(), "destroyed");
+    let mut stale = incoming(1, b"", b"", peer(2, 1));
+    stale.region_epoch = epoch(3);
+    store.on_raft_message(stale);
+    assert!(store.peers.is_empty(), "the destroyed id stays destroyed");
+    let mut newer = incoming(1, b"", b"", peer(9, 1));
+    newer.region_epoch = epoch(6);
+    store.on_raft_message(newer);
+    assert_eq!(
+        store.peers.len(),
+        1,
+        "a newer peer id of the region may be created"
+    );
+    store.drive(&Collect::default()).unwrap();
+    let reloaded = load(&engine);
+    assert_eq!(reloaded.peers.len(), 1);
+}

@@ -64,20 +64,24 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
         let mut next_tick = self.clock.now() + self.tick_interval;
         loop {
             let wait = self.clock.runtime_until(next_tick);
+            let mut handled = 0;
             tokio::select! {
                 biased;
                 _ = tokio::time::sleep(wait) => {}
                 input = self.raft_lane.recv() => {
                     if let Some(input) = input {
                         self.on_raft(input);
+                        handled += 1;
                     }
                 }
                 input = self.request_lane.recv() => {
                     let Some(input) = input else { return Ok(()) };
                     self.on_request(input);
+                    handled += 1;
                 }
             }
-            self.drain();
+            handled += self.drain();
+            crate::offload::charge(handled).await;
             next_tick = self.tick_if_due(next_tick);
             if buggify!() {
                 // A slow disk or a descheduled thread.
@@ -87,19 +91,24 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
         }
     }
 
-    fn drain(&mut self) {
+    /// Handles queued inputs, Raft first, each lane up to its batch bound; returns how many.
+    fn drain(&mut self) -> usize {
+        let mut handled = 0;
         for _ in 0..RAFT_BATCH_MAX {
             let Some(input) = self.raft_lane.try_recv() else {
                 break;
             };
             self.on_raft(input);
+            handled += 1;
         }
         for _ in 0..REQUEST_BATCH_MAX {
             let Some(input) = self.request_lane.try_recv() else {
                 break;
             };
             self.on_request(input);
+            handled += 1;
         }
+        handled
     }
 
     /// Ticks if `next_tick` passed; returns the next deadline (at most one tick per

@@ -45,13 +45,11 @@ pub struct LaneReceiver<T> {
     bytes: Arc<AtomicUsize>,
 }
 
+/// The two ends of one lane.
+pub type Lane<T> = (LaneSender<T>, LaneReceiver<T>);
+
 /// Two lanes over one byte budget of `bytes_max`.
-pub fn lanes<R, Q>(
-    bytes_max: usize,
-) -> (
-    (LaneSender<R>, LaneReceiver<R>),
-    (LaneSender<Q>, LaneReceiver<Q>),
-) {
+pub fn lanes<R, Q>(bytes_max: usize) -> (Lane<R>, Lane<Q>) {
     let bytes = Arc::new(AtomicUsize::new(0));
     (lane(bytes.clone(), bytes_max), lane(bytes, bytes_max))
 }

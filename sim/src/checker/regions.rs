@@ -125,8 +125,22 @@ pub fn check_peers_present(
                     })
             });
             if !reported {
+                let seen: Vec<String> = reports
+                    .iter()
+                    .filter(|(store, _)| *store == peer.store_id)
+                    .flat_map(|(_, infos)| infos.iter())
+                    .filter_map(|info| info.region.as_ref())
+                    .filter(|r| r.id == region_id)
+                    .map(|r| {
+                        format!(
+                            "{:?} with peers {:?}",
+                            version(r),
+                            r.peers.iter().map(|p| p.id).collect::<Vec<_>>()
+                        )
+                    })
+                    .collect();
                 return Err(format!(
-                    "region {region_id} (epoch {:?}): peer {} on store {} does not report it",
+                    "region {region_id} (epoch {:?}): peer {} on store {} does not report it (that store reports it as: {seen:?})",
                     version(&region),
                     peer.id,
                     peer.store_id

@@ -63,7 +63,9 @@ impl Cluster {
     /// The newest region containing `key` that some running store knows, and the store to
     /// ask (its leader if known).
     pub fn route(&self, key: &[u8]) -> Option<(metapb::Region, StoreId)> {
-        let mut best: Option<(u64, metapb::Region, StoreId, bool)> = None;
+        // Newest epoch first; among equals a leader, and among leaders the highest term (a
+        // deposed leader cut off from its peers still believes it leads).
+        let mut best: Option<((u64, bool, u64), metapb::Region, StoreId)> = None;
         for id in self.store_ids() {
             for status in self.regions(id) {
                 let range = KeyRange::new(
@@ -74,15 +76,13 @@ impl Cluster {
                     continue;
                 }
                 let version = status.region.region_epoch.map_or(0, |e| e.version);
-                let better = best.as_ref().is_none_or(|(v, _, _, leader)| {
-                    version > *v || (version == *v && status.is_leader && !leader)
-                });
-                if better {
-                    best = Some((version, status.region.clone(), id, status.is_leader));
+                let rank = (version, status.is_leader, status.term);
+                if best.as_ref().is_none_or(|(known, _, _)| rank > *known) {
+                    best = Some((rank, status.region.clone(), id));
                 }
             }
         }
-        best.map(|(_, region, id, _)| (region, id))
+        best.map(|(_, region, id)| (region, id))
     }
 
     fn call(

@@ -15,7 +15,7 @@ use ferrokv_core::types::{RegionId, StoreId};
 use ferrokv_proto::metapb;
 
 pub use client::{delete_op, put_op, region_error, CallError};
-pub use network::{NetConfig, Network, Outbox, Packet, PacketFilter};
+pub use network::{message_type, NetConfig, Network, Outbox, Packet, PacketDelay, PacketFilter};
 
 use crate::engine::{CrashTail, SimDisk, SimEngine};
 

@@ -47,6 +47,20 @@ pub struct Packet {
 /// A filter deciding per packet whether to drop it (true = drop).
 pub type PacketFilter = Box<dyn Fn(&Packet) -> bool + Send>;
 
+/// A rule adding delay to matching packets (a slow link, a message held back).
+pub type PacketDelay = Box<dyn Fn(&Packet) -> Option<Duration> + Send>;
+
+/// The raft-rs message type of a packet (None for a tombstone or an undecodable message).
+pub fn message_type(packet: &Packet) -> Option<raft::eraftpb::MessageType> {
+    use protobuf::Message as _;
+    if packet.message.is_tombstone {
+        return None;
+    }
+    raft::eraftpb::Message::parse_from_bytes(&packet.message.message)
+        .ok()
+        .map(|m| m.get_msg_type())
+}
+
 /// Packets in flight and the faults applied to them.
 pub struct Network {
     pub(crate) config: NetConfig,
@@ -54,6 +68,9 @@ pub struct Network {
     seq: u64,
     cut: BTreeSet<(StoreId, StoreId)>,
     filters: Vec<PacketFilter>,
+    delays: Vec<PacketDelay>,
+    /// Packets sent (before loss), by raft message type name.
+    pub sent_by_type: std::collections::BTreeMap<String, u64>,
     /// Packets delivered so far.
     pub delivered: u64,
     /// Packets dropped (loss, cut links, filters).
@@ -72,6 +89,8 @@ impl Network {
             seq: 0,
             cut: BTreeSet::new(),
             filters: Vec::new(),
+            delays: Vec::new(),
+            sent_by_type: std::collections::BTreeMap::new(),
             delivered: 0,
             dropped: 0,
             snapshot_reports: Vec::new(),
@@ -94,10 +113,21 @@ impl Network {
         self.cut(b, a);
     }
 
-    /// Restores every link and removes every filter.
+    /// Restores every link and removes every filter and delay rule.
     pub fn heal(&mut self) {
         self.cut.clear();
         self.filters.clear();
+        self.delays.clear();
+    }
+
+    /// Adds a delay rule.
+    pub fn add_delay(&mut self, delay: PacketDelay) {
+        self.delays.push(delay);
+    }
+
+    /// Removes every delay rule (packets already in flight keep their delay).
+    pub fn clear_delays(&mut self) {
+        self.delays.clear();
     }
 
     /// Adds a drop filter.
@@ -112,6 +142,9 @@ impl Network {
 
     /// Sends `packet` at `now`, applying loss, duplication and delay.
     pub fn send(&mut self, packet: Packet, now: Instant, rng: &mut SeededRng) {
+        let kind = message_type(&packet).map_or("Other".to_string(), |t| format!("{t:?}"));
+        *self.sent_by_type.entry(kind).or_default() += 1;
+        let extra: Duration = self.delays.iter().filter_map(|d| d(&packet)).sum();
         let dropped = self.is_cut(packet.from, packet.to)
             || self.filters.iter().any(|filter| filter(&packet))
             || rng.ratio(self.config.loss_per_mille, 1000);
@@ -128,7 +161,7 @@ impl Network {
         for _ in 0..copies {
             let low = self.config.delay_min.as_micros() as u64;
             let high = self.config.delay_max.as_micros() as u64 + 1;
-            let delay = Duration::from_micros(rng.range(low, high.max(low + 1)));
+            let delay = Duration::from_micros(rng.range(low, high.max(low + 1))) + extra;
             self.seq += 1;
             self.in_flight
                 .insert((now + delay, self.seq), packet.clone());

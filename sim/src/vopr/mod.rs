@@ -197,7 +197,15 @@ fn spawn_clients(
             history: history.clone(),
         };
         progress.push(counter);
-        let client = ferrokv_client::RawClient::new(cluster.client_config());
+        let mut config = cluster.client_config();
+        if rng.ratio(1, 2) {
+            // Half the clients send each call first to a random peer, so some reach every
+            // side of a partition (a deposed leader included).
+            config.first_attempt = ferrokv_client::FirstAttempt::RandomPeer {
+                seed: rng.next_u64(),
+            };
+        }
+        let client = ferrokv_client::RawClient::new(config);
         let client_rng = rng.fork(100 + process);
         tasks.push(node.spawn(task.run(client, client_rng)));
     }

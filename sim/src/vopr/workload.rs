@@ -95,7 +95,16 @@ impl ClientTask {
     /// Runs calls until `stop`; each waits for its answer (or gives up at the client timeout).
     pub async fn run(self, client: RawClient, mut rng: SeededRng) {
         let mut counter = 0u64;
+        // Clients learn new leaders the way PD-fed clients do: by refreshing routes every
+        // so often, not only after errors, so some reach a new leader while others still
+        // talk to the deposed one.
+        let refresh_every = Duration::from_millis(rng.range(200, 2000));
+        let mut last_refresh = tokio::time::Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            if last_refresh.elapsed() >= refresh_every {
+                client.refresh().await;
+                last_refresh = tokio::time::Instant::now();
+            }
             let plan = self.plan(&mut rng, &mut counter);
             let invoked_ns = elapsed_ns(self.start);
             let results = self.execute(&client, plan).await;

@@ -29,7 +29,8 @@ impl Lease {
 
     /// Extends the lease to `until`, earned by a round answered in `term`.
     pub fn extend(&mut self, term: u64, until: Instant) {
-        if self.no_lease_term == Some(term) {
+        let fenced = self.no_lease_term == Some(term);
+        if fenced && !planted::active(PlantedBug::LeaseKeptAfterStepDown) {
             return;
         }
         if self.term != term {

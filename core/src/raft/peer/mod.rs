@@ -20,6 +20,8 @@ mod propose;
 mod read;
 mod ready;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -66,6 +68,9 @@ pub struct Peer<E: KvEngine> {
     ticks_since_gc: usize,
     snapshots: snapshot::SnapshotTracker,
     answers: Vec<(Token, Response)>,
+    /// A snapshot installed in Ready `.0` at index `.1`: raft-rs's applied index moves there
+    /// once that Ready is persisted.
+    snapshot_to_apply: Option<(u64, u64)>,
     removed: bool,
     override_misses: u64,
     trace: u64,
@@ -126,6 +131,7 @@ impl<E: KvEngine> Peer<E> {
             ticks_since_gc: 0,
             snapshots: Default::default(),
             answers: Vec::new(),
+            snapshot_to_apply: None,
             removed: false,
             override_misses: 0,
             trace: crate::types::fnv::FNV_OFFSET,

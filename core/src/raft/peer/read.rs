@@ -187,9 +187,9 @@ impl<E: KvEngine> Peer<E> {
     }
 
     fn lease_valid(&self, now: Instant) -> bool {
-        self.is_leader()
-            && self.raw.raft.lead_transferee.is_none()
-            && self.lease.valid(now, self.term())
+        let transferring = self.raw.raft.lead_transferee.is_some()
+            && !planted::active(PlantedBug::LeaseKeptAfterStepDown);
+        self.is_leader() && !transferring && self.lease.valid(now, self.term())
     }
 
     /// Sends one ReadIndex round for all reads accepted since the last poll. raft-rs drops
@@ -276,8 +276,14 @@ impl<E: KvEngine> Peer<E> {
             .drain(..)
             .partition(|batch| batch.index.is_some_and(|index| index <= applied));
         self.reads.waiting = kept;
+        let ignore_epoch = planted::active(PlantedBug::ApplyIgnoresEpoch);
         for read in ready.into_iter().flat_map(|batch| batch.reads) {
-            match check_ranges_in_region(&read.read.ranges(), self.region()) {
+            let checked = if ignore_epoch {
+                Ok(())
+            } else {
+                check_ranges_in_region(&read.read.ranges(), self.region())
+            };
+            match checked {
                 Ok(()) => effects.reads.push(ReadyRead {
                     token: read.token,
                     read: read.read,

@@ -26,9 +26,11 @@ impl<E: KvEngine> Peer<E> {
         let mut ready = self.raw.ready();
         let leader_messages = self.wrap_messages(ready.take_messages());
         effects.send_now.extend(leader_messages);
+        let mut installed = None;
         if !ready.snapshot().is_empty() {
             let snapshot = ready.snapshot().clone();
             self.install_snapshot(&snapshot, effects);
+            installed = Some(snapshot.get_metadata().index);
         }
         let entries = ready.take_entries();
         if !entries.is_empty() {
@@ -47,6 +49,9 @@ impl<E: KvEngine> Peer<E> {
         let persisted_messages = self.wrap_messages(ready.take_persisted_messages());
         let number = ready.number();
         self.raw.advance_append_async(ready);
+        if let Some(index) = installed {
+            self.snapshot_to_apply = Some((number, index));
+        }
         effects.after_persist(self.region_id, number, persisted_messages);
         self.observe();
         self.on_read_states(read_states);
@@ -82,6 +87,15 @@ impl<E: KvEngine> Peer<E> {
     /// The driver made Ready `number` (and all before it) durable.
     pub fn on_persisted(&mut self, number: u64) {
         self.raw.on_persist_ready(number);
+        if let Some((ready, index)) = self.snapshot_to_apply {
+            if number >= ready {
+                // raft-rs learns that a snapshot applied only from the application, once it
+                // is persisted: without this its applied index stays below the truncated log,
+                // and the next campaign asks storage for compacted entries and aborts.
+                self.snapshot_to_apply = None;
+                self.raw.advance_apply_to(index);
+            }
+        }
         self.observe();
     }
 

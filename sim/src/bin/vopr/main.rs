@@ -24,6 +24,12 @@ fn main() {
         }
         return;
     }
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let options = match runner::parse(args) {
         Ok(options) => options,
         Err(error) => {

@@ -20,6 +20,7 @@ pub struct Options {
     planted_bug: Option<PlantedBug>,
     expect_violation: bool,
     swarm: bool,
+    faults: Option<FaultMask>,
     twice: bool,
     verbose: bool,
     no_buggify: bool,
@@ -43,6 +44,7 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
         planted_bug: None,
         expect_violation: false,
         swarm: false,
+        faults: None,
         twice: false,
         verbose: false,
         no_buggify: false,
@@ -71,6 +73,7 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             "--expect-violation" => options.expect_violation = true,
             "--out" => options.out = PathBuf::from(value()?),
             "--swarm" => options.swarm = true,
+            "--faults" => options.faults = Some(FaultMask::parse(&value()?)?),
             "--twice" => options.twice = true,
             "--verbose" => options.verbose = true,
             "--no-buggify" => options.no_buggify = true,
@@ -91,6 +94,9 @@ fn replay_command(options: &Options, seed: u64) -> String {
     );
     if options.swarm {
         command.push_str(" --swarm");
+    }
+    if let Some(faults) = &options.faults {
+        command.push_str(&format!(" --faults {}", faults.describe()));
     }
     if options.no_buggify {
         command.push_str(" --no-buggify");
@@ -150,7 +156,11 @@ fn run_one(options: &Options, seed: u64) -> (bool, SeedReport, Duration) {
     let config = SeedConfig {
         seed,
         safety: Duration::from_secs_f64(options.sim_minutes * 60.0),
-        faults: (!options.swarm).then(FaultMask::all),
+        faults: match (&options.faults, options.swarm) {
+            (Some(faults), _) => Some(faults.clone()),
+            (None, true) => None,
+            (None, false) => Some(FaultMask::all()),
+        },
         planted_bug: options.planted_bug,
         no_buggify: options.no_buggify,
     };

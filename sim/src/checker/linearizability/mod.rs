@@ -25,7 +25,7 @@ pub enum Verdict {
 }
 
 /// Search steps allowed per group.
-pub const STEPS_PER_GROUP_MAX: u64 = 20_000_000;
+pub const STEPS_PER_GROUP_MAX: u64 = 50_000_000;
 
 /// The registers of one group.
 type State = [Option<u64>; GROUP_KEYS as usize];
@@ -119,11 +119,54 @@ fn step(state: &State, call: &Call) -> Option<State> {
     }
 }
 
+/// Every value some call saw: read back, listed by a scan or batch read, or found by a CAS.
+fn observed_values(events: &[&Event]) -> HashSet<u64> {
+    let mut seen = HashSet::new();
+    for event in events {
+        match &event.outcome {
+            Outcome::Read(Some(value)) => {
+                seen.insert(*value);
+            }
+            Outcome::Pairs(pairs) => seen.extend(pairs.iter().map(|(_, value)| *value)),
+            Outcome::Cas {
+                found: Some(value), ..
+            } => {
+                seen.insert(*value);
+            }
+            _ => {}
+        }
+    }
+    seen
+}
+
+/// The values an unknown write could leave behind (None for a write whose effect is an
+/// absence, which no unique value identifies).
+fn written_values(op: &Op) -> Option<Vec<u64>> {
+    match op {
+        Op::Put(_, value) => Some(vec![*value]),
+        Op::BatchPut(pairs) => Some(pairs.iter().map(|(_, value)| *value).collect()),
+        Op::Cas { new, .. } => Some(vec![*new]),
+        _ => None,
+    }
+}
+
+/// The calls the search must place. Dropped: definite failures (no effect), reads with an
+/// unknown outcome (no result to explain), and unknown writes of values nobody ever saw.
+/// The last is exact, not a heuristic: values are unique, so a linearization that applies
+/// such a write has no call in the write's window that could notice it (a reader would
+/// have seen its value), and removing the write from it leaves a linearization of the rest;
+/// without it the search would try every subset of the unknown writes.
 fn calls_of(events: &[&Event]) -> Vec<Call> {
+    let observed = observed_values(events);
     events
         .iter()
         .filter(|event| event.outcome != Outcome::Failed)
         .filter(|event| !(event.op.is_read() && event.outcome == Outcome::Unknown))
+        .filter(|event| {
+            let unseen = written_values(&event.op)
+                .is_some_and(|values| values.iter().all(|v| !observed.contains(v)));
+            !(event.outcome == Outcome::Unknown && unseen)
+        })
         .map(|event| Call {
             op: event.op.clone(),
             outcome: event.outcome.clone(),
@@ -137,81 +180,158 @@ fn calls_of(events: &[&Event]) -> Vec<Call> {
         .collect()
 }
 
-/// A fixed-size bit set over call indexes.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Bits(Vec<u64>);
+/// The time-ordered list of invocations and returns, with O(1) removal and re-insertion
+/// of a call's two entries (Porcupine's "lift"). Index 0 is the head sentinel.
+struct Entries {
+    call: Vec<usize>,
+    is_return: Vec<bool>,
+    prev: Vec<usize>,
+    next: Vec<usize>,
+    /// The entry of each call's invocation and return.
+    of_call: Vec<(usize, usize)>,
+}
 
-impl Bits {
-    fn new(len: usize) -> Bits {
-        Bits(vec![0; len.div_ceil(64)])
+const END: usize = usize::MAX;
+
+impl Entries {
+    fn new(calls: &[Call]) -> Entries {
+        let mut order: Vec<(u64, bool, usize)> = Vec::with_capacity(calls.len() * 2);
+        for (i, call) in calls.iter().enumerate() {
+            order.push((call.invoked, false, i));
+            order.push((call.completed, true, i));
+        }
+        // Invocations sort before returns at equal times: touching calls are concurrent.
+        order.sort();
+        let n = order.len() + 1;
+        let mut entries = Entries {
+            call: vec![usize::MAX; n],
+            is_return: vec![false; n],
+            prev: vec![END; n],
+            next: vec![END; n],
+            of_call: vec![(0, 0); calls.len()],
+        };
+        for (position, &(_, is_return, call)) in order.iter().enumerate() {
+            let node = position + 1;
+            entries.call[node] = call;
+            entries.is_return[node] = is_return;
+            entries.prev[node] = node - 1;
+            entries.next[node - 1] = node;
+            let slot = &mut entries.of_call[call];
+            if is_return {
+                slot.1 = node;
+            } else {
+                slot.0 = node;
+            }
+        }
+        entries
     }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
+
+    fn first(&self) -> usize {
+        self.next[0]
     }
-    fn clear(&mut self, i: usize) {
-        self.0[i / 64] &= !(1 << (i % 64));
+
+    fn unlink(&mut self, node: usize) {
+        let (prev, next) = (self.prev[node], self.next[node]);
+        self.next[prev] = next;
+        if next != END {
+            self.prev[next] = prev;
+        }
     }
-    fn get(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
+
+    fn relink(&mut self, node: usize) {
+        let (prev, next) = (self.prev[node], self.next[node]);
+        self.next[prev] = node;
+        if next != END {
+            self.prev[next] = node;
+        }
+    }
+
+    /// Removes a call's invocation and return from the list.
+    fn lift(&mut self, call: usize) {
+        let (invoke, ret) = self.of_call[call];
+        self.unlink(invoke);
+        self.unlink(ret);
+    }
+
+    /// Puts them back (in the reverse order of `lift`).
+    fn unlift(&mut self, call: usize) {
+        let (invoke, ret) = self.of_call[call];
+        self.relink(ret);
+        self.relink(invoke);
     }
 }
 
-/// Checks one group's calls.
+/// A per-call random 128-bit tag; the set of linearized calls is the xor of its tags
+/// (Zobrist hashing), so the memo key is updated in O(1).
+fn tag(call: usize) -> u128 {
+    let mut x = (call as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut mix = || {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (u128::from(mix()) << 64) | u128::from(mix())
+}
+
+/// Checks one group's calls (Wing & Gong with Lowe's memo, over Porcupine's entry list).
 fn check_group(group: u64, calls: &[Call]) -> Verdict {
-    // Events ordered by time: (time, is_return, call). Invocations sort before returns at
-    // equal times, so touching calls count as concurrent.
-    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(calls.len() * 2);
-    for (i, call) in calls.iter().enumerate() {
-        events.push((call.invoked, false, i));
-        events.push((call.completed, true, i));
-    }
-    events.sort();
-    let mut invoke_position = vec![0usize; calls.len()];
-    for (position, &(_, is_return, call)) in events.iter().enumerate() {
-        if !is_return {
-            invoke_position[call] = position;
-        }
-    }
-    let mut done = Bits::new(calls.len());
-    let mut cache: HashSet<(Bits, State)> = HashSet::new();
+    let mut entries = Entries::new(calls);
+    let tags: Vec<u128> = (0..calls.len()).map(tag).collect();
+    let mut linearized: u128 = 0;
+    let mut cache: HashSet<(u128, State)> = HashSet::new();
     let mut stack: Vec<(usize, State)> = Vec::new();
     let mut state: State = [None; GROUP_KEYS as usize];
     let mut steps = 0u64;
-    let mut cursor = 0usize;
-    while stack.len() < calls.len() {
+    // The return that stopped the deepest partial linearization: the most useful culprit.
+    let mut deepest: (usize, usize) = (0, usize::MAX);
+    let mut node = entries.first();
+    while entries.first() != END {
         steps += 1;
         if steps > STEPS_PER_GROUP_MAX {
             return Verdict::Exhausted { group };
         }
-        let position = (cursor..events.len())
-            .find(|&e| !done.get(events[e].2))
-            .expect("unlinearized calls remain");
-        let (_, is_return, call) = events[position];
-        if !is_return {
+        assert!(node != END, "a return entry always ends the scan first");
+        let call = entries.call[node];
+        if !entries.is_return[node] {
             if let Some(next_state) = step(&state, &calls[call]) {
-                let mut lifted = done.clone();
-                lifted.set(call);
-                if cache.insert((lifted.clone(), next_state)) {
+                let lifted = linearized ^ tags[call];
+                if cache.insert((lifted, next_state)) {
                     stack.push((call, state));
-                    done = lifted;
+                    linearized = lifted;
                     state = next_state;
-                    cursor = 0;
+                    entries.lift(call);
+                    node = entries.first();
                     continue;
                 }
             }
-            cursor = position + 1;
+            node = entries.next[node];
             continue;
         }
         // A call returned before any linearization of it was possible here: backtrack.
+        if stack.len() >= deepest.0 {
+            deepest = (stack.len(), call);
+        }
         let Some((undone, previous)) = stack.pop() else {
+            let culprit = if deepest.1 == usize::MAX {
+                call
+            } else {
+                deepest.1
+            };
             return Verdict::Violation {
                 group,
-                detail: describe(calls, call),
+                detail: format!(
+                    "{} (after {} calls linearized at best)",
+                    describe(calls, culprit),
+                    deepest.0
+                ),
             };
         };
-        done.clear(undone);
+        linearized ^= tags[undone];
         state = previous;
-        cursor = invoke_position[undone] + 1;
+        entries.unlift(undone);
+        node = entries.next[entries.of_call[undone].0];
     }
     Verdict::Linearizable
 }

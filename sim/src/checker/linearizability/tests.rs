@@ -346,9 +346,9 @@ fn outcome_of(op: &Op, roll: u8, value_roll: u64) -> Outcome {
         return Outcome::Unknown;
     }
     match op {
-        Op::Get(_) => Outcome::Read((roll % 2 == 0).then_some(1 + value_roll % 3)),
+        Op::Get(_) => Outcome::Read(roll.is_multiple_of(2).then_some(1 + value_roll % 3)),
         Op::Cas { .. } => Outcome::Cas {
-            swapped: roll % 2 == 0,
+            swapped: roll.is_multiple_of(2),
             found: (roll < 2).then_some(1 + value_roll % 3),
         },
         Op::Scan { limit, .. } => {

@@ -1,6 +1,7 @@
-//! Disk faults: a failed fsync and a full disk (the store fences itself and is then
-//! power-cycled), and a flipped bit in durable data (the store must refuse to start, and
-//! stays down for the rest of the run).
+//! Disk faults: a failed fsync, a full disk and a crash in the middle of a large write (the
+//! store fences itself and is then power-cycled), and damaged durable data (a flipped bit in
+//! the log or the checkpoint image, a misdirected write, a latent sector error: the store
+//! must refuse to start, and stays down for the rest of the run).
 
 use std::time::Duration;
 
@@ -43,32 +44,70 @@ impl Nemesis {
         self.release(id);
     }
 
-    /// Flips one bit of one store's durable log, at most once per run and only when at
-    /// least three stores are healthy: the store must detect it at restart and stay down.
-    pub(super) async fn bit_flip(&self, rng: &mut SeededRng) {
-        let healthy = self.healthy_stores().len();
-        if !self.corrupt().is_empty() || healthy < 3 {
-            return self.failed("bit flip: would leave too few healthy stores".into());
-        }
+    /// A store crashes while writing a large batch (a snapshot install or a big apply):
+    /// the write fails, the disk keeps a torn prefix, the store stops; it is power-cycled
+    /// and must recover the state before that batch.
+    pub(super) async fn crash_during_large_write(&self, rng: &mut SeededRng) {
         let Some(id) = self.claim_store(rng) else {
-            return self.failed("bit flip: no free store".into());
+            return self.failed("crash during large write: no free store".into());
         };
         let disk = self.cluster.stores[&id].disk.clone();
-        let bit = rng.below(u64::MAX) as usize;
+        let bytes = [4096, 16 * 1024, 64 * 1024][rng.below(3) as usize];
+        self.note(format!(
+            "store {id}: crash on the next synced write of {bytes}+ bytes"
+        ));
+        disk.crash_on_sync_at_least(bytes, rng.next_u64());
+        tokio::time::sleep(secs(rng, 2, 8)).await;
+        disk.set_faults(DiskFaults::default());
         self.keep_trace(id).await;
-        self.note(format!("kill store {id} (DropAll) for a bit flip"));
+        self.note(format!(
+            "store {id}: power-cycle after the large-write crash window"
+        ));
         self.cluster.kill(id, CrashTail::DropAll);
-        if !disk.flip_log_bit(bit) {
-            self.note(format!(
-                "restart store {id}: its log is empty, nothing to flip"
-            ));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.cluster.restart(id);
+        self.release(id);
+    }
+
+    /// Damages one store's durable data (a flipped bit in its log or checkpoint image, a
+    /// misdirected write, a latent sector error), at most once per run and only while at
+    /// least three stores are healthy: the store must refuse to start and stays down.
+    pub(super) async fn corruption(&self, rng: &mut SeededRng) {
+        let healthy = self.healthy_stores().len();
+        if !self.corrupt().is_empty() || healthy < 3 {
+            return self.failed("corruption: would leave too few healthy stores".into());
+        }
+        let Some(id) = self.claim_store(rng) else {
+            return self.failed("corruption: no free store".into());
+        };
+        let disk = self.cluster.stores[&id].disk.clone();
+        self.keep_trace(id).await;
+        self.note(format!("kill store {id} (DropAll) to damage its disk"));
+        self.cluster.kill(id, CrashTail::DropAll);
+        let bit = rng.below(u64::MAX) as usize;
+        let (what, damaged) = match rng.below(4) {
+            0 => ("a bit flip in its durable log", disk.flip_log_bit(bit)),
+            1 => (
+                "a bit flip in its checkpoint image",
+                disk.flip_image_bit(bit),
+            ),
+            2 => (
+                "a misdirected write",
+                disk.misdirect_durable_record(rng.next_u64()),
+            ),
+            _ => (
+                "a latent sector error",
+                disk.latent_sector_error(rng.below(1 << 20) as usize)
+                    .is_some(),
+            ),
+        };
+        if !damaged {
+            self.note(format!("restart store {id}: nothing to damage for {what}"));
             self.cluster.restart(id);
             self.release(id);
             return;
         }
-        self.note(format!(
-            "store {id}: bit flip in its durable log; restart must refuse"
-        ));
+        self.note(format!("store {id}: {what}; restart must refuse"));
         self.state.lock().expect("nemesis lock").corrupt.insert(id);
         self.cluster.restart(id);
     }

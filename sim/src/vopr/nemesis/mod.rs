@@ -37,7 +37,8 @@ pub enum Fault {
     MonotonicJump,
     FsyncFailure,
     DiskFull,
-    BitFlip,
+    CrashDuringLargeWrite,
+    Corruption,
     LeaderTransfer,
     Split,
     Membership,
@@ -45,8 +46,16 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// True for operator actions (run by the operator actor, not the fault actors).
+    pub fn is_operation(self) -> bool {
+        matches!(
+            self,
+            Fault::LeaderTransfer | Fault::Split | Fault::Membership | Fault::CompactLog
+        )
+    }
+
     /// Every fault kind.
-    pub const ALL: [Fault; 19] = [
+    pub const ALL: [Fault; 20] = [
         Fault::KillRestart,
         Fault::PowerLoss,
         Fault::Isolate,
@@ -61,7 +70,8 @@ impl Fault {
         Fault::MonotonicJump,
         Fault::FsyncFailure,
         Fault::DiskFull,
-        Fault::BitFlip,
+        Fault::CrashDuringLargeWrite,
+        Fault::Corruption,
         Fault::LeaderTransfer,
         Fault::Split,
         Fault::Membership,
@@ -86,6 +96,19 @@ impl FaultMask {
         chosen.insert(Fault::KillRestart);
         chosen.insert(Fault::Isolate);
         FaultMask(chosen)
+    }
+
+    /// The set named by a comma-separated list of fault names (as `describe` prints them).
+    pub fn parse(list: &str) -> Result<FaultMask, String> {
+        let mut chosen = BTreeSet::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let fault = Fault::ALL
+                .into_iter()
+                .find(|fault| format!("{fault:?}").eq_ignore_ascii_case(name))
+                .ok_or_else(|| format!("unknown fault {name:?}"))?;
+            chosen.insert(fault);
+        }
+        Ok(FaultMask(chosen))
     }
 
     /// A compact name of the set (for replay commands and logs).
@@ -227,35 +250,63 @@ impl Nemesis {
         self.state.lock().expect("nemesis lock").busy.remove(&id);
     }
 
+    /// What a crash leaves of the unsynced tail: nothing, all, a prefix, a prefix then
+    /// zeros or garbage, or sectors persisted out of order.
     fn crash_tail(rng: &mut SeededRng) -> CrashTail {
-        match rng.below(3) {
+        let bytes = rng.below(4096) as usize;
+        match rng.below(6) {
             0 => CrashTail::DropAll,
             1 => CrashTail::KeepAll,
-            _ => CrashTail::KeepPrefix(rng.below(4096) as usize),
+            2 => CrashTail::KeepPrefix(bytes),
+            3 => CrashTail::ZeroedFrom(bytes),
+            4 => CrashTail::GarbageFrom {
+                bytes,
+                seed: rng.next_u64(),
+            },
+            _ => CrashTail::Scrambled {
+                seed: rng.next_u64(),
+            },
         }
     }
 
-    /// Runs `actors` concurrent fault actors until `until`.
+    /// Runs `actors` concurrent fault actors and one operator actor (leader transfers,
+    /// splits, membership changes, compactions: what a busy PD does) until `until`.
     pub async fn run(&self, actors: u64, until: tokio::time::Instant, rng: &SeededRng) {
-        let tasks: Vec<_> = (0..actors.max(1))
+        let (operations, faults): (Vec<Fault>, Vec<Fault>) =
+            self.faults.iter().partition(|fault| fault.is_operation());
+        let mut tasks: Vec<_> = (0..actors.max(1))
             .map(|actor| {
                 let nemesis = self.clone();
                 let rng = rng.fork(1000 + actor);
-                madsim::task::spawn(async move { nemesis.actor(rng, until).await })
+                let faults = faults.clone();
+                madsim::task::spawn(async move { nemesis.actor(rng, until, faults, (1, 4)).await })
             })
             .collect();
+        let nemesis = self.clone();
+        let operator_rng = rng.fork(999);
+        tasks.push(madsim::task::spawn(async move {
+            nemesis.actor(operator_rng, until, operations, (0, 3)).await
+        }));
         for task in tasks {
             task.await.expect("nemesis actor");
         }
     }
 
-    async fn actor(&self, mut rng: SeededRng, until: tokio::time::Instant) {
+    async fn actor(
+        &self,
+        mut rng: SeededRng,
+        until: tokio::time::Instant,
+        faults: Vec<Fault>,
+        pause_secs: (u64, u64),
+    ) {
         while tokio::time::Instant::now() < until {
-            tokio::time::sleep(secs(&mut rng, 1, 4)).await;
-            if self.faults.is_empty() || tokio::time::Instant::now() >= until {
+            let pause =
+                Duration::from_millis(rng.range(pause_secs.0 * 1000 + 300, pause_secs.1 * 1000));
+            tokio::time::sleep(pause).await;
+            if faults.is_empty() || tokio::time::Instant::now() >= until {
                 continue;
             }
-            let fault = self.faults[rng.below(self.faults.len() as u64) as usize];
+            let fault = faults[rng.below(faults.len() as u64) as usize];
             self.inject(fault, &mut rng).await;
         }
     }
@@ -277,7 +328,8 @@ impl Nemesis {
             Fault::MonotonicJump => self.monotonic_jump(rng).await,
             Fault::FsyncFailure => self.disk_fault(rng, true).await,
             Fault::DiskFull => self.disk_fault(rng, false).await,
-            Fault::BitFlip => self.bit_flip(rng).await,
+            Fault::CrashDuringLargeWrite => self.crash_during_large_write(rng).await,
+            Fault::Corruption => self.corruption(rng).await,
             Fault::LeaderTransfer => self.leader_transfer(rng).await,
             Fault::Split => self.split(rng).await,
             Fault::Membership => self.membership(rng).await,

@@ -1,0 +1,269 @@
+//! Peer-level unit tests: three peers over `MemEngine`s, wired by hand (every message is
+//! delivered at once, every persist batch written before its messages are released).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use ferrokv_proto::ferrokv_raftpb::{write_op, CfName, PutOp, WriteOp};
+use ferrokv_proto::metapb;
+
+use super::*;
+use crate::env::{KvEngine, MemEngine, WriteOptions};
+use crate::raft::effects::Effects;
+use crate::raft::storage::{initial_apply_state, INIT_LOG_INDEX, INIT_LOG_TERM};
+use crate::store::{RequestHeader, Response};
+use crate::types::RegionEpoch;
+
+struct Net {
+    peers: Vec<Peer<MemEngine>>,
+    now: Instant,
+    responses: Vec<(Token, Response)>,
+    /// `(from, to)` pairs whose messages are dropped.
+    cut: Vec<(u64, u64)>,
+}
+
+fn region() -> metapb::Region {
+    metapb::Region {
+        id: 1,
+        region_epoch: Some(metapb::RegionEpoch {
+            conf_ver: 1,
+            version: 1,
+        }),
+        peers: (1..=3)
+            .map(|id| metapb::Peer {
+                id,
+                store_id: id,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn net(seed: u64) -> Net {
+    let peers = (1..=3u64)
+        .map(|id| {
+            let state = LoadedState {
+                region: region(),
+                apply_state: initial_apply_state(),
+                hard_state: raft::eraftpb::HardState {
+                    term: INIT_LOG_TERM,
+                    commit: INIT_LOG_INDEX,
+                    ..Default::default()
+                },
+                entries: Vec::new(),
+            };
+            let me = region().peers[id as usize - 1];
+            let config = RaftConfig::default();
+            let rng = SeededRng::new(seed).fork(id);
+            Peer::new(
+                MemEngine::new(),
+                StoreId(id),
+                &me,
+                RegionId(1),
+                state,
+                &config,
+                rng,
+            )
+            .unwrap()
+        })
+        .collect();
+    Net {
+        peers,
+        now: Instant::default(),
+        responses: Vec::new(),
+        cut: Vec::new(),
+    }
+}
+
+impl Net {
+    fn pump(&mut self) {
+        let mut queue: VecDeque<OutMessage> = VecDeque::new();
+        for _ in 0..100 {
+            for i in 0..self.peers.len() {
+                let mut effects = Effects::default();
+                self.peers[i].poll(&mut effects, self.now);
+                queue.extend(effects.send_now.drain(..));
+                let pending = effects.take_persist();
+                let engine = self.peers[i].raw.store().engine().clone();
+                engine.write(pending.batch(), WriteOptions::SYNC).unwrap();
+                let persisted = pending.persisted();
+                for (_, number) in persisted.acks {
+                    self.peers[i].on_persisted(number);
+                }
+                queue.extend(persisted.messages);
+                engine.write(&effects.apply, WriteOptions::SYNC).unwrap();
+                self.responses.append(&mut effects.responses);
+            }
+            if queue.is_empty() && self.peers.iter().all(|p| !p.has_work()) {
+                return;
+            }
+            while let Some(out) = queue.pop_front() {
+                let from = out.message.from_peer.map_or(0, |p| p.store_id);
+                if self.cut.contains(&(from, out.to_store.get())) {
+                    continue;
+                }
+                self.peers[out.to_store.get() as usize - 1].step(out.message);
+            }
+        }
+    }
+
+    fn tick(&mut self, ticks: usize) {
+        for _ in 0..ticks {
+            self.now = self.now + Duration::from_millis(100);
+            for peer in &mut self.peers {
+                peer.tick(self.now);
+            }
+            self.pump();
+        }
+    }
+
+    fn leader(&self) -> Option<usize> {
+        let leaders: Vec<usize> = (0..3).filter(|&i| self.peers[i].is_leader()).collect();
+        leaders.into_iter().max_by_key(|&i| self.peers[i].term())
+    }
+
+    fn misses(&self) -> u64 {
+        self.peers.iter().map(|p| p.override_misses()).sum()
+    }
+}
+
+fn put(key: &[u8]) -> WriteOp {
+    WriteOp {
+        op: Some(write_op::Op::Put(PutOp {
+            cf: CfName::CfDefault as i32,
+            key: key.to_vec(),
+            value: crate::raw::value::encode(b"v", None),
+        })),
+    }
+}
+
+fn header() -> RequestHeader {
+    RequestHeader {
+        region_id: RegionId(1),
+        epoch: RegionEpoch {
+            conf_ver: 1,
+            version: 1,
+        },
+    }
+}
+
+/// raft-rs re-draws its election timeout only inside `reset()`, and every `reset()` changes
+/// the term, the role or the leader: the peer's deterministic override relies on it. This
+/// pins it across elections, step-downs and transfers, and shows the detector fires when a
+/// draw slips past (as a raft-rs upgrade that broke the premise would make it).
+#[test]
+fn every_election_timeout_raft_rs_draws_is_replaced_by_a_seeded_one() {
+    let mut n = net(1);
+    n.tick(30);
+    let first = n.leader().expect("a leader");
+    let target = (first + 1) % 3;
+    n.peers[first]
+        .propose_admin(
+            Token(1),
+            ferrokv_proto::ferrokv_raftpb::AdminRequest {
+                region_id: 1,
+                cmd: Some(
+                    ferrokv_proto::ferrokv_raftpb::admin_request::Cmd::TransferLeaderToPeer(
+                        target as u64 + 1,
+                    ),
+                ),
+            },
+        )
+        .unwrap();
+    n.tick(5);
+    assert_eq!(n.leader(), Some(target), "the transfer moved leadership");
+    n.cut = (1..=3)
+        .flat_map(|a| (1..=3).map(move |b| (a, b)))
+        .filter(|(a, b)| *a == target as u64 + 1 || *b == target as u64 + 1)
+        .collect();
+    n.tick(40); // the old leader steps down, the others elect
+    n.cut.clear();
+    n.tick(20);
+    assert_eq!(n.misses(), 0, "every draw was overridden");
+    n.peers[0].raw.raft.reset_randomized_election_timeout();
+    n.peers[0].observe();
+    assert_eq!(
+        n.peers[0].override_misses(),
+        1,
+        "a draw without a term, role or leader change is caught"
+    );
+}
+
+/// A leader's lease is earned only by a ReadIndex round of its term and is gone after a
+/// step-down; its reads are served locally only inside it.
+#[test]
+fn the_lease_belongs_to_the_leader_of_one_term() {
+    let mut n = net(2);
+    n.tick(30);
+    let leader = n.leader().unwrap();
+    n.tick(3);
+    let now = n.now;
+    let until = n.peers[leader]
+        .lease_until(now)
+        .expect("a lease after its renewal round");
+    assert!(until > now && until <= now + RaftConfig::default().lease);
+    let follower = (leader + 1) % 3;
+    assert_eq!(
+        n.peers[follower].lease_until(now),
+        None,
+        "followers hold no lease"
+    );
+    let all: Vec<(u64, u64)> = (1..=3).flat_map(|a| (1..=3).map(move |b| (a, b))).collect();
+    n.cut = all
+        .into_iter()
+        .filter(|(a, b)| *a == leader as u64 + 1 || *b == leader as u64 + 1)
+        .collect();
+    n.tick(30);
+    assert!(!n.peers[leader].is_leader(), "check-quorum deposed it");
+    assert_eq!(n.peers[leader].lease_until(n.now), None);
+}
+
+/// Writes apply in order on every replica; a proposal of a term that lost its leadership
+/// is answered `StaleCommand` once a newer term's entry applies.
+#[test]
+fn proposals_apply_everywhere_or_are_settled_by_a_newer_term() {
+    let mut n = net(3);
+    n.tick(30);
+    let leader = n.leader().unwrap();
+    n.peers[leader]
+        .propose_write(Token(7), &header(), vec![put(b"a")])
+        .unwrap();
+    n.pump();
+    assert!(matches!(
+        n.responses.pop(),
+        Some((Token(7), Response::Write(Ok(_))))
+    ));
+    let applied: Vec<u64> = n.peers.iter().map(|p| p.applied_index()).collect();
+    n.tick(2);
+    assert!(applied.iter().all(|a| *a == applied[0]), "{applied:?}");
+    let me = leader as u64 + 1;
+    n.cut = (1..=3)
+        .filter(|o| *o != me)
+        .flat_map(|o| [(me, o), (o, me)])
+        .collect();
+    n.peers[leader]
+        .propose_write(Token(8), &header(), vec![put(b"b")])
+        .unwrap();
+    n.tick(40);
+    n.cut.clear();
+    n.tick(20);
+    let answer = n
+        .responses
+        .iter()
+        .find(|(t, _)| *t == Token(8))
+        .map(|(_, r)| r.clone());
+    assert!(
+        matches!(
+            answer,
+            Some(Response::Write(Err(
+                crate::store::RegionError::StaleCommand
+            )))
+        ),
+        "{answer:?}"
+    );
+    assert!(n
+        .peers
+        .iter()
+        .all(|p| p.applied_index() == n.peers[0].applied_index()));
+}
