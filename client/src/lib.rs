@@ -3,6 +3,7 @@
 //! - `region_cache`: which region (and leader) serves a key, refreshed from store reports
 //!   and corrected by region errors (`NotLeader` hints, `EpochNotMatch` current regions).
 //! - `admin`: region status and operator commands on one store.
+//! - `pd`: the Placement Driver client (leader discovery, retries, typed calls).
 //! - `raw`: the raw KV client with per-call deadlines, backoff, and ambiguity reporting
 //!   (`ClientError::Unknown`) for non-idempotent calls.
 //!
@@ -10,6 +11,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod pd;
 pub mod raw;
 pub mod region_cache;
 

@@ -7,7 +7,9 @@
 //! - `service`: the `Tikv` raw KV service, `FerroRaft` and `FerroAdmin`, with input
 //!   validation at the edge;
 //! - `io`: `RocksEngine` (feature `rocksdb`, never under `--cfg madsim`);
-//! - `config`, `clock`, and `server::run`, which wires them together.
+//! - `config`, `clock`, and `server::run`, which wires them together;
+//! - `pd`: joining through the Placement Driver (`pd::run_with_pd`): identity, bootstrap,
+//!   address resolution, heartbeats, automatic splits and PD's instructions.
 //!
 //! Compiled normally this crate uses tokio + tonic + RocksDB; compiled with
 //! `RUSTFLAGS="--cfg madsim"` the same code runs inside madsim with `SimEngine`.
@@ -23,6 +25,7 @@ pub mod io;
 pub mod logging;
 pub mod node;
 pub mod offload;
+pub mod pd;
 pub mod server;
 pub mod service;
 pub mod snapshot_chunks;

@@ -38,6 +38,10 @@ pub enum ServerError {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Grpc(String),
+    /// Joining the cluster through PD failed for good (another cluster's data, a corrupt
+    /// identity).
+    #[error("joining through PD: {0}")]
+    Pd(String),
 }
 
 /// Runs a store node until `shutdown` resolves or storage fails.

@@ -82,6 +82,12 @@ impl GrpcTransport {
         let _ = self.reporter.set(lane);
     }
 
+    /// Reports snapshot deliveries to `node` (for drivers outside this crate, such as a PD
+    /// member's Raft store); same as what `server::run` wires up.
+    pub fn attach(&self, node: &crate::node::NodeHandle) {
+        self.set_reporter(node.raft_lane());
+    }
+
     fn route(&self, to: StoreId) -> Result<Route, SendError> {
         let mut routes = self.routes.lock().expect("transport lock");
         if let Some(route) = routes.get(&to).filter(|r| !r.messages.is_closed()) {

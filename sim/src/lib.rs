@@ -8,6 +8,8 @@
 //!   and convergence checkers.
 //! - `cluster` (only under `--cfg madsim`): the L2 cluster of real server nodes on
 //!   simulated machines, with kill/restart over surviving `SimDisk`s and partitions.
+//! - `pd_cluster` (only under `--cfg madsim`): the L2 cluster with real PD members and
+//!   stores that join through them.
 //! - `vopr` (only under `--cfg madsim`): one seed = cluster + workload + nemesis, a safety
 //!   phase then a liveness phase, judged by the checkers.
 //! - `harness`: the L1 driver: real `Store`s stepped over a packet simulator in virtual
@@ -22,6 +24,8 @@ pub mod cluster;
 pub mod engine;
 pub mod harness;
 pub mod history;
+#[cfg(madsim)]
+pub mod pd_cluster;
 #[cfg(madsim)]
 pub mod vopr;
 

@@ -2,8 +2,11 @@
 //! retries region errors with backoff until a deadline, and splits multi-key calls and scans
 //! by region (`multi.rs`), reporting how each part went.
 //!
-//! Routes come from the stores themselves (`FerroAdmin.Regions`, without data hashes): the
-//! client asks every store it knows and keeps, per region, the newest epoch reported.
+//! Routes come from one of two sources. By default from the stores themselves
+//! (`FerroAdmin.Regions`, without data hashes): the client asks every store it knows and
+//! keeps, per region, the newest epoch reported (the simulator uses this). A client made
+//! with `with_pd` asks the Placement Driver instead (`GetRegion`, `GetPrevRegion`,
+//! `ScanRegions`) and resolves store addresses with `GetStore`, as the official client does.
 //!
 //! Ambiguity: a call that failed before anything was sent (no route, refused connection,
 //! region error) is definite and retried; a call that may have reached a store without an
@@ -15,7 +18,7 @@ mod single;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferrokv_core::planted::{self, PlantedBug};
@@ -31,6 +34,7 @@ use tonic::transport::{Channel, Endpoint};
 pub use multi::{KeysPart, RangePart};
 
 use crate::error::ClientError;
+use crate::pd::PdClient;
 use crate::region_cache::{RegionCache, Route};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
@@ -119,6 +123,10 @@ pub struct RawClient {
     cache: Mutex<RegionCache>,
     channels: Mutex<BTreeMap<u64, Channel>>,
     rng: Mutex<ferrokv_core::env::SeededRng>,
+    /// The PD route source, if any (otherwise routes come from the stores).
+    pd: Option<Arc<PdClient>>,
+    /// Store addresses learned from PD.
+    addresses: Mutex<BTreeMap<u64, String>>,
 }
 
 fn context(route: &Route, leader: &metapb::Peer) -> Context {
@@ -153,7 +161,44 @@ impl RawClient {
             cache: Mutex::new(RegionCache::new()),
             channels: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(ferrokv_core::env::SeededRng::new(seed)),
+            pd: None,
+            addresses: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A client whose routes and store addresses come from PD.
+    pub fn with_pd(pd: Arc<PdClient>, timeout: Duration, attempt_timeout: Duration) -> RawClient {
+        let config = RawConfig::new(BTreeMap::new(), timeout, attempt_timeout);
+        RawClient {
+            pd: Some(pd),
+            ..RawClient::new(config)
+        }
+    }
+
+    /// The address of `store_id`: configured, or learned from PD.
+    async fn address(&self, store_id: u64) -> Result<String, String> {
+        if let Some(address) = self.config.stores.get(&store_id) {
+            return Ok(address.clone());
+        }
+        if let Some(address) = self
+            .addresses
+            .lock()
+            .expect("addresses lock")
+            .get(&store_id)
+        {
+            return Ok(address.clone());
+        }
+        let pd = self
+            .pd
+            .as_ref()
+            .ok_or(format!("no address for store {store_id}"))?;
+        let store = pd.get_store(store_id).await.map_err(|e| e.to_string())?;
+        let address = crate::pd::strip_scheme(&store.address).to_string();
+        self.addresses
+            .lock()
+            .expect("addresses lock")
+            .insert(store_id, address.clone());
+        Ok(address)
     }
 
     /// The peer a call's first attempt goes to under `FirstAttempt::RandomPeer`.
@@ -171,11 +216,7 @@ impl RawClient {
         if let Some(channel) = self.channels.lock().expect("channels lock").get(&store_id) {
             return Ok(channel.clone());
         }
-        let address = self
-            .config
-            .stores
-            .get(&store_id)
-            .ok_or(format!("no address for store {store_id}"))?;
+        let address = self.address(store_id).await?;
         let endpoint = Endpoint::new(format!("http://{address}"))
             .map_err(|e| e.to_string())?
             .connect_timeout(CONNECT_TIMEOUT);
@@ -244,6 +285,31 @@ impl RawClient {
         }
     }
 
+    /// Asks PD for the region `target` names and caches what it answers.
+    async fn refresh_from_pd(&self, pd: &PdClient, target: Target<'_>) {
+        let found = match target {
+            Target::Key(key) => pd.get_region(key).await.map(|r| r.into_iter().collect()),
+            Target::Before([]) => pd.scan_regions(b"", b"", 0).await,
+            Target::Before(bound) => match pd.get_region(bound).await {
+                Ok(Some(route)) if route.region.start_key.as_slice() < bound => Ok(vec![route]),
+                Ok(_) => pd
+                    .get_prev_region(bound)
+                    .await
+                    .map(|r| r.into_iter().collect()),
+                Err(error) => Err(error),
+            },
+        };
+        match found {
+            Ok(routes) => {
+                let mut cache = self.cache.lock().expect("cache lock");
+                for route in routes {
+                    cache.insert(route.region, route.leader);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "PD route lookup failed"),
+        }
+    }
+
     fn cached_route(&self, target: Target<'_>) -> Option<Route> {
         let cache = self.cache.lock().expect("cache lock");
         match target {
@@ -256,7 +322,10 @@ impl RawClient {
         if let Some(route) = self.cached_route(target) {
             return Some(route);
         }
-        self.refresh().await;
+        match &self.pd {
+            Some(pd) => self.refresh_from_pd(pd, target).await,
+            None => self.refresh().await,
+        }
         self.cached_route(target)
     }
 

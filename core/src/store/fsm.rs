@@ -44,6 +44,9 @@ pub struct RegionStatus {
     /// under the leader lease; `None` without a valid lease. A service that must not act
     /// after another leader exists (PD's timestamp oracle) acts only before this instant.
     pub lease_until: Option<Instant>,
+    /// While leader: members that need a snapshot before they can serve (PD's
+    /// `pending_peers`); empty on followers.
+    pub pending_peers: Vec<metapb::Peer>,
 }
 
 /// Counters of notable store events.
@@ -248,6 +251,7 @@ impl<E: KvEngine> Store<E> {
                 truncated: peer.truncated(),
                 term: peer.term(),
                 lease_until: peer.lease_until(self.now),
+                pending_peers: peer.pending_peers(),
             })
             .collect()
     }

@@ -5,6 +5,7 @@
 //! new oracle starts above the persisted limit, so timestamps never repeat or go backwards,
 //! even if the wall clock does.
 
+use ferrokv_core::planted::{self, PlantedBug};
 use ferrokv_core::types::{TimeStamp, LOGICAL_MAX};
 
 /// How far ahead of the current physical time the persisted limit is pushed, in ms.
@@ -40,12 +41,29 @@ impl Tso {
     /// above the limit, whichever is later. Returns the oracle and the first window limit,
     /// which the caller must persist and then acknowledge with `on_window_persisted`.
     pub fn start(persisted_limit_ms: u64, now_ms: u64) -> (Tso, u64) {
+        if planted::active(PlantedBug::TsoFromWallClock) {
+            return Tso::start_from_wall_clock(persisted_limit_ms, now_ms);
+        }
         let physical_ms = now_ms.max(persisted_limit_ms + 1);
         let limit = physical_ms + WINDOW_MS;
         let tso = Tso {
             physical_ms,
             logical: 0,
             persisted_limit_ms: persisted_limit_ms.min(physical_ms),
+            requested_limit_ms: Some(limit),
+        };
+        (tso, limit)
+    }
+
+    /// The planted bug `TsoFromWallClock` (simulation only): the oracle starts at the wall
+    /// clock and treats the old window as usable, so after a clock jump back it hands out
+    /// timestamps below the previous leader's.
+    fn start_from_wall_clock(persisted_limit_ms: u64, now_ms: u64) -> (Tso, u64) {
+        let limit = (now_ms + WINDOW_MS).max(persisted_limit_ms + 1);
+        let tso = Tso {
+            physical_ms: now_ms,
+            logical: 0,
+            persisted_limit_ms,
             requested_limit_ms: Some(limit),
         };
         (tso, limit)

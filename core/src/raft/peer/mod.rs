@@ -273,6 +273,28 @@ impl<E: KvEngine> Peer<E> {
         self.peer_cache.get(&self.raw.raft.leader_id).cloned()
     }
 
+    /// While leader: the members whose log ends before this leader's first kept entry, so
+    /// they need a snapshot before they can serve (TiKV's rule for PD's `pending_peers`), and
+    /// members this leader has not heard a match from yet (a peer just added).
+    pub fn pending_peers(&self) -> Vec<metapb::Peer> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let (truncated, _) = self.truncated();
+        let progress = self.raw.raft.prs();
+        self.region()
+            .peers
+            .iter()
+            .filter(|peer| peer.id != self.peer_id.get())
+            .filter(|peer| {
+                progress
+                    .get(peer.id)
+                    .is_none_or(|p| p.matched == 0 || p.matched < truncated)
+            })
+            .copied()
+            .collect()
+    }
+
     /// A fingerprint of this peer's random draws and applied entries, for determinism checks.
     pub fn trace(&self) -> u64 {
         self.trace

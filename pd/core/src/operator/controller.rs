@@ -49,6 +49,11 @@ impl OperatorController {
         self.running.get(&region_id)
     }
 
+    /// Every running operator, by region id.
+    pub fn iter(&self) -> impl Iterator<Item = &Operator> {
+        self.running.values()
+    }
+
     /// Running operators of `kind`.
     pub fn running(&self, kind: OperatorKind) -> usize {
         self.running.values().filter(|op| op.kind() == kind).count()

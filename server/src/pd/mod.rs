@@ -1,0 +1,224 @@
+//! A store that joins its cluster through the Placement Driver (`ferrokv-server --pd`).
+//!
+//! - `ident`: the store identity persisted in the data directory (same id after restart);
+//! - `join`: getting an id, bootstrapping the cluster (first store), registering;
+//! - `resolver`: other stores' addresses from PD, cached, instead of a static table;
+//! - `worker`, `size`, `operator`: heartbeats, sizes, automatic splits, PD's instructions.
+//!
+//! `run_with_pd` wires them around the same node, transport and services as `server::run`.
+//! A store with an identity starts serving its regions without waiting for PD; a new store
+//! must reach PD first (it retries until it does or is shut down).
+
+mod ident;
+pub mod join;
+mod operator;
+mod resolver;
+pub mod size;
+mod worker;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrokv_client::pd::PdClient;
+use ferrokv_core::env::{KvEngine, SeededRng};
+use ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX;
+use ferrokv_core::store::Store;
+use ferrokv_core::types::StoreId;
+use ferrokv_proto::ferrokv_raftpb::ferro_admin_server::FerroAdminServer;
+use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaftServer;
+use ferrokv_proto::tikvpb::tikv_server::TikvServer;
+use tokio::sync::watch;
+
+pub use resolver::PdResolver;
+pub use worker::PdWorker;
+
+use crate::clock::RuntimeClock;
+use crate::config::ServerConfig;
+use crate::node::Node;
+use crate::server::ServerError;
+use crate::service::{AdminService, KvService, RaftService};
+use crate::transport::GrpcTransport;
+
+/// How a store works with PD.
+#[derive(Clone, Debug)]
+pub struct PdOptions {
+    /// PD member client addresses (`host:port`).
+    pub endpoints: Vec<String>,
+    /// Deadline of one PD call, retries included.
+    pub call_timeout: Duration,
+    /// Period of store heartbeats.
+    pub store_heartbeat_interval: Duration,
+    /// Period of region heartbeats (every region this store leads).
+    pub region_heartbeat_interval: Duration,
+    /// Period of region size measurement.
+    pub size_check_interval: Duration,
+    /// A region this store leads is split once it holds this many bytes.
+    pub split_size_bytes: u64,
+    /// ... or this many keys.
+    pub split_keys: u64,
+}
+
+impl PdOptions {
+    /// Defaults (TiKV-like split size of 96 MiB) for the given PD endpoints.
+    pub fn new(endpoints: Vec<String>) -> PdOptions {
+        PdOptions {
+            endpoints,
+            call_timeout: Duration::from_secs(5),
+            store_heartbeat_interval: Duration::from_secs(2),
+            region_heartbeat_interval: Duration::from_secs(2),
+            size_check_interval: Duration::from_secs(2),
+            split_size_bytes: 96 << 20,
+            split_keys: 960_000,
+        }
+    }
+}
+
+async fn join<E: KvEngine>(
+    engine: &E,
+    pd: &PdClient,
+    address: &str,
+) -> Result<ferrokv_proto::ferrokv_raftpb::StoreIdent, ServerError> {
+    let fatal = |error: join::JoinError| ServerError::Pd(error.to_string());
+    loop {
+        let attempt = async {
+            let ident = join::identity(engine, pd).await?;
+            join::register(engine, pd, &ident, address).await?;
+            Ok::<_, join::JoinError>(ident)
+        };
+        match attempt.await {
+            Ok(ident) => return Ok(ident),
+            Err(join::JoinError::Pd(error)) => {
+                tracing::warn!(%error, "joining through PD failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(error) => return Err(fatal(error)),
+        }
+    }
+}
+
+/// A store with an identity re-registers before loading (finishing a bootstrap a crash
+/// interrupted), but serves its regions anyway if PD does not answer within `wait`.
+async fn rejoin<E: KvEngine>(
+    engine: &E,
+    pd: &PdClient,
+    ident: &ferrokv_proto::ferrokv_raftpb::StoreIdent,
+    address: &str,
+    wait: Duration,
+) -> Result<(), ServerError> {
+    match tokio::time::timeout(wait, join::register(engine, pd, ident, address)).await {
+        Ok(Ok(())) | Err(_) => Ok(()),
+        Ok(Err(join::JoinError::Pd(error))) => {
+            tracing::warn!(%error, "PD did not answer at start; serving local regions");
+            Ok(())
+        }
+        Ok(Err(error)) => Err(ServerError::Pd(error.to_string())),
+    }
+}
+
+/// The store's identity: the data directory's (re-registering, bounded by `wait`), or a new
+/// one from PD (retried until PD answers).
+async fn identity<E: KvEngine>(
+    engine: &E,
+    pd: &PdClient,
+    address: &str,
+    wait: Duration,
+) -> Result<ferrokv_proto::ferrokv_raftpb::StoreIdent, ServerError> {
+    match ident::load(engine).map_err(|e| ServerError::Pd(e.to_string()))? {
+        Some(ident) => {
+            rejoin(engine, pd, &ident, address, wait).await?;
+            Ok(ident)
+        }
+        None => join(engine, pd, address).await,
+    }
+}
+
+/// Runs a store node that joins through PD until `shutdown` resolves or storage fails.
+/// `config.store_id` is ignored: the id comes from the data directory or from PD.
+pub async fn run_with_pd<E: KvEngine>(
+    mut config: ServerConfig,
+    options: PdOptions,
+    engine: E,
+    seed: u64,
+    clock: RuntimeClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let pd = Arc::new(PdClient::new(
+        options.endpoints.clone(),
+        options.call_timeout,
+    ));
+    let joining = identity(&engine, &pd, &config.addr, options.call_timeout);
+    let mut stop_joining = stopped.clone();
+    let ident = tokio::select! {
+        joined = joining => joined?,
+        _ = stop_joining.wait_for(|stop| *stop) => return Ok(()),
+    };
+    config.store_id = ident.store_id;
+    let raft = config.validate()?;
+    let addr = config
+        .addr
+        .parse()
+        .map_err(|_| ServerError::Address(config.addr.clone()))?;
+    let store_id = StoreId(ident.store_id);
+    let store = Store::load(engine.clone(), store_id, raft, SeededRng::new(seed))?;
+    let transport = GrpcTransport::new(Arc::new(PdResolver::new(pd.clone())));
+    let (node, handle) = Node::new(store, transport.clone(), clock.clone());
+    transport.attach(&handle);
+    let node_task = tokio::spawn(node.run());
+    PdWorker {
+        pd,
+        node: handle.clone(),
+        engine,
+        store_id: ident.store_id,
+        address: config.addr.clone(),
+        options,
+        sizes: Mutex::new(Default::default()),
+    }
+    .spawn(stopped.clone());
+    let kv = TikvServer::new(KvService::new(handle.clone(), clock))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let raft_service = FerroRaftServer::new(RaftService::new(handle.clone()))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let admin = FerroAdminServer::new(AdminService::new(handle, store_id.get()));
+    tracing::info!(%store_id, %addr, "store serving (PD mode)");
+    let grpc = tonic::transport::Server::builder()
+        .add_service(kv)
+        .add_service(raft_service)
+        .add_service(admin)
+        .serve_with_shutdown(addr, async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+    let mut node_task = node_task;
+    let served = tokio::select! {
+        served = grpc => served.map_err(|e| ServerError::Grpc(e.to_string())),
+        stopped = &mut node_task => return node_ended(stopped),
+    };
+    // The services and the worker are gone: the node stops once its mailbox closes.
+    match tokio::time::timeout(NODE_STOP_WAIT, node_task).await {
+        Ok(stopped) => node_ended(stopped).and(served),
+        Err(_) => {
+            tracing::warn!("node did not stop in time");
+            served
+        }
+    }
+}
+
+/// How long a stopping store waits for its node loop to finish.
+const NODE_STOP_WAIT: Duration = Duration::from_secs(5);
+
+fn node_ended(
+    stopped: Result<Result<(), ferrokv_core::env::EngineError>, tokio::task::JoinError>,
+) -> Result<(), ServerError> {
+    match stopped {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(ServerError::Storage(error)),
+        Err(join) => Err(ServerError::Grpc(format!("node task ended: {join}"))),
+    }
+}
