@@ -133,7 +133,7 @@ async fn ticks_keep_coming_while_the_mailbox_is_flooded() {
                     while !stop.load(Ordering::Relaxed) {
                         i += 1;
                         let key = format!("k{}", (n * 7 + i) % 50).into_bytes();
-                        let _ = if i % 2 == 0 {
+                        let _ = if i.is_multiple_of(2) {
                             client.get(&key).await.map(|_| ())
                         } else {
                             client.put(&key, &i.to_be_bytes(), 0).await

@@ -31,7 +31,7 @@ use ferrokv_proto::metapb;
 use ferrokv_proto::tikvpb::tikv_client::TikvClient;
 use tonic::transport::{Channel, Endpoint};
 
-pub use multi::{KeysPart, RangePart};
+pub use multi::{KeysPart, Pair, RangePart};
 
 use crate::error::ClientError;
 use crate::pd::PdClient;

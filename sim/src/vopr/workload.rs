@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrokv_client::raw::{KeysPart, RangePart};
+use ferrokv_client::raw::{KeysPart, Pair, RangePart};
 use ferrokv_client::{ClientError, RawClient};
 use ferrokv_core::env::{Rng, SeededRng};
 
@@ -38,7 +38,7 @@ fn write_outcome(result: &Result<(), ClientError>) -> Outcome {
     }
 }
 
-fn pairs_outcome(result: &Result<Vec<(Vec<u8>, Vec<u8>)>, ClientError>) -> Outcome {
+fn pairs_outcome(result: &Result<Vec<Pair>, ClientError>) -> Outcome {
     match result {
         Ok(pairs) => Outcome::Pairs(
             pairs
