@@ -75,19 +75,23 @@ regressions() {
     line=${line%%#*}
     read -r seed minutes flags <<< "$line" || true
     [ -z "${seed:-}" ] && continue
+    case " $flags " in *" --planted-bug "*|*" --expect"*)
+      echo "sim/regressions.txt: seed $seed names a planted bug; regression seeds run on correct code" >&2
+      return 1 ;;
+    esac
     # shellcheck disable=SC2086  # flags are words by design
     ci/sim.sh --seed "$seed" --sim-minutes "$minutes" $flags || return 1
   done < sim/regressions.txt
 }
 step "simulation: regression seeds (sim/regressions.txt)" regressions
 planted() {
-  local line bug seeds flags
+  local line bug kind seeds flags
   while IFS= read -r line; do
     line=${line%%#*}
-    read -r bug seeds flags <<< "$line" || true
+    read -r bug kind seeds flags <<< "$line" || true
     [ -z "${bug:-}" ] && continue
     # shellcheck disable=SC2086  # flags are words by design
-    ci/sim.sh --seed-list "$seeds" --sim-minutes 1 --planted-bug "$bug" --expect-violation $flags \
+    ci/sim.sh --seed-list "$seeds" --sim-minutes 1 --planted-bug "$bug" --expect "$kind" $flags \
       | grep -E '^vopr: (planted|FAILED)' || return 1
   done < sim/planted.txt
 }

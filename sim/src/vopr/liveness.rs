@@ -15,7 +15,7 @@ use std::time::Duration;
 use ferrokv_client::admin::store_report;
 
 use super::workload::{elapsed_ns, key_bytes};
-use super::{Clients, LIVENESS_BUDGET, PROGRESS_CALLS};
+use super::{Clients, Failure, LIVENESS_BUDGET, PROGRESS_CALLS};
 use crate::checker::regions::{
     check_convergence, check_peers_present, newest_regions, StoreReports,
 };
@@ -28,17 +28,17 @@ pub(super) async fn progress(
     cluster: &SimCluster,
     corrupt: &BTreeSet<u64>,
     clients: Clients,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + LIVENESS_BUDGET;
     clients.healed.store(true, Ordering::Relaxed);
     for (process, counter) in clients.progress.iter().enumerate() {
         while counter.load(Ordering::Relaxed) < PROGRESS_CALLS {
             if tokio::time::Instant::now() >= deadline {
-                return Err(format!(
-                    "liveness: client {} completed {} definite calls after healing, {PROGRESS_CALLS} required",
+                return Err(Failure::liveness(format!(
+                    "client {} completed {} definite calls after healing, {PROGRESS_CALLS} required",
                     process + 1,
                     counter.load(Ordering::Relaxed)
-                ));
+                )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -48,8 +48,17 @@ pub(super) async fn progress(
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(remaining, task).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(format!("liveness: a client task failed: {error}")),
-            Err(_) => return Err("liveness: a client call did not finish after healing".into()),
+            Ok(Err(error)) => {
+                return Err(Failure::new(
+                    super::FailureKind::Panic,
+                    format!("a client task failed: {error}"),
+                ))
+            }
+            Err(_) => {
+                return Err(Failure::liveness(
+                    "a client call did not finish after healing",
+                ))
+            }
         }
     }
     settle(cluster, corrupt, deadline).await
@@ -60,27 +69,32 @@ async fn settle(
     cluster: &SimCluster,
     corrupt: &BTreeSet<u64>,
     deadline: tokio::time::Instant,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     loop {
         let (reports, silent) = collect_reports(cluster, corrupt).await;
         let verdict = match silent.first() {
-            Some(store) => Err(format!("store {store} does not answer")),
+            Some(store) => Err(Failure::liveness(format!("store {store} does not answer"))),
             None => settled(&reports, corrupt),
         };
         match verdict {
             Ok(()) => return Ok(()),
             Err(why) if tokio::time::Instant::now() >= deadline => {
-                return Err(format!("liveness: not settled after healing: {why}"))
+                return Err(Failure::new(
+                    why.kind,
+                    format!("not settled after healing: {}", why.detail),
+                ))
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
 }
 
-fn settled(reports: &[StoreReports], corrupt: &BTreeSet<u64>) -> Result<(), String> {
-    leaders_settled(reports)?;
-    check_peers_present(reports, corrupt)?;
-    check_convergence(reports, true)
+/// Settled: every region led (else a liveness failure), every peer present and every
+/// replica caught up with the same data (else a convergence failure).
+fn settled(reports: &[StoreReports], corrupt: &BTreeSet<u64>) -> Result<(), Failure> {
+    leaders_settled(reports).map_err(Failure::liveness)?;
+    check_peers_present(reports, corrupt).map_err(Failure::convergence)?;
+    check_convergence(reports, true).map_err(Failure::convergence)
 }
 
 /// Reports of every store outside `corrupt` (with data hashes), and the ids of those that
@@ -137,7 +151,7 @@ pub(super) async fn final_checks(
     keys: u64,
     start: tokio::time::Instant,
     history: Arc<Mutex<History>>,
-) -> (Vec<StoreReports>, Vec<(u64, u64)>, Option<String>) {
+) -> (Vec<StoreReports>, Vec<(u64, u64)>, Option<Failure>) {
     let client = ferrokv_client::RawClient::new(cluster.client_config());
     let mut failure = None;
     for key in 0..keys {
@@ -147,7 +161,9 @@ pub(super) async fn final_checks(
                 found.map(|v| v.as_slice().try_into().map_or(u64::MAX, u64::from_be_bytes)),
             ),
             Err(error) => {
-                failure.get_or_insert(format!("final read of key {key} not definite: {error}"));
+                failure.get_or_insert(Failure::liveness(format!(
+                    "final read of key {key} not definite: {error}"
+                )));
                 Outcome::Unknown
             }
         };
@@ -165,7 +181,9 @@ pub(super) async fn final_checks(
             .await
             .is_some()
         {
-            failure.get_or_insert(format!("store {id} started from a corrupt disk"));
+            failure.get_or_insert(Failure::violation(format!(
+                "store {id} started from a corrupt disk"
+            )));
         }
     }
     // Background entries (log compaction, lease renewals) may be in flight: give the

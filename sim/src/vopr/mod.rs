@@ -6,6 +6,7 @@
 //! (linearizability per key group), the regions (no gap or overlap) and the replicas
 //! (identical applied state, every peer of every region present). Only under `--cfg madsim`.
 
+mod failure;
 mod liveness;
 pub mod nemesis;
 mod workload;
@@ -20,6 +21,7 @@ use ferrokv_core::types::fnv;
 use ferrokv_server::config::RaftSection;
 
 use nemesis::Nemesis;
+pub use failure::{Failure, FailureKind};
 pub use nemesis::{Fault, FaultMask, NemesisStats};
 use workload::ClientTask;
 
@@ -64,7 +66,7 @@ pub struct SeedReport {
     /// Fingerprint of the run: every store incarnation's trace and the history.
     pub trace_hash: u64,
     /// The first failed check, if any.
-    pub failure: Option<String>,
+    pub failure: Option<Failure>,
     /// The history, for export when the seed failed.
     pub history: History,
     /// The nemesis log.
@@ -228,7 +230,7 @@ async fn finish(
     start: tokio::time::Instant,
     history: &Arc<Mutex<History>>,
     nemesis: &Nemesis,
-    failure: Option<String>,
+    failure: Option<Failure>,
 ) -> SeedReport {
     let corrupt = nemesis.corrupt();
     let checks =
@@ -280,24 +282,25 @@ fn run_trace(cluster: &SimCluster, store_traces: &[(u64, u64)], history: &Histor
 }
 
 /// Runs every checker; the first failure wins.
-fn judge(history: &History, reports: &[StoreReports]) -> Option<String> {
+fn judge(history: &History, reports: &[StoreReports]) -> Option<Failure> {
     match linearizability::check(history) {
         Verdict::Linearizable => {}
         Verdict::Violation { group, detail } => {
-            return Some(format!(
+            return Some(Failure::violation(format!(
                 "linearizability violated in key group {group}: {detail}"
-            ))
+            )))
         }
         Verdict::Exhausted { group } => {
-            return Some(format!(
-                "linearizability check exhausted its budget on key group {group}"
+            return Some(Failure::new(
+                FailureKind::Exhausted,
+                format!("linearizability check exhausted its budget on key group {group}"),
             ))
         }
     }
     if let Err(error) = check_tiling(&newest_regions(reports)) {
-        return Some(format!("regions: {error}"));
+        return Some(Failure::violation(format!("regions: {error}")));
     }
     check_convergence(reports, true)
         .err()
-        .map(|error| format!("convergence: {error}"))
+        .map(Failure::convergence)
 }

@@ -5,11 +5,14 @@
 //! vopr --seed 17 [--sim-minutes 5]            # replay one seed bit for bit
 //! vopr --seed 17 --twice                      # run a seed twice; fail if the traces differ
 //! vopr --list-planted-bugs                    # one planted bug name per line
-//! vopr --seeds 8 --planted-bug stale-reads --expect-violation
+//! vopr --seeds 8 --planted-bug stale-reads --expect violation
 //! ```
-//! With `--expect-violation` (for a planted bug) the run passes only if at least one seed
-//! reports a violation: CI uses it to show the checkers can fail. Failing seeds leave their history (EDN) and nemesis
-//! log under `--out` (default `target/vopr`). Build with `RUSTFLAGS="--cfg madsim"`;
+//! Every failure has a kind: violation (a checker), liveness, convergence, panic, exhausted
+//! (a budget ran out) or nondeterminism (`--twice`). With `--expect KIND` (for a planted
+//! bug; `--expect-violation` is `--expect violation`) the run passes only if at least one
+//! seed fails with that kind: CI uses it to show the checkers can fail, and that each
+//! planted bug is caught the way it should be. Failing seeds leave their history (EDN) and
+//! nemesis log under `--out` (default `target/vopr`). Build with `RUSTFLAGS="--cfg madsim"`;
 //! `ci/sim.sh` does.
 
 #[cfg(madsim)]

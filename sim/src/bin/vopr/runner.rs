@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrokv_core::planted::PlantedBug;
-use ferrokv_sim::vopr::{run_seed, FaultMask, SeedConfig, SeedReport};
+use ferrokv_sim::vopr::{run_seed, Failure, FailureKind, FaultMask, SeedConfig, SeedReport};
 
 /// Command-line options.
 #[derive(Clone, Debug)]
@@ -19,7 +19,8 @@ pub struct Options {
     sim_minutes: f64,
     jobs: usize,
     planted_bug: Option<PlantedBug>,
-    expect_violation: bool,
+    /// The failure kind a planted bug must produce in at least one seed.
+    expect: Option<FailureKind>,
     swarm: bool,
     faults: Option<FaultMask>,
     twice: bool,
@@ -44,7 +45,7 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
         sim_minutes: 1.0,
         jobs: 1,
         planted_bug: None,
-        expect_violation: false,
+        expect: None,
         swarm: false,
         faults: None,
         twice: false,
@@ -80,7 +81,8 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             }
             "--jobs" => options.jobs = number(value()?, "--jobs")? as usize,
             "--planted-bug" => options.planted_bug = Some(parse_bug(&value()?)?),
-            "--expect-violation" => options.expect_violation = true,
+            "--expect-violation" => options.expect = Some(FailureKind::Violation),
+            "--expect" => options.expect = Some(FailureKind::from_name(&value()?)?),
             "--out" => options.out = PathBuf::from(value()?),
             "--swarm" => options.swarm = true,
             "--faults" => options.faults = Some(FaultMask::parse(&value()?)?),
@@ -90,8 +92,8 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
-    if options.expect_violation && options.planted_bug.is_none() {
-        return Err("--expect-violation needs --planted-bug".into());
+    if options.expect.is_some() && options.planted_bug.is_none() {
+        return Err("--expect/--expect-violation need --planted-bug".into());
     }
     Ok(options)
 }
@@ -114,8 +116,8 @@ fn replay_command(options: &Options, seed: u64) -> String {
     if let Some(bug) = options.planted_bug {
         command.push_str(&format!(" --planted-bug {}", bug.name()));
     }
-    if options.expect_violation {
-        command.push_str(" --expect-violation");
+    if let Some(kind) = options.expect {
+        command.push_str(&format!(" --expect {kind}"));
     }
     command
 }
@@ -133,7 +135,7 @@ fn panic_report(config: &SeedConfig, panic: Box<dyn std::any::Any + Send>) -> Se
         definite_calls: 0,
         simulated_secs: 0.0,
         trace_hash: 0,
-        failure: Some(format!("panic: {message}")),
+        failure: Some(Failure::new(FailureKind::Panic, message)),
         history: Default::default(),
         nemesis_log: Vec::new(),
         nemesis_stats: Default::default(),
@@ -179,16 +181,20 @@ fn run_one(options: &Options, seed: u64) -> (bool, SeedReport, Duration) {
     if options.twice {
         let again = run_guarded(&config);
         if again.trace_hash != report.trace_hash || again.failure != report.failure {
-            report.failure = Some(format!(
-                "nondeterminism: trace {:#018x} then {:#018x}; failure {:?} then {:?}",
-                report.trace_hash, again.trace_hash, report.failure, again.failure
-            ));
+            let detail = format!(
+                "trace {:#018x} then {:#018x}; failure {:?} then {:?}",
+                report.trace_hash,
+                again.trace_hash,
+                report.failure.as_ref().map(ToString::to_string),
+                again.failure.as_ref().map(ToString::to_string)
+            );
+            report.failure = Some(Failure::new(FailureKind::Nondeterminism, detail));
             return (false, report, began.elapsed());
         }
     }
-    // Expecting violations (a planted bug), a seed that finds none is not a failure by
-    // itself: the run fails only if no seed at all finds one (see `summarize`).
-    let ok = options.expect_violation || report.failure.is_none();
+    // Expecting a failure kind (a planted bug), a seed that finds none is not a failure by
+    // itself: the run fails only if no seed at all finds one of that kind (`summarize`).
+    let ok = options.expect.is_some() || report.failure.is_none();
     (ok, report, began.elapsed())
 }
 
@@ -197,7 +203,8 @@ fn run_one(options: &Options, seed: u64) -> (bool, SeedReport, Duration) {
 struct Totals {
     seeds: usize,
     failed: usize,
-    violations: usize,
+    /// Seeds that failed, by kind.
+    kinds: BTreeMap<FailureKind, usize>,
     sim_secs: f64,
     calls: usize,
     faults: BTreeMap<String, u64>,
@@ -205,11 +212,16 @@ struct Totals {
 }
 
 fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) {
-    let status = match (&report.failure, options.expect_violation) {
-        (None, false) => "ok".to_string(),
-        (Some(failure), true) => format!("violation found as expected: {failure}"),
-        (None, true) => "no violation in this seed".to_string(),
-        (Some(failure), false) => format!("FAILED: {failure}"),
+    let status = match (&report.failure, options.expect) {
+        (None, None) => "ok".to_string(),
+        (Some(failure), Some(kind)) if failure.kind == kind => {
+            format!("{kind} found as expected: {}", failure.detail)
+        }
+        (Some(failure), Some(kind)) => {
+            format!("failed, but not with the expected kind {kind}: {failure}")
+        }
+        (None, Some(kind)) => format!("no {kind} in this seed"),
+        (Some(failure), None) => format!("FAILED: {failure}"),
     };
     println!(
         "seed {}: {status} ({} stores, {} calls checked, {:.0} sim-s in {:.1} s, trace {:#018x})",
@@ -259,7 +271,9 @@ pub fn run(options: Options) -> bool {
                 let mut totals = totals.lock().expect("totals");
                 totals.seeds += 1;
                 totals.failed += usize::from(!ok);
-                totals.violations += usize::from(report.failure.is_some());
+                if let Some(failure) = &report.failure {
+                    *totals.kinds.entry(failure.kind).or_default() += 1;
+                }
                 totals.sim_secs += report.simulated_secs;
                 totals.calls += report.calls;
                 for (fault, count) in &report.nemesis_stats.injected {
@@ -278,11 +292,21 @@ pub fn run(options: Options) -> bool {
 
 fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
     let seeds = totals.seeds.max(1) as f64;
+    let kinds: Vec<String> = totals
+        .kinds
+        .iter()
+        .map(|(kind, count)| format!("{count} {kind}"))
+        .collect();
+    let kinds = if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", kinds.join(", "))
+    };
     println!(
-        "vopr: {} seeds, {} failed, {} with a violation; {:.1} simulated minutes in {:.1} s wall ({:.2} sim-min per wall-s); {:.0} calls checked per seed",
+        "vopr: {} seeds, {} failed, {} with a failure{kinds}; {:.1} simulated minutes in {:.1} s wall ({:.2} sim-min per wall-s); {:.0} calls checked per seed",
         totals.seeds,
         totals.failed,
-        totals.violations,
+        totals.kinds.values().sum::<usize>(),
         totals.sim_secs / 60.0,
         wall.as_secs_f64(),
         totals.sim_secs / 60.0 / wall.as_secs_f64().max(1e-9),
@@ -298,17 +322,26 @@ fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
         per_seed.join(", "),
         totals.faults_failed as f64 / seeds
     );
-    if let Some(bug) = options.planted_bug {
+    if let (Some(bug), Some(kind)) = (options.planted_bug, options.expect) {
+        let caught = totals.kinds.get(&kind).copied().unwrap_or(0);
         println!(
-            "vopr: planted bug {} caught by {} of {} seeds",
+            "vopr: planted bug {} caught (as {kind}) by {caught} of {} seeds",
             bug.name(),
-            totals.violations,
             totals.seeds
         );
+        if caught == 0 {
+            println!("vopr: FAILED: no seed found the planted bug as a {kind}");
+            return false;
+        }
+        return true;
     }
-    if options.expect_violation && totals.violations == 0 {
-        println!("vopr: FAILED: no seed found the planted bug");
-        return false;
+    if let Some(bug) = options.planted_bug {
+        println!(
+            "vopr: planted bug {} made {} of {} seeds fail",
+            bug.name(),
+            totals.kinds.values().sum::<usize>(),
+            totals.seeds
+        );
     }
     totals.failed == 0
 }
