@@ -6,8 +6,9 @@
 //! batch reads and writes, scan pages (the first `limit` present keys of a key set, in
 //! order) and delete-range pieces. Calls whose outcome is unknown may take effect at any
 //! time after their invocation, or never: they get an infinite completion time, and unknown
-//! reads are dropped. Definite failures are dropped (they had no effect). A search that
-//! exceeds its step budget reports `Verdict::Exhausted`, which callers treat as a failure.
+//! reads are dropped. Definite failures are dropped (they had no effect), and so are unknown
+//! writes that no call could have noticed (see `calls_of`). A search that exceeds its step
+//! budget reports `Verdict::Exhausted`, which callers treat as a failure.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -119,10 +120,20 @@ fn step(state: &State, call: &Call) -> Option<State> {
     }
 }
 
-/// Every value some call saw: read back, listed by a scan or batch read, or found by a CAS.
+/// Every value some call could have noticed: read back, listed by a scan or batch read,
+/// found by a CAS, or named as a CAS's expected value. The last matters even when no result
+/// shows the value: a CAS that expects `v` swaps only if `v` is present, so an unknown CAS
+/// whose new value was seen depends on the (perhaps unknown) write of `v` having landed.
 fn observed_values(events: &[&Event]) -> HashSet<u64> {
     let mut seen = HashSet::new();
     for event in events {
+        if let Op::Cas {
+            expected: Some(value),
+            ..
+        } = &event.op
+        {
+            seen.insert(*value);
+        }
         match &event.outcome {
             Outcome::Read(Some(value)) => {
                 seen.insert(*value);
@@ -151,11 +162,17 @@ fn written_values(op: &Op) -> Option<Vec<u64>> {
 }
 
 /// The calls the search must place. Dropped: definite failures (no effect), reads with an
-/// unknown outcome (no result to explain), and unknown writes of values nobody ever saw.
-/// The last is exact, not a heuristic: values are unique, so a linearization that applies
-/// such a write has no call in the write's window that could notice it (a reader would
-/// have seen its value), and removing the write from it leaves a linearization of the rest;
-/// without it the search would try every subset of the unknown writes.
+/// unknown outcome (no result to explain), and unknown writes whose values no call could
+/// have noticed (`observed_values`: no read, scan page, batch read or CAS result shows
+/// them, and no CAS expects them). The last is exact, not a heuristic, because values are
+/// unique. Take a linearization that applies such a write W and remove W: until the next
+/// write of each of its keys, those keys hold older values instead of W's. No definite call
+/// in that window depended on them (a read, scan page or batch read that covered them, or a
+/// definite CAS on them, would have returned W's value). An unknown CAS on them could now
+/// swap where it was a no-op before (it did not expect W's value, or W would be kept), so
+/// move it to the end of the order, where an unknown call may always go. What is left
+/// linearizes the rest. Without the drop the search would try every subset of the unknown
+/// writes.
 fn calls_of(events: &[&Event]) -> Vec<Call> {
     let observed = observed_values(events);
     events
