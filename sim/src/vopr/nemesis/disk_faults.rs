@@ -72,13 +72,20 @@ impl Nemesis {
     /// Damages one store's durable data (a flipped bit in its log or checkpoint image, a
     /// misdirected write, a latent sector error), at most once per run and only while at
     /// least three stores are healthy: the store must refuse to start and stays down.
+    ///
+    /// The store is marked corrupt when it is claimed, before anything awaits: a second
+    /// actor cannot pass the once-per-run check meanwhile, and the checks that exclude
+    /// corrupt stores see it from the start. If there turns out to be nothing to damage,
+    /// the mark is taken back.
     pub(super) async fn corruption(&self, rng: &mut SeededRng) {
-        let healthy = self.healthy_stores().len();
-        if !self.corrupt().is_empty() || healthy < 3 {
-            return self.failed("corruption: would leave too few healthy stores".into());
-        }
-        let Some(id) = self.claim_store(rng) else {
-            return self.failed("corruption: no free store".into());
+        let claimed = {
+            let stores: Vec<u64> = self.cluster.stores.keys().copied().collect();
+            let mut state = self.state.lock().expect("nemesis lock");
+            state.claim_for_corruption(&stores, rng)
+        };
+        let id = match claimed {
+            Ok(id) => id,
+            Err(why) => return self.failed(format!("corruption: {why}")),
         };
         let disk = self.cluster.stores[&id].disk.clone();
         self.keep_trace(id).await;
@@ -104,11 +111,15 @@ impl Nemesis {
         if !damaged {
             self.note(format!("restart store {id}: nothing to damage for {what}"));
             self.cluster.restart(id);
+            self.state
+                .lock()
+                .expect("nemesis lock")
+                .corrupt
+                .remove(&id);
             self.release(id);
             return;
         }
         self.note(format!("store {id}: {what}; restart must refuse"));
-        self.state.lock().expect("nemesis lock").corrupt.insert(id);
         self.cluster.restart(id);
     }
 }

@@ -140,6 +140,51 @@ struct State {
     stats: NemesisStats,
 }
 
+impl State {
+    fn new() -> State {
+        State {
+            log: Vec::new(),
+            corrupt: BTreeSet::new(),
+            busy: BTreeSet::new(),
+            power_loss: false,
+            next_region_id: 1000,
+            next_peer_id: 100_000,
+            stats: NemesisStats::default(),
+        }
+    }
+
+    /// Claims a store to corrupt and marks it corrupt at once (under the nemesis lock):
+    /// refused during a power loss, if a store is already corrupt (or being corrupted), if
+    /// fewer than three stores are healthy, or if every healthy store is busy.
+    fn claim_for_corruption(
+        &mut self,
+        stores: &[u64],
+        rng: &mut SeededRng,
+    ) -> Result<u64, &'static str> {
+        if self.power_loss {
+            return Err("power loss in progress");
+        }
+        if !self.corrupt.is_empty() {
+            return Err("a store is already corrupt (once per run)");
+        }
+        if stores.len() < 3 {
+            return Err("would leave too few healthy stores");
+        }
+        let free: Vec<u64> = stores
+            .iter()
+            .copied()
+            .filter(|id| !self.busy.contains(id))
+            .collect();
+        if free.is_empty() {
+            return Err("no free store");
+        }
+        let id = free[rng.below(free.len() as u64) as usize];
+        self.busy.insert(id);
+        self.corrupt.insert(id);
+        Ok(id)
+    }
+}
+
 /// The fault injector of one run.
 #[derive(Clone)]
 pub struct Nemesis {
@@ -157,20 +202,11 @@ fn secs(rng: &mut SeededRng, low: u64, high: u64) -> Duration {
 impl Nemesis {
     /// A nemesis for `cluster` with the faults of `mask`, over `keys` workload keys.
     pub fn new(cluster: Arc<SimCluster>, mask: &FaultMask, keys: u64) -> Nemesis {
-        let state = State {
-            log: Vec::new(),
-            corrupt: BTreeSet::new(),
-            busy: BTreeSet::new(),
-            power_loss: false,
-            next_region_id: 1000,
-            next_peer_id: 100_000,
-            stats: NemesisStats::default(),
-        };
         Nemesis {
             cluster,
             faults: mask.0.iter().copied().collect(),
             keys,
-            state: Arc::new(Mutex::new(state)),
+            state: Arc::new(Mutex::new(State::new())),
             start: tokio::time::Instant::now(),
         }
     }
@@ -373,5 +409,30 @@ impl Nemesis {
             }
         }
         self.note("heal: network restored, clocks corrected, disk faults cleared".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corruption_claim_is_visible_before_the_first_await() {
+        let mut state = State::new();
+        let mut rng = SeededRng::new(1);
+        let stores = [1, 2, 3, 4];
+        let first = state
+            .claim_for_corruption(&stores, &mut rng)
+            .expect("first claim");
+        // The store is corrupt (excluded from checks) and busy from the claim on; a second
+        // actor arriving before the first one's damage lands is refused.
+        assert!(state.corrupt.contains(&first) && state.busy.contains(&first));
+        assert!(state.claim_for_corruption(&stores, &mut rng).is_err());
+        // Too few stores, or all busy: refused too.
+        let mut state = State::new();
+        assert!(state.claim_for_corruption(&[1, 2], &mut rng).is_err());
+        state.busy.extend([1, 2, 3]);
+        assert!(state.claim_for_corruption(&[1, 2, 3], &mut rng).is_err());
+        assert!(state.corrupt.is_empty());
     }
 }
