@@ -94,6 +94,11 @@ impl ClockControl {
         monotonic.rate_ppm = rate_ppm;
     }
 
+    /// The monotonic clock's rate in parts per million of real time.
+    pub fn rate_ppm(&self) -> u64 {
+        self.clock.monotonic.lock().expect("clock lock").rate_ppm
+    }
+
     /// Moves the monotonic clock forward by `by` at once.
     pub fn jump(&self, by: Duration) {
         let mut monotonic = self.clock.monotonic.lock().expect("clock lock");

@@ -43,6 +43,41 @@ pub struct SimCluster {
     pub stores: BTreeMap<u64, SimStore>,
     /// Trace hashes of store incarnations that were killed (folded into the run's trace).
     pub past_traces: Mutex<Vec<(u64, u64)>>,
+    /// How many faults currently cut each one-way store link.
+    cuts: Mutex<LinkCuts>,
+}
+
+/// Reference counts of one-way link cuts: two overlapping faults may cut the same link,
+/// and the link comes back only when both have restored it.
+#[derive(Debug, Default)]
+pub struct LinkCuts(BTreeMap<(u64, u64), u32>);
+
+impl LinkCuts {
+    /// Counts one more cut of `from -> to`; true if the link was up until now.
+    pub fn cut(&mut self, from: u64, to: u64) -> bool {
+        let count = self.0.entry((from, to)).or_default();
+        *count += 1;
+        *count == 1
+    }
+
+    /// Drops one cut of `from -> to`; true if that was the last one (the link is up now).
+    /// Restoring a link nobody cut does nothing.
+    pub fn restore(&mut self, from: u64, to: u64) -> bool {
+        let Some(count) = self.0.get_mut(&(from, to)) else {
+            return false;
+        };
+        *count -= 1;
+        if *count > 0 {
+            return false;
+        }
+        self.0.remove(&(from, to));
+        true
+    }
+
+    /// Forgets every cut; returns the links that were cut.
+    pub fn clear(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.0).into_keys().collect()
+    }
 }
 
 fn store_ip(id: u64) -> IpAddr {
@@ -126,6 +161,7 @@ impl SimCluster {
             handle,
             stores,
             past_traces: Mutex::new(Vec::new()),
+            cuts: Mutex::new(LinkCuts::default()),
         }
     }
 
@@ -199,13 +235,31 @@ impl SimCluster {
         self.handle.resume(self.stores[&id].node.id());
     }
 
-    /// Cuts the one-way link from store `from` to store `to`.
+    /// Cuts the one-way link from store `from` to store `to` (one more cut: the link stays
+    /// down until every cut of it is restored).
     pub fn cut_link(&self, from: u64, to: u64) {
-        NetSim::current().clog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
+        if self.cuts.lock().expect("cuts lock").cut(from, to) {
+            NetSim::current().clog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
+        }
     }
 
-    /// Restores the one-way link from store `from` to store `to`.
+    /// Restores one cut of the one-way link from store `from` to store `to`; the link is up
+    /// again once no fault cuts it.
     pub fn restore_link(&self, from: u64, to: u64) {
+        if self.cuts.lock().expect("cuts lock").restore(from, to) {
+            self.unclog_link(from, to);
+        }
+    }
+
+    /// Restores every store link, whoever cut it (healing).
+    pub fn restore_all_links(&self) {
+        let cut = self.cuts.lock().expect("cuts lock").clear();
+        for (from, to) in cut {
+            self.unclog_link(from, to);
+        }
+    }
+
+    fn unclog_link(&self, from: u64, to: u64) {
         NetSim::current().unclog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
     }
 
@@ -220,4 +274,22 @@ pub use ferrokv_client::admin::{region_reports, region_routes, store_report};
 /// A raw client for use inside a simulated client machine.
 pub fn raw_client(config: RawConfig) -> RawClient {
     RawClient::new(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinkCuts;
+
+    #[test]
+    fn overlapping_cuts_of_one_link_heal_only_together() {
+        let mut cuts = LinkCuts::default();
+        assert!(cuts.cut(1, 2), "the first cut takes the link down");
+        assert!(!cuts.cut(1, 2), "a second fault cuts it too");
+        assert!(cuts.cut(2, 1), "the other direction is its own link");
+        assert!(!cuts.restore(1, 2), "one fault healed: still cut by the other");
+        assert!(cuts.restore(1, 2), "both healed: the link is up");
+        assert!(!cuts.restore(1, 2), "restoring an uncut link does nothing");
+        assert_eq!(cuts.clear(), vec![(2, 1)]);
+        assert!(cuts.cut(2, 1), "after clear every link is up");
+    }
 }

@@ -208,7 +208,7 @@ struct Totals {
     sim_secs: f64,
     calls: usize,
     faults: BTreeMap<String, u64>,
-    faults_failed: u64,
+    faults_noop: u64,
 }
 
 fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) {
@@ -235,8 +235,8 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
     if options.verbose {
         println!("    faults enabled: {}", report.faults);
         println!(
-            "    injected: {:?}, failed to inject: {}",
-            report.nemesis_stats.injected, report.nemesis_stats.failed
+            "    injected: {:?}, no effect: {}",
+            report.nemesis_stats.injected, report.nemesis_stats.noops
         );
         for line in &report.nemesis_log {
             println!("    {line}");
@@ -279,7 +279,7 @@ pub fn run(options: Options) -> bool {
                 for (fault, count) in &report.nemesis_stats.injected {
                     *totals.faults.entry(fault.clone()).or_default() += count;
                 }
-                totals.faults_failed += report.nemesis_stats.failed;
+                totals.faults_noop += report.nemesis_stats.noops;
             })
         })
         .collect();
@@ -318,9 +318,9 @@ fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
         .map(|(fault, count)| format!("{fault} {:.1}", *count as f64 / seeds))
         .collect();
     println!(
-        "vopr: faults per seed: {}; faults that could not be injected: {:.1} per seed",
+        "vopr: faults that took effect, per seed: {}; faults with no effect (not counted): {:.1} per seed",
         per_seed.join(", "),
-        totals.faults_failed as f64 / seeds
+        totals.faults_noop as f64 / seeds
     );
     if let (Some(bug), Some(kind)) = (options.planted_bug, options.expect) {
         let caught = totals.kinds.get(&kind).copied().unwrap_or(0);

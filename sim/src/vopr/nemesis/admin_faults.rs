@@ -13,7 +13,7 @@ use ferrokv_proto::ferrokv_raftpb::{
 use ferrokv_proto::metapb::{self, PeerRole};
 use raft::eraftpb::ConfChangeType;
 
-use super::Nemesis;
+use super::{Fault, Nemesis};
 use crate::vopr::workload::key_bytes;
 
 /// The newest view of each region, from the stores that answer: its info as its leader
@@ -61,12 +61,32 @@ impl Nemesis {
             .map(|i| (*i).clone())
     }
 
-    async fn send_admin(&self, leader_store: u64, request: AdminRequest, what: String) {
+    /// Sends an admin command to the leader's store; counts `fault` (if any) when it was
+    /// accepted.
+    async fn send_admin(
+        &self,
+        fault: Option<Fault>,
+        leader_store: u64,
+        request: AdminRequest,
+        what: String,
+    ) -> bool {
         let addr = self.cluster.stores[&leader_store].addr.clone();
         match admin(&addr, request).await {
-            Ok(response) if response.error.is_empty() => self.note(what),
-            Ok(response) => self.failed(format!("{what}: {}", response.error)),
-            Err(error) => self.failed(format!("{what}: {error}")),
+            Ok(response) if response.error.is_empty() => {
+                if let Some(fault) = fault {
+                    self.count(fault);
+                }
+                self.note(what);
+                true
+            }
+            Ok(response) => {
+                self.noop(format!("{what}: {}", response.error));
+                false
+            }
+            Err(error) => {
+                self.noop(format!("{what}: {error}"));
+                false
+            }
         }
     }
 
@@ -95,8 +115,15 @@ impl Nemesis {
         view.get(&region_id)?.leader.map(|leader| leader.store_id)
     }
 
-    /// Asks the leader of `region_id` to hand leadership to `target`.
-    pub(super) async fn transfer(&self, region_id: u64, leader_store: u64, target: metapb::Peer) {
+    /// Asks the leader of `region_id` to hand leadership to `target`; true if accepted
+    /// (and then counted as `fault`, if given).
+    pub(super) async fn transfer(
+        &self,
+        fault: Option<Fault>,
+        region_id: u64,
+        leader_store: u64,
+        target: metapb::Peer,
+    ) -> bool {
         let request = AdminRequest {
             region_id,
             cmd: Some(admin_request::Cmd::TransferLeaderToPeer(target.id)),
@@ -105,14 +132,15 @@ impl Nemesis {
             "transfer leadership of region {region_id} to store {}",
             target.store_id
         );
-        self.send_admin(leader_store, request, what).await;
+        self.send_admin(fault, leader_store, request, what).await
     }
 
     pub(super) async fn leader_transfer(&self, rng: &mut SeededRng) {
         let Some((region_id, leader_store, target)) = self.pick_transfer(rng).await else {
-            return self.failed("leader transfer: no led region".into());
+            return self.noop("leader transfer: no led region".into());
         };
-        self.transfer(region_id, leader_store, target).await;
+        self.transfer(Some(Fault::LeaderTransfer), region_id, leader_store, target)
+            .await;
     }
 
     /// Splits the region holding a workload key at that key.
@@ -126,7 +154,7 @@ impl Nemesis {
                 && info.leader.is_some()
         });
         let Some(info) = holder.cloned() else {
-            return self.failed(format!(
+            return self.noop(format!(
                 "split at {:?}: no led region holds it",
                 String::from_utf8_lossy(&key)
             ));
@@ -158,8 +186,13 @@ impl Nemesis {
             region.id,
             String::from_utf8_lossy(&key)
         );
-        self.send_admin(info.leader.expect("led").store_id, request, what)
-            .await;
+        self.send_admin(
+            Some(Fault::Split),
+            info.leader.expect("led").store_id,
+            request,
+            what,
+        )
+        .await;
     }
 
     /// Adds a learner on a store without a peer, promotes a learner, or removes a
@@ -167,7 +200,7 @@ impl Nemesis {
     pub(super) async fn membership(&self, rng: &mut SeededRng) {
         let view = self.view().await;
         let Some(info) = Self::pick_region(&view, rng) else {
-            return self.failed("membership: no led region".into());
+            return self.noop("membership: no led region".into());
         };
         let region = info.region.clone().expect("region");
         let leader = info.leader.expect("led");
@@ -213,7 +246,7 @@ impl Nemesis {
             let peer = removable[rng.below(removable.len() as u64) as usize];
             (ConfChangeType::RemoveNode, peer)
         } else {
-            return self.failed(format!(
+            return self.noop(format!(
                 "membership of region {}: nothing safe to change",
                 region.id
             ));
@@ -229,7 +262,8 @@ impl Nemesis {
             "region {}: {change_type:?} peer {} on store {}",
             region.id, peer.id, peer.store_id
         );
-        self.send_admin(leader.store_id, request, what).await;
+        self.send_admin(Some(Fault::Membership), leader.store_id, request, what)
+            .await;
     }
 
     /// Compacts a region's log: half the time naming the entry's term (applied index and
@@ -237,7 +271,7 @@ impl Nemesis {
     pub(super) async fn compact_log(&self, rng: &mut SeededRng) {
         let view = self.view().await;
         let Some(info) = Self::pick_region(&view, rng) else {
-            return self.failed("compact log: no led region".into());
+            return self.noop("compact log: no led region".into());
         };
         let leader = info.leader.expect("led");
         let compact = if rng.ratio(1, 2) {
@@ -264,6 +298,7 @@ impl Nemesis {
             region_id,
             cmd: Some(admin_request::Cmd::CompactLog(compact)),
         };
-        self.send_admin(leader.store_id, request, what).await;
+        self.send_admin(Some(Fault::CompactLog), leader.store_id, request, what)
+            .await;
     }
 }

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use ferrokv_core::env::{Rng, SeededRng};
 
-use super::{secs, Nemesis};
+use super::{secs, Fault, Nemesis};
 use crate::engine::{CrashTail, DiskFaults};
 
 impl Nemesis {
     pub(super) async fn disk_fault(&self, rng: &mut SeededRng, fsync: bool) {
         let Some(id) = self.claim_store(rng) else {
-            return self.failed("disk fault: no free store".into());
+            return self.noop("disk fault: no free store".into());
         };
         let disk = self.cluster.stores[&id].disk.clone();
         let (what, faults) = if fsync {
@@ -30,6 +30,11 @@ impl Nemesis {
             };
             ("disk full", faults)
         };
+        self.count(if fsync {
+            Fault::FsyncFailure
+        } else {
+            Fault::DiskFull
+        });
         self.note(format!("store {id}: {what}"));
         disk.set_faults(faults);
         tokio::time::sleep(secs(rng, 1, 5)).await;
@@ -49,10 +54,11 @@ impl Nemesis {
     /// and must recover the state before that batch.
     pub(super) async fn crash_during_large_write(&self, rng: &mut SeededRng) {
         let Some(id) = self.claim_store(rng) else {
-            return self.failed("crash during large write: no free store".into());
+            return self.noop("crash during large write: no free store".into());
         };
         let disk = self.cluster.stores[&id].disk.clone();
         let bytes = [4096, 16 * 1024, 64 * 1024][rng.below(3) as usize];
+        self.count(Fault::CrashDuringLargeWrite);
         self.note(format!(
             "store {id}: crash on the next synced write of {bytes}+ bytes"
         ));
@@ -85,7 +91,7 @@ impl Nemesis {
         };
         let id = match claimed {
             Ok(id) => id,
-            Err(why) => return self.failed(format!("corruption: {why}")),
+            Err(why) => return self.noop(format!("corruption: {why}")),
         };
         let disk = self.cluster.stores[&id].disk.clone();
         self.keep_trace(id).await;
@@ -119,6 +125,7 @@ impl Nemesis {
             self.release(id);
             return;
         }
+        self.count(Fault::Corruption);
         self.note(format!("store {id}: {what}; restart must refuse"));
         self.cluster.restart(id);
     }

@@ -1,8 +1,10 @@
 //! The nemesis: several fault actors run at once, each injecting a fault chosen from the
 //! seed's enabled set for a random while and then reverting it, so faults overlap (two kills,
 //! a kill during a partition, a partition during a disk fault, total power loss). `heal`
-//! undoes anything still in effect. Every action, and every fault that could not be
-//! injected, is logged with its simulated time so a failing seed explains itself.
+//! undoes anything still in effect. Every action is logged with its simulated time so a
+//! failing seed explains itself. A fault counts as injected only once it took effect; one
+//! that found nothing to act on (no leader, no free store, an admin command refused) is a
+//! no-op: logged at debug level and in the nemesis log, counted apart.
 
 mod admin_faults;
 mod clock_faults;
@@ -123,10 +125,10 @@ impl FaultMask {
 /// What the nemesis did, for the report.
 #[derive(Clone, Debug, Default)]
 pub struct NemesisStats {
-    /// Faults injected, by kind.
+    /// Faults that took effect, by kind.
     pub injected: std::collections::BTreeMap<String, u64>,
-    /// Faults that could not be injected (no leader found, admin refused...).
-    pub failed: u64,
+    /// Faults that had no effect (no leader found, no free store, admin refused...).
+    pub noops: u64,
 }
 
 /// Shared state of the nemesis actors.
@@ -135,6 +137,10 @@ struct State {
     corrupt: BTreeSet<u64>,
     busy: BTreeSet<u64>,
     power_loss: bool,
+    /// A NetChaos fault holds the (global) network configuration.
+    net_chaos: bool,
+    /// Stores whose monotonic clock rate a ClockDrift fault holds.
+    drifting: BTreeSet<u64>,
     next_region_id: u64,
     next_peer_id: u64,
     stats: NemesisStats,
@@ -147,6 +153,8 @@ impl State {
             corrupt: BTreeSet::new(),
             busy: BTreeSet::new(),
             power_loss: false,
+            net_chaos: false,
+            drifting: BTreeSet::new(),
             next_region_id: 1000,
             next_peer_id: 100_000,
             stats: NemesisStats::default(),
@@ -221,12 +229,16 @@ impl Nemesis {
             .push(format!("{at:>8} ms  {what}"));
     }
 
-    /// Logs a fault that could not be injected.
-    fn failed(&self, what: String) {
-        self.state.lock().expect("nemesis lock").stats.failed += 1;
-        self.note(format!("FAILED {what}"));
+    /// Logs a fault that had no effect (at debug level; not counted as injected).
+    fn noop(&self, what: String) {
+        let at = self.start.elapsed().as_millis();
+        tracing::debug!(at_ms = at, "nemesis: no effect: {what}");
+        let mut state = self.state.lock().expect("nemesis lock");
+        state.stats.noops += 1;
+        state.log.push(format!("{at:>8} ms  (no effect) {what}"));
     }
 
+    /// Counts a fault that took effect.
     fn count(&self, fault: Fault) {
         let mut state = self.state.lock().expect("nemesis lock");
         *state
@@ -367,8 +379,8 @@ impl Nemesis {
         unreachable!("the roll falls inside the total")
     }
 
+    /// Injects `fault`; each fault counts itself once it took effect.
     async fn inject(&self, fault: Fault, rng: &mut SeededRng) {
-        self.count(fault);
         match fault {
             Fault::KillRestart => self.kill_restart(rng).await,
             Fault::PowerLoss => self.power_loss(rng).await,
@@ -400,13 +412,11 @@ impl Nemesis {
         let net = NetSim::current();
         net.update_config(|config| *config = madsim::net::Config::default());
         madsim::buggify::disable();
+        self.cluster.restore_all_links();
         for (id, store) in &self.cluster.stores {
             self.cluster.reconnect(*id);
             store.clock.correct();
             store.disk.set_faults(DiskFaults::default());
-            for other in self.cluster.stores.keys() {
-                self.cluster.restore_link(*id, *other);
-            }
         }
         self.note("heal: network restored, clocks corrected, disk faults cleared".into());
     }

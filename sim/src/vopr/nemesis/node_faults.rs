@@ -7,7 +7,7 @@ use std::time::Duration;
 use ferrokv_core::env::{Rng, SeededRng};
 use madsim::net::NetSim;
 
-use super::{secs, Nemesis};
+use super::{secs, Fault, Nemesis};
 
 impl Nemesis {
     /// Folds the trace of a store incarnation about to die into the run's trace.
@@ -23,10 +23,11 @@ impl Nemesis {
 
     pub(super) async fn kill_restart(&self, rng: &mut SeededRng) {
         let Some(id) = self.claim_store(rng) else {
-            return self.failed("kill: no free store".into());
+            return self.noop("kill: no free store".into());
         };
         let tail = Self::crash_tail(rng);
         self.keep_trace(id).await;
+        self.count(Fault::KillRestart);
         self.note(format!("kill store {id} ({tail:?})"));
         self.cluster.kill(id, tail);
         tokio::time::sleep(secs(rng, 1, 6)).await;
@@ -41,11 +42,12 @@ impl Nemesis {
             let mut state = self.state.lock().expect("nemesis lock");
             if state.power_loss || !state.busy.is_empty() {
                 drop(state);
-                return self.failed("power loss: other faults hold stores".into());
+                return self.noop("power loss: other faults hold stores".into());
             }
             state.power_loss = true;
         }
         let alive: Vec<u64> = self.healthy_stores();
+        self.count(Fault::PowerLoss);
         for &id in &alive {
             self.keep_trace(id).await;
         }
@@ -72,8 +74,13 @@ impl Nemesis {
             self.claim_store(rng)
         };
         let Some(id) = id else {
-            return self.failed("isolate: no store to isolate".into());
+            return self.noop("isolate: no store to isolate".into());
         };
+        self.count(if leader {
+            Fault::IsolateLeader
+        } else {
+            Fault::Isolate
+        });
         self.note(format!("isolate store {id}"));
         self.cluster.isolate(id);
         tokio::time::sleep(secs(rng, 2, 8)).await;
@@ -90,8 +97,9 @@ impl Nemesis {
             .await
             .filter(|id| self.claim_this(*id))
         else {
-            return self.failed("minority leader: no leader found".into());
+            return self.noop("minority leader: no leader found".into());
         };
+        self.count(Fault::MinorityLeader);
         self.note(format!(
             "cut leader store {id} from the other stores (clients still reach it)"
         ));
@@ -107,20 +115,28 @@ impl Nemesis {
     /// outlive the transfer.
     pub(super) async fn transfer_then_cut(&self, rng: &mut SeededRng) {
         let Some((region_id, old, target)) = self.pick_transfer(rng).await else {
-            return self.failed("transfer then cut: no led region".into());
+            return self.noop("transfer then cut: no led region".into());
         };
         if !self.claim_this(old) {
-            return self.failed(format!("transfer then cut: store {old} is busy"));
+            return self.noop(format!("transfer then cut: store {old} is busy"));
         }
-        self.transfer(region_id, old, target).await;
+        // Counted below, once the old leader is cut off.
+        if !self.transfer(None, region_id, old, target).await {
+            self.release(old);
+            return;
+        }
+        let mut moved = false;
         for _ in 0..40 {
             if self.leader_store_of(region_id).await == Some(target.store_id) {
+                moved = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.count(Fault::TransferThenCut);
         self.note(format!(
-            "cut old leader store {old} from the other stores (clients still reach it)"
+            "cut old leader store {old} from the other stores (clients still reach it; new leader {})",
+            if moved { "seen" } else { "not seen yet" }
         ));
         self.cluster.cut_from_stores(old);
         tokio::time::sleep(secs(rng, 1, 5)).await;
@@ -132,10 +148,11 @@ impl Nemesis {
     pub(super) async fn asymmetric(&self, rng: &mut SeededRng) {
         let stores = self.healthy_stores();
         let from = stores[rng.below(stores.len() as u64) as usize];
-        let to = stores[rng.below(stores.len() as u64) as usize];
-        if from == to {
-            return;
-        }
+        let others: Vec<u64> = stores.iter().copied().filter(|s| *s != from).collect();
+        let Some(&to) = others.get(rng.below(others.len().max(1) as u64) as usize) else {
+            return self.noop("asymmetric cut: one healthy store".into());
+        };
+        self.count(Fault::Asymmetric);
         self.note(format!("cut link {from} -> {to} (one way)"));
         self.cluster.cut_link(from, to);
         tokio::time::sleep(secs(rng, 2, 8)).await;
@@ -153,6 +170,7 @@ impl Nemesis {
             .iter()
             .flat_map(|&a| right.iter().map(move |&b| (a, b)))
             .collect();
+        self.count(Fault::Bridge);
         self.note(format!(
             "bridge through store {bridge}: {left:?} | {right:?}"
         ));
@@ -172,8 +190,9 @@ impl Nemesis {
     /// a stalled sync stalls exactly what a pause stalls).
     pub(super) async fn pause(&self, rng: &mut SeededRng) {
         let Some(id) = self.claim_store(rng) else {
-            return self.failed("pause: no free store".into());
+            return self.noop("pause: no free store".into());
         };
+        self.count(Fault::Pause);
         self.note(format!("pause store {id}"));
         self.cluster.pause(id);
         tokio::time::sleep(secs(rng, 1, 5)).await;
@@ -182,9 +201,21 @@ impl Nemesis {
         self.release(id);
     }
 
+    /// A lossy, slow (and half the time stalling) network for a while. The network
+    /// configuration is global, so one NetChaos at a time: a second one would reset it to
+    /// calm when it ended, under the first.
     pub(super) async fn net_chaos(&self, rng: &mut SeededRng) {
+        {
+            let mut state = self.state.lock().expect("nemesis lock");
+            if state.net_chaos {
+                drop(state);
+                return self.noop("network chaos: already in effect".into());
+            }
+            state.net_chaos = true;
+        }
         let loss = rng.range(1, 20) as f64 / 100.0;
         let latency_max = rng.range(10, 200);
+        self.count(Fault::NetChaos);
         self.note(format!(
             "network: {loss:.2} loss, 1..{latency_max} ms latency"
         ));
@@ -200,6 +231,7 @@ impl Nemesis {
         tokio::time::sleep(secs(rng, 3, 10)).await;
         NetSim::current().update_config(|config| *config = madsim::net::Config::default());
         madsim::buggify::disable();
+        self.state.lock().expect("nemesis lock").net_chaos = false;
         self.note("network: calm".into());
     }
 }
