@@ -48,11 +48,13 @@ impl Nemesis {
         view
     }
 
-    /// The store that leads some region, if any answers.
-    pub(super) async fn some_leader_store(&self) -> Option<u64> {
+    /// The store that leads a region picked at random among those with a leader (not
+    /// always the first region: every region's leader gets cut off, moved and isolated).
+    pub(super) async fn some_leader_store(&self, rng: &mut SeededRng) -> Option<u64> {
         let view = self.view().await;
-        view.values()
-            .find_map(|info| info.leader.map(|l| l.store_id))
+        Self::pick_region(&view, rng)?
+            .leader
+            .map(|leader| leader.store_id)
     }
 
     fn pick_region(view: &View, rng: &mut SeededRng) -> Option<RegionInfo> {

@@ -66,7 +66,7 @@ impl Nemesis {
 
     pub(super) async fn isolate(&self, rng: &mut SeededRng, leader: bool) {
         let id = if leader {
-            match self.some_leader_store().await {
+            match self.some_leader_store(rng).await {
                 Some(id) if self.claim_this(id) => Some(id),
                 _ => None,
             }
@@ -93,7 +93,7 @@ impl Nemesis {
     /// leader that keeps answering is exactly where stale reads come from.
     pub(super) async fn minority_leader(&self, rng: &mut SeededRng) {
         let Some(id) = self
-            .some_leader_store()
+            .some_leader_store(rng)
             .await
             .filter(|id| self.claim_this(*id))
         else {
