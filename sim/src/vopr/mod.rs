@@ -32,6 +32,17 @@ use crate::history::{History, GROUP_KEYS};
 
 /// Simulated time the progress phase may take before the run fails.
 pub const LIVENESS_BUDGET: Duration = Duration::from_secs(90);
+/// Room for the final checks and for wall-clock skew (the nemesis jumps a wall clock by
+/// at most 10 s and drifts it by at most 4 s), past the progress phase.
+const TTL_MARGIN: Duration = Duration::from_secs(120);
+
+/// The longest safety phase a run may have: the whole run must end before any write with
+/// a TTL (`workload::WRITE_TTL_SECS`) could expire, because the checker does not model
+/// expiry.
+pub const SAFETY_MAX: Duration = Duration::from_secs(
+    workload::WRITE_TTL_SECS - LIVENESS_BUDGET.as_secs() - TTL_MARGIN.as_secs(),
+);
+
 /// Definite calls each client must complete after healing.
 pub const PROGRESS_CALLS: u64 = 5;
 
@@ -48,6 +59,22 @@ pub struct SeedConfig {
     pub planted_bug: Option<PlantedBug>,
     /// Forbid buggify even if the seed would enable it (for triage).
     pub no_buggify: bool,
+}
+
+impl SeedConfig {
+    /// Refuses a safety phase so long that writes with a TTL could expire during the run
+    /// (the checker does not model expiry).
+    pub fn check(&self) -> Result<(), String> {
+        if self.safety > SAFETY_MAX {
+            return Err(format!(
+                "a safety phase of {:.1} simulated minutes is longer than the {:.1} allowed: workload writes carry a {} s TTL and the checker does not model expiry",
+                self.safety.as_secs_f64() / 60.0,
+                SAFETY_MAX.as_secs_f64() / 60.0,
+                workload::WRITE_TTL_SECS
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What one seed did and found.
@@ -113,7 +140,13 @@ fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
 }
 
 /// Runs one seed to completion in a fresh madsim runtime.
+///
+/// # Panics
+/// If `config.safety` exceeds `SAFETY_MAX` (callers check first: see `SeedConfig::check`).
 pub fn run_seed(config: &SeedConfig) -> SeedReport {
+    if let Err(error) = config.check() {
+        panic!("{error}");
+    }
     let runtime =
         madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
     let config = config.clone();
@@ -303,4 +336,24 @@ fn judge(history: &History, reports: &[StoreReports]) -> Option<Failure> {
     check_convergence(reports, true)
         .err()
         .map(Failure::convergence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_end_before_any_ttl_write_could_expire() {
+        let config = |safety| SeedConfig {
+            seed: 1,
+            safety,
+            faults: None,
+            planted_bug: None,
+            no_buggify: false,
+        };
+        assert!(config(SAFETY_MAX).check().is_ok());
+        assert!(config(SAFETY_MAX + Duration::from_secs(1)).check().is_err());
+        let run = SAFETY_MAX + LIVENESS_BUDGET + TTL_MARGIN;
+        assert!(run <= Duration::from_secs(workload::WRITE_TTL_SECS));
+    }
 }

@@ -13,6 +13,11 @@ use ferrokv_core::env::{Rng, SeededRng};
 
 use crate::history::{Event, History, Op, Outcome, GROUP_KEYS};
 
+/// TTL of the writes that carry one (a TTL path through the server), in seconds. The
+/// checker does not model expiry: a run must end before any such write could expire
+/// (`super::SAFETY_MAX`).
+pub const WRITE_TTL_SECS: u64 = 3600;
+
 /// The bytes of register key `k`.
 pub fn key_bytes(k: u64) -> Vec<u8> {
     format!("k{k:03}").into_bytes()
@@ -226,7 +231,11 @@ impl ClientTask {
                     .iter()
                     .map(|(k, v)| (key_bytes(*k), v.to_be_bytes().to_vec()))
                     .collect();
-                let ttl = if pairs[0].1 % 5 == 0 { 3600 } else { 0 };
+                let ttl = if pairs[0].1 % 5 == 0 {
+                    WRITE_TTL_SECS
+                } else {
+                    0
+                };
                 let parts = client.batch_put_parts(&bytes, ttl).await;
                 parts_events(parts, |keys, result| {
                     let written = keys
@@ -281,7 +290,7 @@ impl ClientTask {
                 Err(_) => Outcome::Unknown,
             },
             Op::Put(key, value) => {
-                let ttl = if value % 7 == 0 { 3600 } else { 0 };
+                let ttl = if value % 7 == 0 { WRITE_TTL_SECS } else { 0 };
                 write_outcome(
                     &client
                         .put(&key_bytes(*key), &value.to_be_bytes(), ttl)

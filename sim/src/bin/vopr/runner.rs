@@ -92,6 +92,17 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
+    let safety_secs = options.sim_minutes * 60.0;
+    if !(safety_secs.is_finite() && safety_secs >= 0.0) {
+        return Err("--sim-minutes must be a non-negative number".into());
+    }
+    let longest = ferrokv_sim::vopr::SAFETY_MAX.as_secs_f64() / 60.0;
+    if safety_secs > ferrokv_sim::vopr::SAFETY_MAX.as_secs_f64() {
+        return Err(format!(
+            "--sim-minutes {} is longer than {longest:.1}: workload writes carry a TTL the checker does not model, and must not expire during a run",
+            options.sim_minutes
+        ));
+    }
     if options.expect.is_some() && options.planted_bug.is_none() {
         return Err("--expect/--expect-violation need --planted-bug".into());
     }
