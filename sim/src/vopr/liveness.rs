@@ -1,11 +1,13 @@
 //! The progress phase and the final checks, after the nemesis healed the cluster.
 //!
-//! Progress is required, not hoped for: every client must complete `PROGRESS_CALLS`
-//! definite calls, every pending call must finish, every store that is not corrupt must
-//! answer, every region must settle on one leader with every peer of its newest epoch at the
-//! same applied index and data hash, and a final read of every key must be definite, all
-//! within `LIVENESS_BUDGET` of simulated time. A store whose disk was corrupted must *not*
-//! answer: it has to refuse to start.
+//! Progress is required, not hoped for: every call invoked `PROGRESS_GRACE` after healing
+//! must succeed (an unknown or failed outcome is a liveness failure), every client must
+//! complete `PROGRESS_CALLS` such calls (at least one an acknowledged write), every pending call must finish, every store that
+//! is not corrupt must answer, and every region must settle on one leader with every peer of
+//! its newest epoch at the same applied index and data hash, all within `LIVENESS_BUDGET`
+//! of simulated time. Then one final write per key group must be acknowledged and every key
+//! read back definitely, so the history ends on a known state the checker must explain. A
+//! store whose disk was corrupted must *not* answer: it has to refuse to start.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -14,30 +16,40 @@ use std::time::Duration;
 
 use ferrokv_client::admin::store_report;
 
-use super::workload::{elapsed_ns, key_bytes};
+use super::workload::{elapsed_ns, key_bytes, Progress};
 use super::{Clients, Failure, LIVENESS_BUDGET, PROGRESS_CALLS};
 use crate::checker::regions::{
     check_convergence, check_peers_present, newest_regions, StoreReports,
 };
 use crate::cluster::SimCluster;
-use crate::history::{Event, History, Op, Outcome};
+use crate::history::{Event, History, Op, Outcome, GROUP_KEYS};
 
 /// Requires progress from every client after healing, then stops them; every pending call
-/// must finish.
+/// must finish, and none invoked after the grace period may end unknown or failed.
 pub(super) async fn progress(
     cluster: &SimCluster,
     corrupt: &BTreeSet<u64>,
     clients: Clients,
+    start: tokio::time::Instant,
 ) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + LIVENESS_BUDGET;
-    clients.healed.store(true, Ordering::Relaxed);
-    for (process, counter) in clients.progress.iter().enumerate() {
-        while counter.load(Ordering::Relaxed) < PROGRESS_CALLS {
+    clients
+        .healed_at
+        .store(elapsed_ns(start).max(1), Ordering::Relaxed);
+    for (process, progress) in clients.progress.iter().enumerate() {
+        loop {
+            stuck(&clients.progress)?;
+            let (successes, writes) = (
+                progress.successes.load(Ordering::Relaxed),
+                progress.writes.load(Ordering::Relaxed),
+            );
+            if successes >= PROGRESS_CALLS && writes >= 1 {
+                break;
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(Failure::liveness(format!(
-                    "client {} completed {} definite calls after healing, {PROGRESS_CALLS} required",
+                    "client {} completed {successes} successful calls ({writes} writes) after healing and the grace period; {PROGRESS_CALLS} (at least one write) required",
                     process + 1,
-                    counter.load(Ordering::Relaxed)
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -61,7 +73,18 @@ pub(super) async fn progress(
             }
         }
     }
+    stuck(&clients.progress)?;
     settle(cluster, corrupt, deadline).await
+}
+
+/// The first call (of any client) that did not succeed after the grace period.
+fn stuck(progress: &[Arc<Progress>]) -> Result<(), Failure> {
+    for client in progress {
+        if let Some(why) = client.stuck.lock().expect("progress lock").clone() {
+            return Err(Failure::liveness(why));
+        }
+    }
+    Ok(())
 }
 
 /// Waits until every store answers and every region is settled and converged.
@@ -143,8 +166,8 @@ fn leaders_settled(reports: &[StoreReports]) -> Result<(), String> {
     Ok(())
 }
 
-/// Final reads (each must be definite), the corrupt-store check, the reports to judge and
-/// every store's trace hash.
+/// Final writes and reads (each must succeed), the corrupt-store check, the reports to
+/// judge and every store's trace hash.
 pub(super) async fn final_checks(
     cluster: Arc<SimCluster>,
     corrupt: BTreeSet<u64>,
@@ -153,7 +176,33 @@ pub(super) async fn final_checks(
     history: Arc<Mutex<History>>,
 ) -> (Vec<StoreReports>, Vec<(u64, u64)>, Option<Failure>) {
     let client = ferrokv_client::RawClient::new(cluster.client_config());
+    let record = |op: Op, outcome: Outcome, invoked_ns: u64| {
+        let event = Event {
+            process: 0,
+            op,
+            outcome,
+            invoked_ns,
+            completed_ns: elapsed_ns(start),
+        };
+        history.lock().expect("history lock").events.push(event);
+    };
     let mut failure = None;
+    // One acknowledged write per group (process 0's values, 1, 2, ...: unique, since every
+    // client's values carry its process id in the high bits), so every group's history ends
+    // on a write the checker must place after everything that was acknowledged before it.
+    for group in 0..keys / GROUP_KEYS {
+        let key = group * GROUP_KEYS + group % GROUP_KEYS;
+        let value = group + 1;
+        let invoked_ns = elapsed_ns(start);
+        let result = client.put(&key_bytes(key), &value.to_be_bytes(), 0).await;
+        let outcome = super::workload::write_outcome(&result);
+        if let Err(error) = result {
+            failure.get_or_insert(Failure::liveness(format!(
+                "final write of key {key} did not succeed: {error}"
+            )));
+        }
+        record(Op::Put(key, value), outcome, invoked_ns);
+    }
     for key in 0..keys {
         let invoked_ns = elapsed_ns(start);
         let outcome = match client.get(&key_bytes(key)).await {
@@ -167,14 +216,7 @@ pub(super) async fn final_checks(
                 Outcome::Unknown
             }
         };
-        let event = Event {
-            process: 0,
-            op: Op::Get(key),
-            outcome,
-            invoked_ns,
-            completed_ns: elapsed_ns(start),
-        };
-        history.lock().expect("history lock").events.push(event);
+        record(Op::Get(key), outcome, invoked_ns);
     }
     for id in &corrupt {
         if store_report(&cluster.stores[id].addr, false)

@@ -11,7 +11,7 @@ mod liveness;
 pub mod nemesis;
 mod workload;
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use ferrokv_server::config::RaftSection;
 use nemesis::Nemesis;
 pub use failure::{Failure, FailureKind};
 pub use nemesis::{Fault, FaultMask, NemesisStats};
-use workload::ClientTask;
+use workload::{ClientTask, HealedAt, Progress};
 
 use crate::checker::linearizability::{self, Verdict};
 use crate::checker::regions::{check_convergence, check_tiling, newest_regions, StoreReports};
@@ -43,8 +43,11 @@ pub const SAFETY_MAX: Duration = Duration::from_secs(
     workload::WRITE_TTL_SECS - LIVENESS_BUDGET.as_secs() - TTL_MARGIN.as_secs(),
 );
 
-/// Definite calls each client must complete after healing.
+/// Successful calls each client must complete after healing and the grace period (at
+/// least one a write).
 pub const PROGRESS_CALLS: u64 = 5;
+/// Time after healing for elections and catch-up; calls invoked later must all succeed.
+pub const PROGRESS_GRACE: Duration = Duration::from_secs(5);
 
 /// One seed's setup.
 #[derive(Clone, Debug)]
@@ -157,8 +160,8 @@ pub fn run_seed(config: &SeedConfig) -> SeedReport {
 struct Clients {
     tasks: Vec<madsim::task::JoinHandle<()>>,
     stop: Arc<AtomicBool>,
-    healed: Arc<AtomicBool>,
-    progress: Vec<Arc<AtomicU64>>,
+    healed_at: HealedAt,
+    progress: Vec<Arc<Progress>>,
 }
 
 async fn simulate(config: SeedConfig) -> SeedReport {
@@ -194,7 +197,7 @@ async fn simulate(config: SeedConfig) -> SeedReport {
             nemesis.run(actors, start + safety, &nemesis_rng).await;
             ferrokv_server::buggify::set_enabled(false);
             nemesis.heal().await;
-            liveness::progress(&cluster, &nemesis.corrupt(), clients)
+            liveness::progress(&cluster, &nemesis.corrupt(), clients, start)
                 .await
                 .err()
         })
@@ -216,18 +219,18 @@ fn spawn_clients(
     history: &Arc<Mutex<History>>,
 ) -> Clients {
     let stop = Arc::new(AtomicBool::new(false));
-    let healed = Arc::new(AtomicBool::new(false));
+    let healed_at = HealedAt::default();
     let mut progress = Vec::new();
     let mut tasks = Vec::new();
     for process in 1..=shape.clients {
         let node = cluster.client_node(&format!("client{process}"), process as u8);
-        let counter = Arc::new(AtomicU64::new(0));
+        let counter = Arc::new(Progress::default());
         let task = ClientTask {
             process,
             keys: shape.keys,
             start,
             stop: stop.clone(),
-            healed: healed.clone(),
+            healed_at: healed_at.clone(),
             progress: counter.clone(),
             history: history.clone(),
         };
@@ -249,7 +252,7 @@ fn spawn_clients(
     Clients {
         tasks,
         stop,
-        healed,
+        healed_at,
         progress,
     }
 }

@@ -34,7 +34,7 @@ fn value_of(bytes: &[u8]) -> u64 {
     bytes.try_into().map_or(u64::MAX, u64::from_be_bytes)
 }
 
-fn write_outcome(result: &Result<(), ClientError>) -> Outcome {
+pub(super) fn write_outcome(result: &Result<(), ClientError>) -> Outcome {
     match result {
         Ok(()) => Outcome::Written,
         // Refused input, or nothing sent before the deadline: no effect.
@@ -60,6 +60,22 @@ pub fn elapsed_ns(start: tokio::time::Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// What one client achieved after healing, for the progress phase.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Successful calls (a result, or an acknowledged write) invoked once the grace period
+    /// after healing was over.
+    pub successes: AtomicU64,
+    /// Acknowledged writes among them.
+    pub writes: AtomicU64,
+    /// The first call invoked after healing plus `PROGRESS_GRACE` that did not succeed
+    /// definitely (unknown or failed): a healed cluster must answer every call.
+    pub stuck: Mutex<Option<String>>,
+}
+
+/// When the cluster was healed, in nanoseconds since the history's start (0: not yet).
+pub type HealedAt = Arc<AtomicU64>;
+
 /// Shared state of one client loop.
 pub struct ClientTask {
     /// Process id (also the high bits of its values).
@@ -70,10 +86,11 @@ pub struct ClientTask {
     pub start: tokio::time::Instant,
     /// Set to stop issuing new calls.
     pub stop: Arc<AtomicBool>,
-    /// Set once the cluster is healed: definite calls from then on count as progress.
-    pub healed: Arc<AtomicBool>,
-    /// Definite calls completed since healing.
-    pub progress: Arc<AtomicU64>,
+    /// Set once the cluster is healed: from `PROGRESS_GRACE` later every call must succeed,
+    /// and successes count as progress.
+    pub healed_at: HealedAt,
+    /// What this client achieved since healing.
+    pub progress: Arc<Progress>,
     /// Where calls are recorded.
     pub history: Arc<Mutex<History>>,
 }
@@ -120,7 +137,6 @@ impl ClientTask {
     }
 
     fn record(&self, results: Vec<(Op, Outcome)>, invoked_ns: u64, completed_ns: u64) {
-        let healed = self.healed.load(Ordering::Relaxed);
         let mut history = self.history.lock().expect("history lock");
         for (op, outcome) in results {
             let event = Event {
@@ -130,10 +146,40 @@ impl ClientTask {
                 invoked_ns,
                 completed_ns,
             };
-            if healed && event.is_definite() {
-                self.progress.fetch_add(1, Ordering::Relaxed);
-            }
+            self.count_progress(&event);
             history.events.push(event);
+        }
+    }
+
+    /// Counts a call invoked once the grace period after healing is over: a success is
+    /// progress, anything else (unknown or failed) means the client is stuck.
+    fn count_progress(&self, event: &Event) {
+        let healed_at = self.healed_at.load(Ordering::Relaxed);
+        let grace_ns = u64::try_from(super::PROGRESS_GRACE.as_nanos()).unwrap_or(u64::MAX);
+        if healed_at == 0 || event.invoked_ns < healed_at.saturating_add(grace_ns) {
+            return;
+        }
+        match event.outcome {
+            Outcome::Unknown | Outcome::Failed => {
+                let mut stuck = self.progress.stuck.lock().expect("progress lock");
+                stuck.get_or_insert_with(|| {
+                    format!(
+                        "client {}: {:?} -> {:?} (invoked {} ns) did not succeed, {:?} after healing",
+                        self.process,
+                        event.op,
+                        event.outcome,
+                        event.invoked_ns,
+                        Duration::from_nanos(event.invoked_ns - healed_at)
+                    )
+                });
+            }
+            Outcome::Written => {
+                self.progress.successes.fetch_add(1, Ordering::Relaxed);
+                self.progress.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                self.progress.successes.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
