@@ -64,12 +64,17 @@ ablations = [
  ("vopr 55 cached snapshot membership", "core/src/raft/storage.rs",
   "            if meta.index >= floor && names_target {", "            if meta.index >= floor {", None, None, None,
   "sim", "replication_defects", "a_peer_added_after_a_snapshot_was_cached"),
+ ("R1 split target keeps its vote", "core/src/store/lifecycle.rs",
+  "            hard_state = split_target_hard_state(existing.hard_state());",
+  "            hard_state.term = hard_state.term.max(existing.term());", None, None, None,
+  "core", None, "a_split_target_keeps_the_vote"),
  ("vopr 13 destroyed peer id", "core/src/store/route.rs",
   "conf_ver(message.region_epoch) <= conf_ver(region.region_epoch) || to_peer <= *peer_id",
   "conf_ver(message.region_epoch) <= conf_ver(region.region_epoch) && to_peer > 0", None, None, None,
   "core", None, "a_destroyed_peer_id_is_never_recreated"),
 ]
 only = sys.argv[1:]
+results = []
 for a in ablations:
     name, f1, old1, new1, f2, old2, new2, crate, test, filt = a
     if only and not any(o in name for o in only): continue
@@ -91,7 +96,17 @@ for a in ablations:
             cmd = ["cargo","test","-p","ferrokv-core","--lib",filt]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         out = r.stdout + r.stderr
-        res = [l for l in out.splitlines() if l.startswith("test result") or "error[" in l]
-        print(f"{name}: {'FAILS without the fix' if r.returncode!=0 else 'still passes (!)'} :: {res[:2]}")
+        failed = [l for l in out.splitlines()
+                  if l.startswith("test ") and filt in l and l.endswith("FAILED")]
+        if failed:
+            verdict = "FAILS without the fix"
+        elif "error[" in out or "error: could not compile" in out:
+            verdict = "does not compile without the fix (!)"
+        else:
+            verdict = "still passes (!)"
+        print(f"{name}: {verdict} :: {failed[:1]}")
+        results.append(verdict.startswith("FAILS"))
     finally:
         for f, s in backups.items(): open(f,'w').write(s)
+print(f"{sum(results)}/{len(results)} fixes shown necessary by their tests")
+sys.exit(0 if all(results) else 1)

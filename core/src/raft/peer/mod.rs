@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use ferrokv_proto::metapb;
 use protobuf::Message as _;
-use raft::eraftpb::Message as RaftWireMessage;
+use raft::eraftpb::{HardState, Message as RaftWireMessage};
 use raft::{RawNode, StateRole};
 
 use super::config::RaftConfig;
@@ -235,6 +235,12 @@ impl<E: KvEngine> Peer<E> {
     /// The current term.
     pub fn term(&self) -> u64 {
         self.raw.raft.term
+    }
+
+    /// The hard state (term, vote, commit) this peer has in memory; equal to the persisted
+    /// one once its last ready is persisted.
+    pub fn hard_state(&self) -> HardState {
+        self.raw.raft.hard_state()
     }
 
     /// The applied index.

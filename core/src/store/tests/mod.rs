@@ -16,7 +16,7 @@ use crate::env::{
     stage_log_op, Cf, KvEngine, MemEngine, RaftLogOp, SeededRng, SendError, Snapshot, Transport,
     WriteBatch, WriteOptions,
 };
-use crate::raft::RaftConfig;
+use crate::raft::{RaftConfig, INIT_LOG_INDEX, INIT_LOG_TERM};
 use crate::types::{RegionId, StoreId};
 
 /// Collects sent messages.
@@ -314,8 +314,16 @@ fn a_split_into_an_existing_region_id_is_refused_and_never_crashes() {
 fn loading_overlapping_regions_is_caught() {
     let engine = MemEngine::new();
     let mut batch = WriteBatch::new();
-    crate::raft::storage::stage_initial_region(&region(1, b"", b"m", vec![peer(1, 1)]), &mut batch);
-    crate::raft::storage::stage_initial_region(&region(2, b"k", b"", vec![peer(2, 1)]), &mut batch);
+    crate::raft::storage::stage_initial_region(
+        &region(1, b"", b"m", vec![peer(1, 1)]),
+        crate::raft::storage::initial_hard_state(),
+        &mut batch,
+    );
+    crate::raft::storage::stage_initial_region(
+        &region(2, b"k", b"", vec![peer(2, 1)]),
+        crate::raft::storage::initial_hard_state(),
+        &mut batch,
+    );
     engine.write(&batch, WriteOptions::SYNC).unwrap();
     let loaded = std::panic::catch_unwind(|| load(&engine));
     assert!(
@@ -363,3 +371,5 @@ fn a_destroyed_peer_id_is_never_recreated() {
     let reloaded = load(&engine);
     assert_eq!(reloaded.peers.len(), 1);
 }
+
+mod membership;
