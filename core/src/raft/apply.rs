@@ -233,6 +233,20 @@ pub fn split_region(
 }
 
 /// The region after a (single-step) membership change.
+/// Why adding `peer_id` on `store_id` to `region` would move an existing peer to another
+/// store, if it would: a peer id names one replica on one store for life (its log lives
+/// there); re-homing it would send its messages, and its role, to a store without its log.
+pub fn moves_a_peer(region: &metapb::Region, peer_id: u64, store_id: u64) -> Option<String> {
+    let existing = region.peers.iter().find(|peer| peer.id == peer_id)?;
+    (existing.store_id != store_id).then(|| {
+        format!(
+            "peer {peer_id} lives on store {}, not store {store_id}: a peer never moves",
+            existing.store_id
+        )
+    })
+}
+
+/// The region after `change` (already accepted by Raft), the added peer on `store_id`.
 pub fn change_peer(region: &metapb::Region, change: &ConfChange, store_id: u64) -> metapb::Region {
     let mut changed = region.clone();
     let peer_id = change.node_id;

@@ -203,6 +203,11 @@ impl<E: KvEngine> Peer<E> {
         if adds && store_id == 0 {
             return refused("conf change adds a peer without a store".into());
         }
+        if let Some(moved) = apply::moves_a_peer(&round.region, change.node_id, store_id) {
+            if adds {
+                return refused(moved);
+            }
+        }
         // Raft first: if it refuses, the region stays as it is.
         if let Err(error) = self.raw.apply_conf_change(&change) {
             return refused(format!("raft refused the membership change: {error}"));

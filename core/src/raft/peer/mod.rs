@@ -184,6 +184,19 @@ impl<E: KvEngine> Peer<E> {
         }
     }
 
+    /// Remembers where a sender lives, unless the region says it lives elsewhere: a message
+    /// (stale or forged) never re-homes a member.
+    fn learn_peer(&mut self, from: &metapb::Peer) {
+        if from.id == 0 || from.store_id == 0 {
+            return;
+        }
+        if crate::raft::apply::moves_a_peer(self.region(), from.id, from.store_id).is_some() {
+            tracing::warn!(region_id = %self.region_id, peer = ?from, "message names a member on another store; not re-homing it");
+            return;
+        }
+        self.peer_cache.insert(from.id, *from);
+    }
+
     fn refresh_peer_cache(&mut self) {
         for peer in &self.raw.store().region().peers {
             self.peer_cache.insert(peer.id, *peer);
@@ -333,9 +346,7 @@ impl<E: KvEngine> Peer<E> {
     /// Steps a Raft message from another peer.
     pub fn step(&mut self, message: RaftMessage) {
         if let Some(from) = &message.from_peer {
-            if from.id != 0 && from.store_id != 0 {
-                self.peer_cache.insert(from.id, *from);
-            }
+            self.learn_peer(from);
         }
         let wire = match RaftWireMessage::parse_from_bytes(&message.message) {
             Ok(wire) => wire,

@@ -15,7 +15,7 @@ use super::Peer;
 use crate::env::KvEngine;
 use crate::limits;
 use crate::planted::{self, PlantedBug};
-use crate::raft::apply::{check_ranges_in_region, split_region, write_op_ranges};
+use crate::raft::apply::{self, check_ranges_in_region, split_region, write_op_ranges};
 use crate::store::{AdminOutcome, RegionError, RequestHeader, Token};
 use crate::types::KeyRange;
 
@@ -232,9 +232,9 @@ impl<E: KvEngine> Peer<E> {
         change: ChangePeerRequest,
     ) -> Result<(), RegionError> {
         let conf_change = self.check_change_peer(&change)?;
-        let peer = change.peer.expect("checked");
         let last_before = self.last_index();
-        self.peer_cache.insert(peer.id, peer);
+        // The peer cache learns the new peer when the change applies (from the region),
+        // never from a proposal that may not commit.
         self.raw
             .propose_conf_change(Vec::new(), conf_change)
             .map_err(|error| invalid(format!("conf change refused: {error}")))?;
@@ -255,6 +255,9 @@ impl<E: KvEngine> Peer<E> {
             return Err(invalid("transfer leadership before removing the leader"));
         }
         let members = &self.region().peers;
+        if let Some(moved) = apply::moves_a_peer(self.region(), peer.id, peer.store_id) {
+            return Err(invalid(moved));
+        }
         let same_store = members
             .iter()
             .any(|p| p.store_id == peer.store_id && p.id != peer.id);

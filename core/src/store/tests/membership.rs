@@ -1,7 +1,9 @@
 //! Store tests of membership and split edge cases found in the replication review.
 
-use ferrokv_proto::ferrokv_raftpb::SplitCmd;
-use raft::eraftpb::MessageType;
+use ferrokv_proto::ferrokv_raftpb::{
+    admin_request, AdminRequest, ChangePeerRequest, ConfChangeContext, SplitCmd,
+};
+use raft::eraftpb::{ConfChange, ConfChangeType, EntryType, MessageType};
 
 use super::*;
 use crate::env::{EngineRaftLog, RaftLogStore};
@@ -123,4 +125,73 @@ fn a_split_target_keeps_the_vote_its_uninitialized_peer_cast() {
     let reloaded = load(&engine);
     let region2 = reloaded.peers[&RegionId(2)].hard_state();
     assert_eq!((region2.term, region2.vote), (9, 12));
+}
+
+fn change_peer(change_type: ConfChangeType, moved: metapb::Peer) -> Request {
+    Request::Admin(AdminRequest {
+        region_id: 1,
+        cmd: Some(admin_request::Cmd::ChangePeer(ChangePeerRequest {
+            change_type: change_type as i32,
+            peer: Some(moved),
+        })),
+    })
+}
+
+/// Review finding R2: adding a peer id the region already has, on another store, is
+/// refused when proposed (it used to re-home the peer in the leader's peer cache at once,
+/// and in the region when it applied: its messages and role went to a store without its log).
+#[test]
+fn a_change_peer_moving_a_member_to_another_store_is_refused_when_proposed() {
+    let (engine, mut store, transport) = leading_store();
+    for change_type in [ConfChangeType::AddNode, ConfChangeType::AddLearnerNode] {
+        let answer = store
+            .request(Token(1), change_peer(change_type, peer(1, 2)))
+            .expect("refused at once");
+        assert!(
+            matches!(&answer, Response::Admin(Err(RegionError::Invalid(m))) if m.contains("never moves")),
+            "{answer:?}"
+        );
+    }
+    advance(&mut store, &transport, 3);
+    assert_eq!(store.regions()[0].region.peers, vec![peer(1, 1)]);
+    assert_eq!(load(&engine).regions()[0].region.peers, vec![peer(1, 1)]);
+}
+
+/// Review finding R2, the apply side: such a change that committed anyway (proposed by a
+/// leader without the check) is refused by every replica when it applies, deterministically,
+/// and the region keeps its membership.
+#[test]
+fn a_committed_change_peer_moving_a_member_is_refused_at_apply() {
+    let engine = MemEngine::new();
+    let whole = region(1, b"", b"", vec![peer(1, 1)]);
+    bootstrap_region(&engine, &whole).unwrap();
+    let context = ConfChangeContext {
+        region_epoch: whole.region_epoch,
+        peer: Some(peer(1, 2)),
+    };
+    let mut change = ConfChange::default();
+    change.set_change_type(ConfChangeType::AddNode);
+    change.node_id = 1;
+    change.context = context.encode_to_vec().into();
+    let mut conf_entry = Entry {
+        index: 6,
+        term: 6,
+        data: change.write_to_bytes().unwrap().into(),
+        ..Default::default()
+    };
+    conf_entry.set_entry_type(EntryType::EntryConfChange);
+    commit_to_log(&engine, vec![conf_entry]);
+    let mut store = load(&engine);
+    store.drive(&Collect::default()).unwrap();
+    let status = &store.regions()[0];
+    assert_eq!(status.applied_index, 6);
+    assert_eq!(
+        status.region.peers,
+        vec![peer(1, 1)],
+        "membership unchanged"
+    );
+    assert_eq!(
+        status.region.region_epoch, whole.region_epoch,
+        "epoch unchanged"
+    );
 }

@@ -112,6 +112,34 @@ fn entry(index: u64, term: u64, cmd: &RaftCmd) -> Entry {
     }
 }
 
+/// Writes `entries` (from index 6, term 6) into region 1's log as committed, as a leader
+/// would have replicated them, so the next load applies them: how tests put commands that
+/// a proposal check would refuse in front of the apply path (the apply-time safety net).
+fn commit_to_log(engine: &MemEngine, entries: Vec<Entry>) {
+    let commit = entries.last().map_or(INIT_LOG_INDEX, |e| e.index);
+    let mut batch = WriteBatch::new();
+    let append = RaftLogOp::Append {
+        region: RegionId(1),
+        entries,
+        replaces_tail: false,
+    };
+    stage_log_op(&append, &mut batch);
+    let hard_state = HardState {
+        term: 6,
+        vote: 1,
+        commit,
+        ..Default::default()
+    };
+    stage_log_op(
+        &RaftLogOp::SetHardState {
+            region: RegionId(1),
+            hard_state,
+        },
+        &mut batch,
+    );
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+}
+
 /// A restart replays every committed, unapplied entry in one apply round. A CompactLog at
 /// the end of that backlog names an index the round applies before reaching it: it must
 /// compact (the applied index advances entry by entry), not trip an assertion against the
@@ -147,27 +175,7 @@ fn replay_of_a_backlog_ending_in_compact_log_compacts_instead_of_crash_looping()
         }),
     };
     entries.push(entry(21, 6, &compact));
-    let mut batch = WriteBatch::new();
-    let append = RaftLogOp::Append {
-        region: RegionId(1),
-        entries,
-        replaces_tail: false,
-    };
-    stage_log_op(&append, &mut batch);
-    let hard_state = HardState {
-        term: 6,
-        vote: 1,
-        commit: 21,
-        ..Default::default()
-    };
-    stage_log_op(
-        &RaftLogOp::SetHardState {
-            region: RegionId(1),
-            hard_state,
-        },
-        &mut batch,
-    );
-    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    commit_to_log(&engine, entries);
 
     let mut store = load(&engine);
     store.drive(&Collect::default()).unwrap();
