@@ -82,7 +82,7 @@ impl Net {
         for _ in 0..100 {
             for i in 0..self.peers.len() {
                 let mut effects = Effects::default();
-                self.peers[i].poll(&mut effects, self.now);
+                self.peers[i].poll(&mut effects, self.now).unwrap();
                 queue.extend(effects.send_now.drain(..));
                 let pending = effects.take_persist();
                 let engine = self.peers[i].raw.store().engine().clone();

@@ -380,4 +380,5 @@ fn a_destroyed_peer_id_is_never_recreated() {
     assert_eq!(reloaded.peers.len(), 1);
 }
 
+mod apply_safety;
 mod membership;
