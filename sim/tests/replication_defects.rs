@@ -451,3 +451,52 @@ fn a_peer_added_after_a_snapshot_was_cached_still_catches_up() {
     assert_eq!(added.len(), 1, "the new learner installed a snapshot");
     assert_eq!(added[0].applied_index, c.regions(leader)[0].applied_index);
 }
+
+/// Review finding R4. A follower acknowledges the leader's heartbeats (the leader's lease
+/// counts on it not voting for an election timeout), then restarts and forgets its leader.
+/// A peer long cut from the leader asks for votes: without the restart guard the restarted
+/// follower grants at once, a new leader commits a write while the isolated old leader
+/// still serves lease reads, and those reads are stale. Over several seeds (the new
+/// candidate's timing varies), no read from the old leader may see the old value after the
+/// new value was acknowledged.
+#[test]
+fn a_restarted_follower_never_lets_a_lease_read_go_stale() {
+    let mut elected_within_lease = 0;
+    for seed in 0..12 {
+        let mut c = cluster(3, 4000 + seed);
+        let old = c.wait_for_leader(REGION, 10 * SECOND).unwrap();
+        let (a, b) = (others(&c, old)[0], others(&c, old)[1]);
+        c.put(b"x", b"1", 5 * SECOND).unwrap();
+        c.network.cut_both(old, b);
+        c.run_for(5 * SECOND); // b campaigns in vain: a still hears the leader
+        c.network.cut_both(old, a);
+        c.crash(a, CrashTail::KeepAll);
+        c.restart(a);
+        let lease_end = c.now() + Duration::from_millis(600);
+        while c.now() < lease_end && c.leader_of(REGION) != Some(b) {
+            c.run_for(Duration::from_millis(10));
+        }
+        if c.leader_of(REGION) != Some(b) {
+            continue;
+        }
+        elected_within_lease += 1;
+        let written = write_to(&mut c, b, b"x", b"2");
+        if !matches!(
+            c.wait(written, Duration::from_millis(100)),
+            Some(Response::Write(Ok(_)))
+        ) {
+            continue;
+        }
+        let read = read_from(&mut c, old, b"x");
+        let answer = c.wait(read, Duration::from_millis(50));
+        let stale = matches!(&answer, Some(Response::Read(Ok(ferrokv_core::raw::RawReadResult::Value(Some(v))))) if v.starts_with(b"1"));
+        assert!(
+            !stale,
+            "seed {seed}: the old leader served a stale read: {answer:?}"
+        );
+    }
+    assert_eq!(
+        elected_within_lease, 0,
+        "no leader may be elected inside the old lease"
+    );
+}

@@ -41,8 +41,12 @@ pub struct RegionStatus {
     /// Current term.
     pub term: u64,
     /// While leader: until when (on this store's monotonic clock) local reads are safe
-    /// under the leader lease; `None` without a valid lease. A service that must not act
-    /// after another leader exists (PD's timestamp oracle) acts only before this instant.
+    /// under the leader lease; `None` without a valid lease. The bound already allows for
+    /// `max_clock_drift_permille` between stores, and is cleared at once on a term or role
+    /// change, a leader transfer, a membership change or a split. A service that must not
+    /// act after another leader exists (PD's timestamp oracle) acts only before this
+    /// instant, less a margin for its own work between reading it and acting (PD keeps
+    /// 20 ms); the value is only as fresh as the `regions()` call that returned it.
     pub lease_until: Option<Instant>,
     /// While leader: members that need a snapshot before they can serve (PD's
     /// `pending_peers`); empty on followers.
@@ -126,6 +130,9 @@ impl<E: KvEngine> Store<E> {
                         .insert(RegionId(region.id), (region, peer_id));
                 }
             }
+        }
+        for peer in store.peers.values_mut() {
+            peer.guard_votes_after_restart();
         }
         store.check_invariants();
         tracing::info!(store_id = %store_id, regions = store.peers.len(), "store loaded");

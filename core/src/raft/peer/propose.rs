@@ -251,13 +251,18 @@ impl<E: KvEngine> Peer<E> {
         if peer.id == 0 || peer.store_id == 0 {
             return Err(invalid("peer and store ids must be non-zero"));
         }
-        if change_type == ConfChangeType::RemoveNode && peer.id == self.peer_id.get() {
-            return Err(invalid("transfer leadership before removing the leader"));
-        }
-        let members = &self.region().peers;
         if let Some(moved) = apply::moves_a_peer(self.region(), peer.id, peer.store_id) {
             return Err(invalid(moved));
         }
+        let on_self = peer.id == self.peer_id.get();
+        if on_self && change_type != ConfChangeType::AddNode {
+            // Removing or demoting itself would leave the region leaderless until an
+            // election (and raft-rs steps a demoted leader down mid-term).
+            return Err(invalid(
+                "transfer leadership before removing or demoting the leader",
+            ));
+        }
+        let members = &self.region().peers;
         let same_store = members
             .iter()
             .any(|p| p.store_id == peer.store_id && p.id != peer.id);

@@ -275,7 +275,7 @@ fn demoting_the_sole_voter_is_refused_when_proposed() {
     });
     let answer = store.request(Token(1), request).expect("refused at once");
     assert!(
-        matches!(&answer, Response::Admin(Err(RegionError::Invalid(m))) if m.contains("refused")),
+        matches!(&answer, Response::Admin(Err(RegionError::Invalid(m))) if m.contains("demoting the leader")),
         "{answer:?}"
     );
     advance(&mut store, &transport, 3);
@@ -382,3 +382,4 @@ fn a_destroyed_peer_id_is_never_recreated() {
 
 mod apply_safety;
 mod membership;
+mod restart;
