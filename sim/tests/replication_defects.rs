@@ -500,3 +500,36 @@ fn a_restarted_follower_never_lets_a_lease_read_go_stale() {
         "no leader may be elected inside the old lease"
     );
 }
+
+/// Review finding R7. A snapshot the transport refuses to queue (full) is never sent, so
+/// the transport never reports it; the store reports the failure at once, and the leader
+/// sends a new snapshot soon, instead of leaving the follower in snapshot state until the
+/// 60 s report timeout.
+#[test]
+fn a_snapshot_the_transport_refuses_is_retried_soon() {
+    let mut c = cluster(3, 38);
+    let leader = c.wait_for_leader(REGION, 10 * SECOND).unwrap();
+    let lagging = others(&c, leader)[0];
+    c.isolate(lagging);
+    for i in 0..50 {
+        c.put(&key(i), b"while-away", 5 * SECOND).unwrap();
+    }
+    let status = c.regions(leader)[0].clone();
+    let compact = CompactLogCmd {
+        compact_index: status.applied_index,
+        compact_term: status.applied_term,
+    };
+    let token = c.submit(leader, admin(1, admin_request::Cmd::CompactLog(compact)));
+    assert!(matches!(
+        c.wait(token, 5 * SECOND),
+        Some(Response::Admin(Ok(_)))
+    ));
+    c.refuse_snapshot_sends(leader, 1);
+    c.network.heal();
+    c.run_for(5 * SECOND);
+    assert_eq!(
+        c.store(lagging).unwrap().stats().snapshots_installed,
+        1,
+        "a second snapshot followed the refused one within seconds"
+    );
+}

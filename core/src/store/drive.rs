@@ -130,13 +130,22 @@ impl<E: KvEngine> Store<E> {
         for OutMessage { to_store, message } in messages {
             let region_id = crate::types::RegionId(message.region_id);
             let to_peer = message.to_peer.as_ref().map_or(0, |peer| peer.id);
-            if let Err(error) = transport.send(to_store, message) {
-                tracing::debug!(%region_id, %error, "raft message not sent");
-                if let (SendError::Unreachable(_), Some(peer)) =
-                    (&error, self.peers.get_mut(&region_id))
-                {
-                    peer.report_unreachable(to_peer);
-                }
+            let is_snapshot = message.is_snapshot;
+            let Err(error) = transport.send(to_store, message) else {
+                continue;
+            };
+            tracing::debug!(%region_id, %error, "raft message not sent");
+            let Some(peer) = self.peers.get_mut(&region_id) else {
+                continue;
+            };
+            if matches!(error, SendError::Unreachable(_)) {
+                peer.report_unreachable(to_peer);
+            }
+            if is_snapshot {
+                // Never sent, so never reported by the transport: without this report the
+                // follower would wait in snapshot state until the report timeout.
+                peer.report_snapshot(to_peer, false);
+                self.dirty.insert(region_id);
             }
         }
     }

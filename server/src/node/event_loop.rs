@@ -41,8 +41,10 @@ pub struct Node<E: KvEngine, T: Transport> {
 impl<E: KvEngine, T: Transport> Node<E, T> {
     /// A node over `store`, and the handle to feed it.
     pub fn new(store: Store<E>, transport: T, clock: RuntimeClock) -> (Self, NodeHandle) {
-        let ((raft, raft_lane), (requests, request_lane)) =
-            mailbox::lanes(ferrokv_core::limits::MAILBOX_BYTES_MAX);
+        let ((raft, raft_lane), (requests, request_lane)) = mailbox::lanes(
+            ferrokv_core::limits::MAILBOX_RAFT_BYTES_MAX,
+            ferrokv_core::limits::MAILBOX_REQUEST_BYTES_MAX,
+        );
         let tick_interval = store.config().tick_interval;
         let node = Node {
             store,
