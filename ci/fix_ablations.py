@@ -95,6 +95,13 @@ ablations = [
  ("R7 refused snapshot reported", "core/src/store/drive.rs",
   "            if is_snapshot {\n", "            if false && is_snapshot {\n", None, None, None,
   "sim", "replication_defects", "a_snapshot_the_transport_refuses_is_retried_soon"),
+ ("R6 lane budgets", "server/src/node/mailbox.rs",
+  "    (\n        lane(Arc::new(AtomicUsize::new(0)), raft_bytes_max),\n        lane(Arc::new(AtomicUsize::new(0)), request_bytes_max),\n    )",
+  "    let shared = Arc::new(AtomicUsize::new(0));\n    (lane(shared.clone(), raft_bytes_max), lane(shared, request_bytes_max))", None, None, None,
+  "server", None, "each_lane_has_its_own_byte_budget"),
+ ("R12 snapshot receive budget", "server/src/snapshot_chunks.rs",
+  "        } else if self.held_bytes + size > self.held_bytes_max {", "        } else if false {", None, None, None,
+  "server", None, "transfers_together_stay_within_the_byte_budget"),
  ("vopr 13 destroyed peer id", "core/src/store/route.rs",
   "conf_ver(message.region_epoch) <= conf_ver(region.region_epoch) || to_peer <= *peer_id",
   "conf_ver(message.region_epoch) <= conf_ver(region.region_epoch) && to_peer > 0", None, None, None,
@@ -119,6 +126,8 @@ for a in ablations:
         for f, s in files.items(): open(f,'w').write(s)
         if crate == "sim":
             cmd = ["cargo","test","-p","ferrokv-sim","--test",test,filt]
+        elif crate == "server":
+            cmd = ["cargo","test","-p","ferrokv-server","--lib",filt]
         else:
             cmd = ["cargo","test","-p","ferrokv-core","--lib",filt]
         # RocksDB's bindgen needs libclang (ci/libclang.sh): without it cargo reruns and
