@@ -533,3 +533,35 @@ fn a_snapshot_the_transport_refuses_is_retried_soon() {
         "a second snapshot followed the refused one within seconds"
     );
 }
+
+/// Review finding R8. While a snapshot is in flight to a lagging follower, a log over its
+/// limits is compacted past the slowest follower, but never past the snapshot's index: the
+/// follower resumes from there. Compacting further made every snapshot stale on arrival
+/// under steady writes (another snapshot, and another).
+#[test]
+fn compaction_under_load_never_outruns_a_snapshot_in_flight() {
+    let config = RaftConfig {
+        log_gc_count_threshold: 5,
+        log_gc_count_limit: 10,
+        log_gc_tick: 1,
+        ..RaftConfig::default()
+    };
+    let mut c = Cluster::new(3, 39, config, NetConfig::default());
+    let leader = c.wait_for_leader(REGION, 10 * SECOND).unwrap();
+    let lagging = others(&c, leader)[0];
+    c.isolate(lagging);
+    for i in 0..40 {
+        c.put(&key(i), b"while-away", 5 * SECOND).unwrap();
+    }
+    c.network.heal();
+    c.network.add_delay(Box::new(|p: &Packet| {
+        (message_type(p) == Some(MessageType::MsgSnapshot)).then_some(2 * SECOND)
+    }));
+    for i in 40..140 {
+        c.put(&key(i), b"during-snapshot", 5 * SECOND).unwrap();
+    }
+    c.run_for(6 * SECOND);
+    assert_eq!(c.store(lagging).unwrap().stats().snapshots_installed, 1);
+    let sent = c.network.sent_by_type.get("MsgSnapshot").copied();
+    assert_eq!(sent, Some(1), "one snapshot caught the follower up");
+}

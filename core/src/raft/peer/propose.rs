@@ -291,6 +291,17 @@ impl<E: KvEngine> Peer<E> {
 
     /// On a leader, proposes compacting the applied log when it has grown past the GC
     /// threshold: up to the slowest follower, or past it when the log is over its limits.
+    /// The lowest index of a snapshot being sent to a follower, if any.
+    fn lowest_pending_snapshot(&self) -> Option<u64> {
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, progress)| progress.state == raft::ProgressState::Snapshot)
+            .map(|(_, progress)| progress.pending_snapshot)
+            .min()
+    }
+
     pub(super) fn maybe_compact_log(&mut self) {
         if !self.is_leader() {
             return;
@@ -310,7 +321,9 @@ impl<E: KvEngine> Peer<E> {
         let over_limit = applied - truncated > self.config.log_gc_count_limit
             || self.raw.store().entry_bytes() > self.config.log_gc_bytes_limit;
         let compact_index = if over_limit {
-            applied
+            // Past the slowest follower, but never past a snapshot in flight: its
+            // follower resumes from the snapshot's index, and would need another one.
+            applied.min(self.lowest_pending_snapshot().unwrap_or(applied))
         } else {
             slowest.unwrap_or(applied).min(applied)
         };
