@@ -217,6 +217,12 @@ impl<E: KvEngine> Store<E> {
         &self.engine
     }
 
+    /// True if a `drive` call has work left (it stops after a bounded number of rounds so
+    /// new inputs are not starved): the caller should drive again without waiting.
+    pub fn has_work(&self) -> bool {
+        !self.dirty.is_empty() || !self.outgoing.is_empty() || !self.pending_persist.is_empty()
+    }
+
     /// Requests accepted and not yet answered.
     pub fn pending_requests(&self) -> usize {
         self.deadlines.len()

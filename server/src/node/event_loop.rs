@@ -65,7 +65,12 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
     pub async fn run(mut self) -> Result<(), EngineError> {
         let mut next_tick = self.clock.now() + self.tick_interval;
         loop {
-            let wait = self.clock.runtime_until(next_tick);
+            // Work left over from the last drive runs at once, after any queued inputs.
+            let wait = if self.store.has_work() {
+                Duration::ZERO
+            } else {
+                self.clock.runtime_until(next_tick)
+            };
             let mut handled = 0;
             tokio::select! {
                 biased;

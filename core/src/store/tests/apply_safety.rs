@@ -73,3 +73,86 @@ fn a_committed_inverted_delete_range_is_refused_at_apply() {
         "all or nothing"
     );
 }
+
+fn split_entry(new_region_id: u64) -> Entry {
+    let split = RaftCmd {
+        region_id: 1,
+        region_epoch: region(1, b"", b"", Vec::new()).region_epoch,
+        writes: Vec::new(),
+        admin: Some(ferrokv_proto::ferrokv_raftpb::AdminCmd {
+            cmd: Some(ferrokv_proto::ferrokv_raftpb::admin_cmd::Cmd::Split(
+                SplitCmd {
+                    split_key: b"f".to_vec(),
+                    new_region_id,
+                    new_peer_ids: vec![11],
+                },
+            )),
+        }),
+    };
+    entry(6, 6, &split)
+}
+
+/// Issue 12 item 4, the apply side: a split whose new region id already exists on the
+/// store (refused at propose, committed here anyway) applies without a panic on every
+/// load, and the existing region is kept.
+#[test]
+fn a_committed_split_into_an_existing_region_id_never_crashes() {
+    let engine = MemEngine::new();
+    let mut batch = WriteBatch::new();
+    let initial = crate::raft::storage::initial_hard_state;
+    let left = region(1, b"", b"m", vec![peer(1, 1)]);
+    let right = region(2, b"m", b"", vec![peer(2, 1)]);
+    crate::raft::storage::stage_initial_region(&left, initial(), &mut batch);
+    crate::raft::storage::stage_initial_region(&right, initial(), &mut batch);
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    commit_to_log(&engine, vec![split_entry(2)]);
+    for _ in 0..2 {
+        let mut store = load(&engine);
+        store.drive(&Collect::default()).unwrap();
+        let regions = store.regions();
+        assert_eq!(regions.len(), 2);
+        let kept = regions.iter().find(|r| r.region.id == 2).unwrap();
+        assert_eq!(
+            kept.region.start_key,
+            b"m".to_vec(),
+            "region 2 is the one it was"
+        );
+    }
+}
+
+/// Issue 12 item 4, the apply side: a membership change raft-rs refuses (demoting the sole
+/// voter), committed anyway, is answered with an error at apply instead of a panic that
+/// would repeat on every replica and restart.
+#[test]
+fn a_committed_membership_change_raft_refuses_never_crashes() {
+    let engine = MemEngine::new();
+    let whole = region(1, b"", b"", vec![peer(1, 1)]);
+    bootstrap_region(&engine, &whole).unwrap();
+    let context = ferrokv_proto::ferrokv_raftpb::ConfChangeContext {
+        region_epoch: whole.region_epoch,
+        peer: Some(peer(1, 1)),
+    };
+    let mut change = raft::eraftpb::ConfChange::default();
+    change.set_change_type(raft::eraftpb::ConfChangeType::AddLearnerNode);
+    change.node_id = 1;
+    change.context = context.encode_to_vec().into();
+    let mut conf_entry = Entry {
+        index: 6,
+        term: 6,
+        data: change.write_to_bytes().unwrap().into(),
+        ..Default::default()
+    };
+    conf_entry.set_entry_type(raft::eraftpb::EntryType::EntryConfChange);
+    commit_to_log(&engine, vec![conf_entry]);
+    for _ in 0..2 {
+        let mut store = load(&engine);
+        store.drive(&Collect::default()).unwrap();
+        let status = &store.regions()[0];
+        assert_eq!(status.applied_index, 6);
+        assert_eq!(
+            status.region.peers,
+            vec![peer(1, 1)],
+            "still the sole voter"
+        );
+    }
+}
