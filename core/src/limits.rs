@@ -55,12 +55,21 @@ pub const PROPOSAL_QUEUE_BYTES_MAX: usize = RAFT_UNCOMMITTED_BYTES_MAX as usize;
 pub const TRANSPORT_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Bytes of Raft messages in one transport batch (one gRPC call).
 pub const TRANSPORT_BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Bytes of inputs (Raft messages and requests) queued in a node's mailbox.
-pub const MAILBOX_BYTES_MAX: usize = 128 * 1024 * 1024;
+/// Bytes of Raft inputs queued in a node's mailbox: room for the largest snapshot beside
+/// ordinary traffic, so a snapshot is never refused for want of room while heartbeats flow.
+pub const MAILBOX_RAFT_BYTES_MAX: usize = SNAPSHOT_BYTES_MAX as usize + 64 * 1024 * 1024;
+/// Bytes of client requests queued in a node's mailbox (its own budget: a request flood
+/// never takes the room Raft messages need).
+pub const MAILBOX_REQUEST_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Bytes of one snapshot chunk on the wire.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
 /// Largest snapshot a store accepts (regions are split well below it).
-pub const SNAPSHOT_BYTES_MAX: u64 = 512 * 1024 * 1024;
+pub const SNAPSHOT_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// Bytes of snapshots being reassembled at once on one store, over all transfers.
+pub const SNAPSHOT_RECEIVE_BYTES_MAX: u64 = 2 * SNAPSHOT_BYTES_MAX;
+/// Bytes of snapshots queued for one destination store (one larger snapshot alone may
+/// exceed it when nothing else is queued).
+pub const SNAPSHOT_SEND_QUEUE_BYTES_MAX: usize = SNAPSHOT_BYTES_MAX as usize;
 /// Snapshots one store receives at once.
 pub const SNAPSHOTS_RECEIVING_MAX: usize = 4;
 
@@ -76,7 +85,10 @@ const _: () =
 const _: () = assert!(RAFT_ENTRY_BYTES_MAX + 64 * 1024 < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(TRANSPORT_BATCH_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES < GRPC_MESSAGE_BYTES_MAX);
-const _: () = assert!(RAFT_ENTRY_BYTES_MAX < MAILBOX_BYTES_MAX);
+const _: () = assert!(RAFT_ENTRY_BYTES_MAX < MAILBOX_REQUEST_BYTES_MAX);
+const _: () =
+    assert!(SNAPSHOT_BYTES_MAX as usize + TRANSPORT_BATCH_BYTES_MAX < MAILBOX_RAFT_BYTES_MAX);
+const _: () = assert!(SNAPSHOT_BYTES_MAX <= SNAPSHOT_RECEIVE_BYTES_MAX);
 
 /// Write records read per page while walking one key's versions.
 pub const MVCC_VERSION_PAGE_KEYS: usize = 64;

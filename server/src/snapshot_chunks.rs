@@ -3,14 +3,16 @@
 //!
 //! The first chunk carries the Raft message without its data; later chunks carry data at
 //! increasing offsets; the last carries the crc32c of the whole data. The `Assembler` holds
-//! at most `SNAPSHOTS_RECEIVING_MAX` transfers of at most `SNAPSHOT_BYTES_MAX` bytes each,
-//! and evicts a transfer that made no progress for `idle_timeout_ms`, so abandoned transfers
+//! at most `SNAPSHOTS_RECEIVING_MAX` transfers of at most `SNAPSHOT_BYTES_MAX` bytes each
+//! and `SNAPSHOT_RECEIVE_BYTES_MAX` bytes in all, and evicts a transfer that made no progress for `idle_timeout_ms`, so abandoned transfers
 //! (a sender that crashed or gave up) never block later snapshots. Out-of-order, duplicate,
 //! oversized or corrupt input is refused with a typed error and never installed.
 
 use std::collections::BTreeMap;
 
-use ferrokv_core::limits::{SNAPSHOTS_RECEIVING_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
+use ferrokv_core::limits::{
+    SNAPSHOTS_RECEIVING_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_RECEIVE_BYTES_MAX,
+};
 use ferrokv_proto::ferrokv_raftpb::{RaftMessage, SnapshotChunk, SnapshotKey};
 use protobuf::Message as _;
 
@@ -83,15 +85,36 @@ struct Transfer {
 pub struct Assembler {
     transfers: BTreeMap<TransferId, Transfer>,
     idle_timeout_ms: u64,
+    /// Data bytes held over all transfers.
+    held_bytes: u64,
+    held_bytes_max: u64,
 }
 
 impl Assembler {
     /// An assembler that evicts transfers idle for `idle_timeout_ms`.
     pub fn new(idle_timeout_ms: u64) -> Assembler {
+        Assembler::with_budget(idle_timeout_ms, SNAPSHOT_RECEIVE_BYTES_MAX)
+    }
+
+    /// An assembler holding at most `held_bytes_max` data bytes over all transfers.
+    pub fn with_budget(idle_timeout_ms: u64, held_bytes_max: u64) -> Assembler {
         Assembler {
             transfers: BTreeMap::new(),
             idle_timeout_ms,
+            held_bytes: 0,
+            held_bytes_max,
         }
+    }
+
+    /// Data bytes held over all transfers in progress.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes
+    }
+
+    fn remove(&mut self, id: &TransferId) -> Option<Transfer> {
+        let transfer = self.transfers.remove(id)?;
+        self.held_bytes -= transfer.data.len() as u64;
+        Some(transfer)
     }
 
     /// Transfers in progress.
@@ -117,20 +140,29 @@ impl Assembler {
             .transfers
             .get_mut(&id)
             .ok_or(ChunkError::UnknownTransfer)?;
-        if chunk.offset != transfer.data.len() as u64 {
-            self.transfers.remove(&id);
-            return Err(ChunkError::OutOfOrder);
-        }
-        if transfer.data.len() as u64 + chunk.data.len() as u64 > SNAPSHOT_BYTES_MAX {
-            self.transfers.remove(&id);
-            return Err(ChunkError::Exhausted("snapshot too large".into()));
+        let size = chunk.data.len() as u64;
+        let refused = if chunk.offset != transfer.data.len() as u64 {
+            Some(ChunkError::OutOfOrder)
+        } else if transfer.data.len() as u64 + size > SNAPSHOT_BYTES_MAX {
+            Some(ChunkError::Exhausted("snapshot too large".into()))
+        } else if self.held_bytes + size > self.held_bytes_max {
+            Some(ChunkError::Exhausted(
+                "too many snapshot bytes being received".into(),
+            ))
+        } else {
+            None
+        };
+        if let Some(error) = refused {
+            self.remove(&id);
+            return Err(error);
         }
         transfer.data.extend_from_slice(&chunk.data);
         transfer.last_progress_ms = now_ms;
+        self.held_bytes += size;
         if !chunk.last {
             return Ok(None);
         }
-        let transfer = self.transfers.remove(&id).expect("present");
+        let transfer = self.remove(&id).expect("present");
         finish(transfer, chunk.checksum).map(Some)
     }
 
@@ -152,19 +184,31 @@ impl Assembler {
             data: Vec::new(),
             last_progress_ms: now_ms,
         };
-        self.transfers.insert(id, transfer);
+        if let Some(restarted) = self.transfers.insert(id, transfer) {
+            self.held_bytes -= restarted.data.len() as u64;
+        }
         Ok(())
     }
 
     fn evict_idle(&mut self, now_ms: u64) {
         let timeout = self.idle_timeout_ms;
-        self.transfers.retain(|id, transfer| {
-            let alive = now_ms.saturating_sub(transfer.last_progress_ms) <= timeout;
-            if !alive {
-                tracing::info!(region_id = id.0, "abandoned snapshot transfer evicted");
-            }
-            alive
-        });
+        let idle: Vec<TransferId> = self
+            .transfers
+            .iter()
+            .filter(|(_, t)| now_ms.saturating_sub(t.last_progress_ms) > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            tracing::info!(region_id = id.0, "abandoned snapshot transfer evicted");
+            self.remove(&id);
+        }
+        debug_assert_eq!(
+            self.held_bytes,
+            self.transfers
+                .values()
+                .map(|t| t.data.len() as u64)
+                .sum::<u64>()
+        );
     }
 }
 
@@ -243,5 +287,41 @@ mod tests {
         let mut late = skipped.clone();
         late.offset += 1;
         assert_eq!(assembler.accept(late, 2001), Err(ChunkError::OutOfOrder));
+    }
+
+    /// Review finding R12: transfers together hold at most the assembler's byte budget
+    /// (each could hold `SNAPSHOT_BYTES_MAX`, four at once 2 GiB); a chunk past it abandons
+    /// its transfer, and bytes are released when transfers finish, fail or go idle.
+    #[test]
+    fn transfers_together_stay_within_the_byte_budget() {
+        let budget = 3 * SNAPSHOT_CHUNK_BYTES as u64;
+        let mut assembler = Assembler::with_budget(1000, budget);
+        let chunks = snapshot_chunks(snapshot_message(SNAPSHOT_CHUNK_BYTES * 2 + 5)).unwrap();
+        let with_region = |chunk: &SnapshotChunk, region: u64| {
+            let mut chunk = chunk.clone();
+            chunk.key.as_mut().unwrap().region_id = region;
+            chunk
+        };
+        for region in [1, 2] {
+            assembler
+                .accept(with_region(&chunks[0], region), 0)
+                .unwrap();
+        }
+        assert_eq!(assembler.held_bytes(), 2 * SNAPSHOT_CHUNK_BYTES as u64);
+        assembler.accept(with_region(&chunks[1], 1), 0).unwrap();
+        let over = assembler.accept(with_region(&chunks[1], 2), 0);
+        assert!(matches!(over, Err(ChunkError::Exhausted(_))), "{over:?}");
+        assert_eq!(assembler.held_bytes(), 2 * SNAPSHOT_CHUNK_BYTES as u64);
+        assert!(assembler.held_bytes() <= budget);
+        let whole = assembler.accept(with_region(&chunks[2], 1), 0).unwrap();
+        assert!(whole.is_some());
+        assert_eq!(assembler.held_bytes(), 0, "released when finished");
+        assembler.accept(with_region(&chunks[0], 3), 0).unwrap();
+        assembler.accept(chunks[0].clone(), 5000).unwrap();
+        assert_eq!(
+            assembler.held_bytes(),
+            SNAPSHOT_CHUNK_BYTES as u64,
+            "idle evicted"
+        );
     }
 }

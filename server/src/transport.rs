@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ferrokv_core::env::{SendError, Transport};
-use ferrokv_core::limits::{TRANSPORT_BATCH_BYTES_MAX, TRANSPORT_QUEUE_BYTES_MAX};
+use ferrokv_core::limits::{
+    SNAPSHOT_SEND_QUEUE_BYTES_MAX, TRANSPORT_BATCH_BYTES_MAX, TRANSPORT_QUEUE_BYTES_MAX,
+};
 use ferrokv_core::types::{RegionId, StoreId};
 use ferrokv_proto::ferrokv_raftpb::ferro_raft_client::FerroRaftClient;
 use ferrokv_proto::ferrokv_raftpb::{RaftMessage, RaftMessageBatch};
@@ -56,6 +58,18 @@ struct Route {
     messages: mpsc::Sender<RaftMessage>,
     snapshots: mpsc::Sender<RaftMessage>,
     queued_bytes: Arc<AtomicUsize>,
+    queued_snapshot_bytes: Arc<AtomicUsize>,
+}
+
+/// Counts `size` bytes into `queued` unless that passes `max` while something is queued
+/// (a single larger item alone is let through); false if refused.
+fn reserve(queued: &AtomicUsize, size: usize, max: usize) -> bool {
+    let before = queued.fetch_add(size, Ordering::AcqRel);
+    if before + size > max && before > 0 {
+        queued.fetch_sub(size, Ordering::AcqRel);
+        return false;
+    }
+    true
 }
 
 /// The gRPC Raft transport.
@@ -100,6 +114,7 @@ impl GrpcTransport {
         let (messages, message_queue) = mpsc::channel(STORE_QUEUE_CAPACITY);
         let (snapshots, snapshot_queue) = mpsc::channel(SNAPSHOT_QUEUE_CAPACITY);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let queued_snapshot_bytes = Arc::new(AtomicUsize::new(0));
         let link = Link {
             to,
             address,
@@ -111,11 +126,17 @@ impl GrpcTransport {
             message_queue,
             queued_bytes.clone(),
         ));
-        tokio::spawn(snapshot_task(link, snapshot_queue, self.reporter.clone()));
+        tokio::spawn(snapshot_task(
+            link,
+            snapshot_queue,
+            queued_snapshot_bytes.clone(),
+            self.reporter.clone(),
+        ));
         let route = Route {
             messages,
             snapshots,
             queued_bytes,
+            queued_snapshot_bytes,
         };
         routes.insert(to, route.clone());
         Ok(route)
@@ -129,17 +150,22 @@ impl Transport for GrpcTransport {
             mpsc::error::TrySendError::Full(_) => SendError::Full(to),
             mpsc::error::TrySendError::Closed(_) => SendError::Unreachable(to),
         };
-        if message.is_snapshot {
-            return route.snapshots.try_send(message).map_err(full);
-        }
         let size = message.encoded_len();
-        let before = route.queued_bytes.fetch_add(size, Ordering::AcqRel);
-        if before + size > TRANSPORT_QUEUE_BYTES_MAX && before > 0 {
-            route.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+        let (queue, queued, max) = if message.is_snapshot {
+            let max = SNAPSHOT_SEND_QUEUE_BYTES_MAX;
+            (&route.snapshots, &route.queued_snapshot_bytes, max)
+        } else {
+            (
+                &route.messages,
+                &route.queued_bytes,
+                TRANSPORT_QUEUE_BYTES_MAX,
+            )
+        };
+        if !reserve(queued, size, max) {
             return Err(SendError::Full(to));
         }
-        route.messages.try_send(message).map_err(|error| {
-            route.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+        queue.try_send(message).map_err(|error| {
+            queued.fetch_sub(size, Ordering::AcqRel);
             full(error)
         })
     }
@@ -260,6 +286,12 @@ async fn message_task(
                     let _ = rpc.send_raft(RaftMessageBatch { messages: copy }).await;
                 }
             }
+            Ok(Err(status)) if status.code() == tonic::Code::ResourceExhausted => {
+                // The receiver is alive but busy (its mailbox is full): keep the connection,
+                // drop this batch (Raft retransmits) and give it a moment.
+                tracing::debug!(store = %link.to, "receiver busy; raft batch dropped");
+                tokio::time::sleep(RECONNECT_BACKOFF).await;
+            }
             Ok(Err(status)) => link.failed("raft send", &status.to_string()).await,
             Err(_) => link.failed("raft send", "timed out").await,
         }
@@ -269,9 +301,11 @@ async fn message_task(
 async fn snapshot_task(
     mut link: Link,
     mut queue: mpsc::Receiver<RaftMessage>,
+    queued_bytes: Arc<AtomicUsize>,
     reporter: Arc<OnceLock<LaneSender<RaftInput>>>,
 ) {
     while let Some(message) = queue.recv().await {
+        queued_bytes.fetch_sub(message.encoded_len(), Ordering::AcqRel);
         let region = RegionId(message.region_id);
         let to_peer = message.to_peer.map_or(0, |peer| peer.id);
         let delivered = match link.client().await {

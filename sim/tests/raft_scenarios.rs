@@ -199,6 +199,7 @@ fn without_prevote_and_check_quorum_a_partial_partition_churns_terms() {
     let config = RaftConfig {
         pre_vote: false,
         check_quorum: false,
+        lease: Duration::ZERO, // a lease needs check-quorum
         ..RaftConfig::default()
     };
     let moves = partial_partition_term_moves(config, 10);

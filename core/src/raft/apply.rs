@@ -135,29 +135,65 @@ fn cf_from_wire(raw: i32) -> Cf {
     cf_of(CfName::try_from(raw).unwrap_or(CfName::CfDefault))
 }
 
-/// Applies a normal command's writes; all or nothing.
+/// The result of applying one committed command. The outer error is a local storage
+/// failure: the store must stop (a replica that skipped or half-applied a command would
+/// diverge from the others). The inner error is a refusal every replica reaches alike,
+/// with nothing staged.
+pub type Applied<T> = Result<Result<T, RegionError>, EngineError>;
+
+/// Applies a normal command's writes; all or nothing: every refusal is decided before the
+/// first write is staged, and what can fail after that is only a storage error.
 pub fn apply_writes<S: Snapshot>(
     ctx: &mut ApplyContext<'_, S>,
     region: &metapb::Region,
     cmd: &RaftCmd,
-) -> Result<WriteOutcome, RegionError> {
-    if !planted::active(PlantedBug::ApplyIgnoresEpoch) {
-        let proposed = RegionEpoch::from(cmd.region_epoch);
-        if proposed.version < RegionEpoch::from(region.region_epoch).version {
-            return Err(epoch_not_match(
-                format!("proposed under {proposed:?}"),
-                region,
-            ));
-        }
-        let ranges: Vec<KeyRange> = cmd.writes.iter().flat_map(write_op_ranges).collect();
-        check_ranges_in_region(&ranges, region)?;
+) -> Applied<WriteOutcome> {
+    if let Err(refused) = check_writes(region, cmd) {
+        return Ok(Err(refused));
     }
-    let mut outcome = WriteOutcome::default();
+    stage_writes(ctx, cmd).map(Ok)
+}
+
+/// The refusals of a command, decided from the command and the region alone (so every
+/// replica decides alike): malformed operations, a stale epoch, keys outside the region.
+fn check_writes(region: &metapb::Region, cmd: &RaftCmd) -> Result<(), RegionError> {
     for op in &cmd.writes {
         match &op.op {
-            Some(write_op::Op::Put(put)) => ctx.put(cf_from_wire(put.cf), &put.key, &put.value),
-            Some(write_op::Op::Delete(delete)) => ctx.delete(cf_from_wire(delete.cf), &delete.key),
-            Some(write_op::Op::DeleteRange(range)) => {
+            None => return Err(RegionError::Invalid("empty write op".into())),
+            Some(write_op::Op::DeleteRange(range))
+                if !range.end_key.is_empty() && range.start_key > range.end_key =>
+            {
+                return Err(RegionError::Invalid("delete range with start > end".into()));
+            }
+            Some(_) => {}
+        }
+    }
+    if planted::active(PlantedBug::ApplyIgnoresEpoch) {
+        return Ok(());
+    }
+    let proposed = RegionEpoch::from(cmd.region_epoch);
+    if proposed.version < RegionEpoch::from(region.region_epoch).version {
+        return Err(epoch_not_match(
+            format!("proposed under {proposed:?}"),
+            region,
+        ));
+    }
+    let ranges: Vec<KeyRange> = cmd.writes.iter().flat_map(write_op_ranges).collect();
+    check_ranges_in_region(&ranges, region)
+}
+
+/// Stages a checked command's writes; only storage errors (a failed read, a stored value
+/// that does not decode) can stop it.
+fn stage_writes<S: Snapshot>(
+    ctx: &mut ApplyContext<'_, S>,
+    cmd: &RaftCmd,
+) -> Result<WriteOutcome, EngineError> {
+    let mut outcome = WriteOutcome::default();
+    for op in &cmd.writes {
+        match op.op.as_ref().expect("checked: every op is present") {
+            write_op::Op::Put(put) => ctx.put(cf_from_wire(put.cf), &put.key, &put.value),
+            write_op::Op::Delete(delete) => ctx.delete(cf_from_wire(delete.cf), &delete.key),
+            write_op::Op::DeleteRange(range) => {
                 let end = if range.end_key.is_empty() {
                     crate::limits::data_key_end()
                 } else {
@@ -165,7 +201,7 @@ pub fn apply_writes<S: Snapshot>(
                 };
                 ctx.delete_range(cf_from_wire(range.cf), &range.start_key, &end);
             }
-            Some(write_op::Op::Cas(cas)) => {
+            write_op::Op::Cas(cas) => {
                 let stored = ctx.get(Cf::Default, &cas.key)?;
                 let current = value::live_value(stored.as_deref(), cas.now_ms)?;
                 let matches = match &current {
@@ -177,7 +213,6 @@ pub fn apply_writes<S: Snapshot>(
                 }
                 outcome.cas = Some((matches, current));
             }
-            None => return Err(RegionError::Invalid("empty write op".into())),
         }
     }
     Ok(outcome)
@@ -233,6 +268,20 @@ pub fn split_region(
 }
 
 /// The region after a (single-step) membership change.
+/// Why adding `peer_id` on `store_id` to `region` would move an existing peer to another
+/// store, if it would: a peer id names one replica on one store for life (its log lives
+/// there); re-homing it would send its messages, and its role, to a store without its log.
+pub fn moves_a_peer(region: &metapb::Region, peer_id: u64, store_id: u64) -> Option<String> {
+    let existing = region.peers.iter().find(|peer| peer.id == peer_id)?;
+    (existing.store_id != store_id).then(|| {
+        format!(
+            "peer {peer_id} lives on store {}, not store {store_id}: a peer never moves",
+            existing.store_id
+        )
+    })
+}
+
+/// The region after `change` (already accepted by Raft), the added peer on `store_id`.
 pub fn change_peer(region: &metapb::Region, change: &ConfChange, store_id: u64) -> metapb::Region {
     let mut changed = region.clone();
     let peer_id = change.node_id;
@@ -334,16 +383,17 @@ mod tests {
         let mut batch = WriteBatch::new();
         let mut ctx = ApplyContext::new(&view, &mut batch);
         let whole = region(b"", b"", 1);
-        apply_writes(&mut ctx, &whole, &cmd(1, vec![put(b"k", b"1")])).unwrap();
-        let swapped = apply_writes(&mut ctx, &whole, &cmd(1, vec![cas(b"k", Some(b"1"), b"2")]));
+        let mut apply = |writes| apply_writes(&mut ctx, &whole, &cmd(1, writes)).unwrap();
+        apply(vec![put(b"k", b"1")]).unwrap();
+        let swapped = apply(vec![cas(b"k", Some(b"1"), b"2")]);
         assert_eq!(swapped.unwrap().cas, Some((true, Some(b"1".to_vec()))));
         let range = write_op::Op::DeleteRange(DeleteRangeOp {
             cf: CfName::CfDefault as i32,
             start_key: b"a".to_vec(),
             end_key: b"z".to_vec(),
         });
-        apply_writes(&mut ctx, &whole, &cmd(1, vec![range])).unwrap();
-        let absent = apply_writes(&mut ctx, &whole, &cmd(1, vec![cas(b"k", None, b"3")]));
+        apply(vec![range]).unwrap();
+        let absent = apply(vec![cas(b"k", None, b"3")]);
         assert_eq!(absent.unwrap().cas, Some((true, None)));
         engine.write(&batch, WriteOptions::SYNC).unwrap();
         let stored = engine.get(Cf::Default, b"k").unwrap();
@@ -363,10 +413,66 @@ mod tests {
         let mut ctx = ApplyContext::new(&view, &mut batch);
         let left = region(b"", b"m", 2);
         let stale = apply_writes(&mut ctx, &left, &cmd(1, vec![put(b"a", b"v")]));
-        assert!(matches!(stale, Err(RegionError::EpochNotMatch { .. })));
+        assert!(matches!(stale, Ok(Err(RegionError::EpochNotMatch { .. }))));
         let foreign = apply_writes(&mut ctx, &left, &cmd(2, vec![put(b"x", b"v")]));
-        assert!(matches!(foreign, Err(RegionError::KeyNotInRegion { .. })));
+        assert!(matches!(
+            foreign,
+            Ok(Err(RegionError::KeyNotInRegion { .. }))
+        ));
         assert!(batch.is_empty());
+    }
+
+    /// Review finding R3: a command is all or nothing. A malformed op or an inverted
+    /// delete-range after a valid put is refused before the put is staged (an inverted range
+    /// used to reach the `KeyRange` assertion at apply, on every replica and restart).
+    #[test]
+    fn a_command_refused_at_apply_stages_nothing() {
+        let engine = MemEngine::new();
+        let view = engine.snapshot();
+        let mut batch = WriteBatch::new();
+        let mut ctx = ApplyContext::new(&view, &mut batch);
+        let whole = region(b"", b"", 1);
+        let inverted = write_op::Op::DeleteRange(DeleteRangeOp {
+            cf: CfName::CfDefault as i32,
+            start_key: b"z".to_vec(),
+            end_key: b"a".to_vec(),
+        });
+        let refused = apply_writes(&mut ctx, &whole, &cmd(1, vec![put(b"k", b"1"), inverted]));
+        assert!(
+            matches!(refused, Ok(Err(RegionError::Invalid(_)))),
+            "{refused:?}"
+        );
+        let mut empty = cmd(1, vec![put(b"k", b"1")]);
+        empty.writes.push(WriteOp { op: None });
+        let refused = apply_writes(&mut ctx, &whole, &empty);
+        assert!(
+            matches!(refused, Ok(Err(RegionError::Invalid(_)))),
+            "{refused:?}"
+        );
+        assert!(batch.is_empty(), "nothing staged");
+    }
+
+    /// Review finding R3: a stored value that does not decode is a storage error (the store
+    /// stops), not a refusal that leaves the command's earlier writes staged.
+    #[test]
+    fn a_corrupt_stored_value_is_a_storage_error() {
+        let engine = MemEngine::new();
+        let mut seed = WriteBatch::new();
+        seed.put(Cf::Default, b"k", &[0xff, 0xff, 0xff]);
+        engine.write(&seed, WriteOptions::SYNC).unwrap();
+        let view = engine.snapshot();
+        let mut batch = WriteBatch::new();
+        let mut ctx = ApplyContext::new(&view, &mut batch);
+        let whole = region(b"", b"", 1);
+        let result = apply_writes(
+            &mut ctx,
+            &whole,
+            &cmd(1, vec![put(b"a", b"1"), cas(b"k", None, b"2")]),
+        );
+        assert!(
+            matches!(result, Err(EngineError::Corruption(_))),
+            "{result:?}"
+        );
     }
 
     #[test]

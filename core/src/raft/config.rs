@@ -114,6 +114,13 @@ impl RaftConfig {
         if self.max_clock_drift_permille >= 1000 {
             return Err("max_clock_drift_permille must be below 1000".into());
         }
+        if !self.lease.is_zero() && !self.check_quorum {
+            return Err(
+                "a lease needs check_quorum: without it a follower votes for a new leader \
+                 while the old one still believes its lease (set lease = 0 to read by ReadIndex)"
+                    .into(),
+            );
+        }
         let bound = self.lease_bound();
         if self.lease > bound {
             return Err(format!(
@@ -153,6 +160,20 @@ mod tests {
             ..RaftConfig::default()
         };
         assert!(unsafe_lease.validate().unwrap_err().contains("lease"));
+        let no_check_quorum = RaftConfig {
+            check_quorum: false,
+            ..RaftConfig::default()
+        };
+        assert!(no_check_quorum
+            .validate()
+            .unwrap_err()
+            .contains("check_quorum"));
+        let reads_by_read_index = RaftConfig {
+            check_quorum: false,
+            lease: Duration::ZERO,
+            ..RaftConfig::default()
+        };
+        assert_eq!(reads_by_read_index.validate(), Ok(()));
     }
 
     #[test]

@@ -639,9 +639,29 @@ pub fn write_tombstone(region: &metapb::Region, peer_id: u64, batch: &mut WriteB
     );
 }
 
+/// The hard state of a region starting at the initial log position (bootstrap, or a split
+/// target with no earlier vote here).
+pub fn initial_hard_state() -> HardState {
+    HardState {
+        term: INIT_LOG_TERM,
+        commit: INIT_LOG_INDEX,
+        ..Default::default()
+    }
+}
+
 /// Stages everything a region starting at the initial log position needs (bootstrap or
-/// split): apply state, region state and hard state.
-pub fn stage_initial_region(region: &metapb::Region, batch: &mut WriteBatch) {
+/// split): apply state, region state and `hard_state`. A split target that already voted
+/// here (as an uninitialized peer) passes the hard state it voted with: writing a fresh
+/// one would forget the vote and let it vote twice in one term.
+pub fn stage_initial_region(
+    region: &metapb::Region,
+    hard_state: HardState,
+    batch: &mut WriteBatch,
+) {
+    assert!(
+        hard_state.term >= INIT_LOG_TERM && hard_state.commit == INIT_LOG_INDEX,
+        "a region at the initial log position needs term >= {INIT_LOG_TERM} and commit {INIT_LOG_INDEX}: {hard_state:?}"
+    );
     let region_id = RegionId(region.id);
     write_apply_state(region_id, &initial_apply_state(), batch);
     write_region_state(
@@ -650,11 +670,6 @@ pub fn stage_initial_region(region: &metapb::Region, batch: &mut WriteBatch) {
         0,
         batch,
     );
-    let hard_state = HardState {
-        term: INIT_LOG_TERM,
-        commit: INIT_LOG_INDEX,
-        ..Default::default()
-    };
     stage_log_op(
         &RaftLogOp::SetHardState {
             region: region_id,
@@ -720,7 +735,7 @@ mod tests {
     fn storage() -> PeerStorage<MemEngine> {
         let engine = MemEngine::new();
         let mut batch = WriteBatch::new();
-        stage_initial_region(&region(), &mut batch);
+        stage_initial_region(&region(), initial_hard_state(), &mut batch);
         engine.write(&batch, WriteOptions::SYNC).unwrap();
         let state = LoadedState {
             region: region(),

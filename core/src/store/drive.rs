@@ -38,7 +38,9 @@ impl<E: KvEngine> Store<E> {
         let outgoing = std::mem::take(&mut self.outgoing);
         self.send(outgoing, transport);
         for round in 0..DRIVE_ROUNDS_MAX {
-            let mut effects = self.poll_dirty();
+            let mut effects = self
+                .poll_dirty()
+                .map_err(|error| self.engine_error(error))?;
             if effects.is_empty() && (round > 0 || self.pending_persist.is_empty()) {
                 break;
             }
@@ -54,17 +56,19 @@ impl<E: KvEngine> Store<E> {
         Ok(output)
     }
 
-    fn poll_dirty(&mut self) -> Effects {
+    /// Polls the dirty peers. A storage error while applying is returned before anything
+    /// of the round is executed: the caller stops the store, which restarts from disk.
+    fn poll_dirty(&mut self) -> Result<Effects, EngineError> {
         let mut effects = Effects::default();
         let now = self.now;
         let dirty = std::mem::take(&mut self.dirty);
         for region_id in dirty {
             if let Some(peer) = self.peers.get_mut(&region_id) {
-                peer.poll(&mut effects, now);
+                peer.poll(&mut effects, now)?;
             }
         }
         self.handle_events(&mut effects);
-        effects
+        Ok(effects)
     }
 
     fn execute<T: Transport>(
@@ -126,13 +130,22 @@ impl<E: KvEngine> Store<E> {
         for OutMessage { to_store, message } in messages {
             let region_id = crate::types::RegionId(message.region_id);
             let to_peer = message.to_peer.as_ref().map_or(0, |peer| peer.id);
-            if let Err(error) = transport.send(to_store, message) {
-                tracing::debug!(%region_id, %error, "raft message not sent");
-                if let (SendError::Unreachable(_), Some(peer)) =
-                    (&error, self.peers.get_mut(&region_id))
-                {
-                    peer.report_unreachable(to_peer);
-                }
+            let is_snapshot = message.is_snapshot;
+            let Err(error) = transport.send(to_store, message) else {
+                continue;
+            };
+            tracing::debug!(%region_id, %error, "raft message not sent");
+            let Some(peer) = self.peers.get_mut(&region_id) else {
+                continue;
+            };
+            if matches!(error, SendError::Unreachable(_)) {
+                peer.report_unreachable(to_peer);
+            }
+            if is_snapshot {
+                // Never sent, so never reported by the transport: without this report the
+                // follower would wait in snapshot state until the report timeout.
+                peer.report_snapshot(to_peer, false);
+                self.dirty.insert(region_id);
             }
         }
     }

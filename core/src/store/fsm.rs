@@ -41,8 +41,12 @@ pub struct RegionStatus {
     /// Current term.
     pub term: u64,
     /// While leader: until when (on this store's monotonic clock) local reads are safe
-    /// under the leader lease; `None` without a valid lease. A service that must not act
-    /// after another leader exists (PD's timestamp oracle) acts only before this instant.
+    /// under the leader lease; `None` without a valid lease. The bound already allows for
+    /// `max_clock_drift_permille` between stores, and is cleared at once on a term or role
+    /// change, a leader transfer, a membership change or a split. A service that must not
+    /// act after another leader exists (PD's timestamp oracle) acts only before this
+    /// instant, less a margin for its own work between reading it and acting (PD keeps
+    /// 20 ms); the value is only as fresh as the `regions()` call that returned it.
     pub lease_until: Option<Instant>,
     /// While leader: members that need a snapshot before they can serve (PD's
     /// `pending_peers`); empty on followers.
@@ -127,6 +131,9 @@ impl<E: KvEngine> Store<E> {
                 }
             }
         }
+        for peer in store.peers.values_mut() {
+            peer.guard_votes_after_restart();
+        }
         store.check_invariants();
         tracing::info!(store_id = %store_id, regions = store.peers.len(), "store loaded");
         Ok(store)
@@ -208,6 +215,12 @@ impl<E: KvEngine> Store<E> {
     /// The engine.
     pub fn engine(&self) -> &E {
         &self.engine
+    }
+
+    /// True if a `drive` call has work left (it stops after a bounded number of rounds so
+    /// new inputs are not starved): the caller should drive again without waiting.
+    pub fn has_work(&self) -> bool {
+        !self.dirty.is_empty() || !self.outgoing.is_empty() || !self.pending_persist.is_empty()
     }
 
     /// Requests accepted and not yet answered.

@@ -14,9 +14,10 @@ use super::cmd::{Response, Token};
 use super::fsm::Store;
 use crate::env::{Cf, KvEngine, WriteBatch};
 use crate::raft::storage::{
-    clear_region_data, initial_apply_state, stage_initial_region, write_tombstone, LoadedState,
+    clear_region_data, initial_apply_state, initial_hard_state, stage_initial_region,
+    write_tombstone, LoadedState,
 };
-use crate::raft::{keys, Effects, PeerEvent, INIT_LOG_INDEX, INIT_LOG_TERM};
+use crate::raft::{keys, Effects, PeerEvent};
 use crate::types::RegionId;
 
 impl<E: KvEngine> Store<E> {
@@ -45,18 +46,15 @@ impl<E: KvEngine> Store<E> {
         else {
             return;
         };
-        let mut hard_state = HardState {
-            term: INIT_LOG_TERM,
-            commit: INIT_LOG_INDEX,
-            ..Default::default()
-        };
+        let mut hard_state = initial_hard_state();
         if let Some(existing) = self.peers.get(&region_id) {
             if existing.is_initialized() {
                 tracing::warn!(%region_id, "split target already initialized here (a snapshot of it arrived first); keeping it");
                 return;
             }
-            // An uninitialized peer created by an eager message: keep its term and vote.
-            hard_state.term = hard_state.term.max(existing.term());
+            // An uninitialized peer created by an eager message may have voted: keep its
+            // term and vote (persisted below), or it could vote twice in that term.
+            hard_state = split_target_hard_state(existing.hard_state());
             self.peers.remove(&region_id);
         }
         if self.tombstones.contains_key(&region_id) {
@@ -69,7 +67,7 @@ impl<E: KvEngine> Store<E> {
             }
             return;
         }
-        stage_initial_region(&region, &mut effects.apply);
+        stage_initial_region(&region, hard_state.clone(), &mut effects.apply);
         let state = LoadedState {
             region: region.clone(),
             apply_state: initial_apply_state(),
@@ -115,5 +113,21 @@ impl<E: KvEngine> Store<E> {
         self.tombstones.insert(region_id, (region, peer_id));
         self.dirty.remove(&region_id);
         answers
+    }
+}
+
+/// The hard state a split target starts with when an uninitialized peer of it already ran
+/// here: its term and vote survive (a vote is a promise for the whole term), its commit is
+/// the initial log position the split gives it.
+fn split_target_hard_state(existing: HardState) -> HardState {
+    let initial = initial_hard_state();
+    if existing.term < initial.term {
+        return initial;
+    }
+    HardState {
+        term: existing.term,
+        vote: existing.vote,
+        commit: initial.commit,
+        ..Default::default()
     }
 }

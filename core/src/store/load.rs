@@ -14,7 +14,9 @@ use crate::env::{
     Cf, EngineError, EngineRaftLog, KvEngine, RaftLogStore, Snapshot, WriteBatch, WriteOptions,
 };
 use crate::raft::keys;
-use crate::raft::storage::{read_message, scan_all, stage_initial_region, LoadedState};
+use crate::raft::storage::{
+    initial_hard_state, read_message, scan_all, stage_initial_region, LoadedState,
+};
 use crate::types::{KeyRange, LogIndex, RegionId};
 
 /// Why a store could not start from its data.
@@ -187,7 +189,7 @@ pub fn bootstrap_region<E: KvEngine>(
         "a bootstrapped region needs peers"
     );
     let mut batch = WriteBatch::new();
-    stage_initial_region(region, &mut batch);
+    stage_initial_region(region, initial_hard_state(), &mut batch);
     engine.write(&batch, WriteOptions::SYNC)?;
     Ok(true)
 }

@@ -41,8 +41,10 @@ pub struct Node<E: KvEngine, T: Transport> {
 impl<E: KvEngine, T: Transport> Node<E, T> {
     /// A node over `store`, and the handle to feed it.
     pub fn new(store: Store<E>, transport: T, clock: RuntimeClock) -> (Self, NodeHandle) {
-        let ((raft, raft_lane), (requests, request_lane)) =
-            mailbox::lanes(ferrokv_core::limits::MAILBOX_BYTES_MAX);
+        let ((raft, raft_lane), (requests, request_lane)) = mailbox::lanes(
+            ferrokv_core::limits::MAILBOX_RAFT_BYTES_MAX,
+            ferrokv_core::limits::MAILBOX_REQUEST_BYTES_MAX,
+        );
         let tick_interval = store.config().tick_interval;
         let node = Node {
             store,
@@ -63,7 +65,12 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
     pub async fn run(mut self) -> Result<(), EngineError> {
         let mut next_tick = self.clock.now() + self.tick_interval;
         loop {
-            let wait = self.clock.runtime_until(next_tick);
+            // Work left over from the last drive runs at once, after any queued inputs.
+            let wait = if self.store.has_work() {
+                Duration::ZERO
+            } else {
+                self.clock.runtime_until(next_tick)
+            };
             let mut handled = 0;
             tokio::select! {
                 biased;

@@ -1,7 +1,8 @@
 //! The node's mailbox: two bounded lanes, one for Raft traffic (messages, snapshot results
 //! and delivery reports) and one for client requests, so a flood of requests never delays
-//! heartbeats. Both lanes are bounded in count and, together, in bytes: a full mailbox
-//! answers `ServerIsBusy` to requests and drops Raft messages (Raft retransmits).
+//! heartbeats. Each lane is bounded in count and has its own byte budget (a request flood
+//! never takes the room Raft messages need): a full lane answers `ServerIsBusy` to
+//! requests and drops Raft messages (Raft retransmits).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub enum Refused {
     Closed,
 }
 
-/// The sending side of one lane, sharing the mailbox's byte budget.
+/// The sending side of one lane, with the lane's byte budget.
 #[derive(Debug)]
 pub struct LaneSender<T> {
     sender: mpsc::Sender<(T, usize)>,
@@ -48,10 +49,13 @@ pub struct LaneReceiver<T> {
 /// The two ends of one lane.
 pub type Lane<T> = (LaneSender<T>, LaneReceiver<T>);
 
-/// Two lanes over one byte budget of `bytes_max`.
-pub fn lanes<R, Q>(bytes_max: usize) -> (Lane<R>, Lane<Q>) {
-    let bytes = Arc::new(AtomicUsize::new(0));
-    (lane(bytes.clone(), bytes_max), lane(bytes, bytes_max))
+/// The Raft lane with a budget of `raft_bytes_max` and the request lane with
+/// `request_bytes_max`.
+pub fn lanes<R, Q>(raft_bytes_max: usize, request_bytes_max: usize) -> (Lane<R>, Lane<Q>) {
+    (
+        lane(Arc::new(AtomicUsize::new(0)), raft_bytes_max),
+        lane(Arc::new(AtomicUsize::new(0)), request_bytes_max),
+    )
 }
 
 fn lane<T>(bytes: Arc<AtomicUsize>, bytes_max: usize) -> (LaneSender<T>, LaneReceiver<T>) {
@@ -117,23 +121,29 @@ impl<T> LaneReceiver<T> {
 mod tests {
     use super::*;
 
+    /// Review finding R6: the lanes used to share one budget, so a flood of requests
+    /// filled it and Raft messages (heartbeats) were dropped: elections under load.
     #[test]
-    fn byte_budget_is_shared_and_released() {
-        let ((raft, mut raft_rx), (requests, mut requests_rx)) = lanes::<u32, u32>(100);
-        raft.try_send(1, 60).unwrap();
+    fn each_lane_has_its_own_byte_budget_and_releases_it() {
+        let ((raft, mut raft_rx), (requests, mut requests_rx)) = lanes::<u32, u32>(100, 100);
+        requests.try_send(1, 90).unwrap();
         assert_eq!(
-            requests.try_send(2, 50),
+            requests.try_send(2, 20),
             Err(Refused::Full),
-            "over the shared budget"
+            "request lane full"
         );
-        requests.try_send(3, 40).unwrap();
-        assert_eq!(raft_rx.try_recv(), Some(1));
-        requests.try_send(4, 50).unwrap();
-        assert_eq!(requests_rx.try_recv(), Some(3));
-        assert_eq!(requests_rx.try_recv(), Some(4));
-        assert_eq!(raft_rx.try_recv(), None);
+        raft.try_send(3, 90).unwrap();
+        assert_eq!(
+            raft_rx.try_recv(),
+            Some(3),
+            "raft traffic unaffected by requests"
+        );
+        assert_eq!(requests_rx.try_recv(), Some(1));
+        requests.try_send(4, 90).unwrap();
+        assert_eq!(requests_rx.try_recv(), Some(4), "budget released");
         // A single input larger than the budget still passes when nothing else waits.
         raft.try_send(5, 500).unwrap();
+        assert_eq!(raft.try_send(6, 1), Err(Refused::Full));
         assert_eq!(raft_rx.try_recv(), Some(5));
     }
 }

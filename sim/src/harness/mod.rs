@@ -140,6 +140,12 @@ impl Cluster {
         self.start(id);
     }
 
+    /// Makes `id`'s transport refuse its next `count` snapshot sends (a full queue).
+    pub fn refuse_snapshot_sends(&mut self, id: StoreId, count: u64) {
+        let node = self.nodes.get(&id).expect("known store");
+        node.outbox.refuse_snapshot_sends(count);
+    }
+
     /// True if the store is running.
     pub fn is_up(&self, id: StoreId) -> bool {
         self.nodes.get(&id).is_some_and(|node| node.store.is_some())

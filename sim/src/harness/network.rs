@@ -212,6 +212,8 @@ impl Network {
 #[derive(Default)]
 pub struct Outbox {
     messages: Mutex<Vec<(StoreId, RaftMessage)>>,
+    /// Snapshot sends still to refuse with `SendError::Full` (a full snapshot queue).
+    refuse_snapshots: Mutex<u64>,
 }
 
 impl Outbox {
@@ -219,10 +221,22 @@ impl Outbox {
     pub fn take(&self) -> Vec<(StoreId, RaftMessage)> {
         std::mem::take(&mut *self.messages.lock().expect("outbox lock"))
     }
+
+    /// Refuses the next `count` snapshot sends, as a full transport queue does.
+    pub fn refuse_snapshot_sends(&self, count: u64) {
+        *self.refuse_snapshots.lock().expect("outbox lock") = count;
+    }
 }
 
 impl Transport for Outbox {
     fn send(&self, to: StoreId, message: RaftMessage) -> Result<(), SendError> {
+        if message.is_snapshot {
+            let mut refuse = self.refuse_snapshots.lock().expect("outbox lock");
+            if *refuse > 0 {
+                *refuse -= 1;
+                return Err(SendError::Full(to));
+            }
+        }
         self.messages
             .lock()
             .expect("outbox lock")

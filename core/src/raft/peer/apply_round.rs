@@ -14,7 +14,7 @@ use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType};
 
 use super::proposals::Settled;
 use super::Peer;
-use crate::env::KvEngine;
+use crate::env::{EngineError, KvEngine};
 use crate::planted::{self, PlantedBug};
 use crate::raft::apply::{self, ApplyContext};
 use crate::raft::effects::{Effects, PeerEvent};
@@ -35,8 +35,16 @@ struct RoundRegion {
 }
 
 impl<E: KvEngine> Peer<E> {
-    pub(super) fn apply_committed(&mut self, entries: Vec<Entry>, effects: &mut Effects) {
-        let Some(last) = entries.last() else { return };
+    /// Applies committed entries; a storage error stops the round (and the store): the
+    /// entries after the failed one are not applied and nothing of the round is written.
+    pub(super) fn apply_committed(
+        &mut self,
+        entries: Vec<Entry>,
+        effects: &mut Effects,
+    ) -> Result<(), EngineError> {
+        let Some(last) = entries.last() else {
+            return Ok(());
+        };
         let last_index = last.index;
         assert_eq!(
             entries[0].index,
@@ -63,7 +71,7 @@ impl<E: KvEngine> Peer<E> {
                     entry,
                     &mut effects.events,
                     &mut effects.apply_sync,
-                );
+                )?;
                 self.raw
                     .mut_store()
                     .advance_applied(entry.index, entry.term);
@@ -82,6 +90,7 @@ impl<E: KvEngine> Peer<E> {
             self.refresh_peer_cache();
         }
         effects.responses.append(&mut responses);
+        Ok(())
     }
 
     fn apply_entry<S: crate::env::Snapshot>(
@@ -91,11 +100,11 @@ impl<E: KvEngine> Peer<E> {
         entry: &Entry,
         events: &mut Vec<PeerEvent>,
         apply_sync: &mut bool,
-    ) -> Answer {
-        match entry.get_entry_type() {
+    ) -> Result<Answer, EngineError> {
+        Ok(match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => Answer::Nothing, // a leader's no-op
             EntryType::EntryNormal => match RaftCmd::decode(entry.data.as_ref()) {
-                Ok(cmd) => self.apply_cmd(ctx, round, &cmd, events, apply_sync),
+                Ok(cmd) => self.apply_cmd(ctx, round, &cmd, events, apply_sync)?,
                 Err(error) => Answer::Write(Err(RegionError::Invalid(format!(
                     "entry {} does not decode: {error}",
                     entry.index
@@ -105,7 +114,7 @@ impl<E: KvEngine> Peer<E> {
             EntryType::EntryConfChangeV2 => Answer::Admin(Err(RegionError::Invalid(
                 "joint membership changes are not proposed by this version".into(),
             ))),
-        }
+        })
     }
 
     fn apply_cmd<S: crate::env::Snapshot>(
@@ -115,11 +124,11 @@ impl<E: KvEngine> Peer<E> {
         cmd: &RaftCmd,
         events: &mut Vec<PeerEvent>,
         apply_sync: &mut bool,
-    ) -> Answer {
+    ) -> Result<Answer, EngineError> {
         let Some(admin) = cmd.admin.as_ref().and_then(|admin| admin.cmd.as_ref()) else {
-            return Answer::Write(apply::apply_writes(ctx, &round.region, cmd));
+            return Ok(Answer::Write(apply::apply_writes(ctx, &round.region, cmd)?));
         };
-        match admin {
+        Ok(match admin {
             admin_cmd::Cmd::Split(split) => {
                 let result = apply::split_region(&round.region, split);
                 Answer::Admin(result.map(|(left, right)| {
@@ -140,7 +149,7 @@ impl<E: KvEngine> Peer<E> {
                     regions: vec![round.region.clone()],
                 }))
             }
-        }
+        })
     }
 
     /// Truncates the log up to the requested index with the term the log itself holds
@@ -202,6 +211,11 @@ impl<E: KvEngine> Peer<E> {
         let adds = change.get_change_type() != ConfChangeType::RemoveNode;
         if adds && store_id == 0 {
             return refused("conf change adds a peer without a store".into());
+        }
+        if let Some(moved) = apply::moves_a_peer(&round.region, change.node_id, store_id) {
+            if adds {
+                return refused(moved);
+            }
         }
         // Raft first: if it refuses, the region stays as it is.
         if let Err(error) = self.raw.apply_conf_change(&change) {

@@ -63,6 +63,12 @@ impl Lease {
             && self.until.is_some_and(|until| now < until)
     }
 
+    /// True if a round answered in `term` could extend the lease (not in a term where a
+    /// transfer started): no point renewing otherwise.
+    pub fn can_earn(&self, term: u64) -> bool {
+        self.no_lease_term != Some(term)
+    }
+
     /// The lease end, for assertions and status.
     pub fn until(&self) -> Option<Instant> {
         self.until
@@ -102,7 +108,9 @@ mod tests {
             !lease.valid(at(10), 5),
             "a later round in that term earns nothing"
         );
+        assert!(!lease.can_earn(5), "renewing in that term is pointless");
         lease.extend(6, at(200));
         assert!(lease.valid(at(10), 6), "the next term starts clean");
+        assert!(lease.can_earn(6));
     }
 }

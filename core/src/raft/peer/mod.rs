@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use ferrokv_proto::metapb;
 use protobuf::Message as _;
-use raft::eraftpb::Message as RaftWireMessage;
+use raft::eraftpb::{HardState, Message as RaftWireMessage};
 use raft::{RawNode, StateRole};
 
 use super::config::RaftConfig;
@@ -74,6 +74,9 @@ pub struct Peer<E: KvEngine> {
     removed: bool,
     override_misses: u64,
     trace: u64,
+    /// Ticks left during which this peer, just restarted, ignores (pre)vote requests that
+    /// would raise its term; see `guard_votes_after_restart`.
+    restart_vote_guard: usize,
 }
 
 impl<E: KvEngine> Peer<E> {
@@ -135,10 +138,34 @@ impl<E: KvEngine> Peer<E> {
             removed: false,
             override_misses: 0,
             trace: crate::types::fnv::FNV_OFFSET,
+            restart_vote_guard: 0,
         };
         created.refresh_peer_cache();
         created.draw_election_timeout();
         Ok(created)
+    }
+
+    /// Called for peers loaded from disk at store start. Before the crash this peer may
+    /// have acknowledged a leader's heartbeat moments ago, and that leader counts on it not
+    /// voting for anyone else for an election timeout (the leader lease rests on that
+    /// promise, and on check-quorum). raft-rs keeps the promise only while it remembers the
+    /// leader, which a restart forgets; so for `election_tick` ticks after the restart the
+    /// peer ignores (pre)votes for a higher term unless a leader transfer forces them, as
+    /// raft-rs would while in lease. Peers created at run time (splits, messages) never
+    /// acknowledged anything and need no guard.
+    pub fn guard_votes_after_restart(&mut self) {
+        if self.config.check_quorum {
+            self.restart_vote_guard = self.config.election_tick;
+        }
+    }
+
+    fn ignores_vote_after_restart(&self, wire: &RaftWireMessage) -> bool {
+        use raft::eraftpb::MessageType::{MsgRequestPreVote, MsgRequestVote};
+        let vote = matches!(wire.get_msg_type(), MsgRequestVote | MsgRequestPreVote);
+        self.restart_vote_guard > 0
+            && vote
+            && wire.term > self.term()
+            && wire.context.as_ref() != raft::CAMPAIGN_TRANSFER
     }
 
     /// Replaces raft-rs's `thread_rng` election timeout with one from the seeded rng.
@@ -182,6 +209,19 @@ impl<E: KvEngine> Peer<E> {
         if now.role == StateRole::Leader {
             assert_eq!(now.leader, self.peer_id.get(), "a leader leads itself");
         }
+    }
+
+    /// Remembers where a sender lives, unless the region says it lives elsewhere: a message
+    /// (stale or forged) never re-homes a member.
+    fn learn_peer(&mut self, from: &metapb::Peer) {
+        if from.id == 0 || from.store_id == 0 {
+            return;
+        }
+        if crate::raft::apply::moves_a_peer(self.region(), from.id, from.store_id).is_some() {
+            tracing::warn!(region_id = %self.region_id, peer = ?from, "message names a member on another store; not re-homing it");
+            return;
+        }
+        self.peer_cache.insert(from.id, *from);
     }
 
     fn refresh_peer_cache(&mut self) {
@@ -235,6 +275,12 @@ impl<E: KvEngine> Peer<E> {
     /// The current term.
     pub fn term(&self) -> u64 {
         self.raw.raft.term
+    }
+
+    /// The hard state (term, vote, commit) this peer has in memory; equal to the persisted
+    /// one once its last ready is persisted.
+    pub fn hard_state(&self) -> HardState {
+        self.raw.raft.hard_state()
     }
 
     /// The applied index.
@@ -327,9 +373,7 @@ impl<E: KvEngine> Peer<E> {
     /// Steps a Raft message from another peer.
     pub fn step(&mut self, message: RaftMessage) {
         if let Some(from) = &message.from_peer {
-            if from.id != 0 && from.store_id != 0 {
-                self.peer_cache.insert(from.id, *from);
-            }
+            self.learn_peer(from);
         }
         let wire = match RaftWireMessage::parse_from_bytes(&message.message) {
             Ok(wire) => wire,
@@ -338,6 +382,10 @@ impl<E: KvEngine> Peer<E> {
                 return;
             }
         };
+        if self.ignores_vote_after_restart(&wire) {
+            tracing::debug!(region_id = %self.region_id, from = wire.from, "restarted moments ago: ignoring a vote request");
+            return;
+        }
         if let Err(error) = self.raw.step(wire) {
             tracing::debug!(region_id = %self.region_id, %error, "raft rejected a message");
         }
@@ -346,6 +394,7 @@ impl<E: KvEngine> Peer<E> {
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self, now: Instant) {
+        self.restart_vote_guard = self.restart_vote_guard.saturating_sub(1);
         self.raw.tick();
         self.observe();
         self.ticks_since_gc += 1;

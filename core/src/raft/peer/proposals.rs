@@ -115,17 +115,13 @@ impl ProposalQueue {
 
     /// Proposals of a term below `term` that remain after an applied entry of `term`.
     fn drop_lower_terms(&mut self, term: u64) -> Vec<(Token, Settled)> {
+        // Terms never decrease along the queue (asserted on push): the lower-term
+        // proposals are a prefix, so this costs what it settles, not the queue's length.
         let mut settled = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.queue.len());
-        for proposal in self.queue.drain(..) {
-            if proposal.term < term {
-                self.bytes -= proposal.bytes;
-                settled.push((proposal.token, Settled::Stale));
-            } else {
-                kept.push_back(proposal);
-            }
+        while self.queue.front().is_some_and(|p| p.term < term) {
+            let proposal = self.pop_front().expect("front exists");
+            settled.push((proposal.token, Settled::Stale));
         }
-        self.queue = kept;
         settled
     }
 

@@ -15,7 +15,7 @@ use super::Peer;
 use crate::env::KvEngine;
 use crate::limits;
 use crate::planted::{self, PlantedBug};
-use crate::raft::apply::{check_ranges_in_region, split_region, write_op_ranges};
+use crate::raft::apply::{self, check_ranges_in_region, split_region, write_op_ranges};
 use crate::store::{AdminOutcome, RegionError, RequestHeader, Token};
 use crate::types::KeyRange;
 
@@ -232,9 +232,9 @@ impl<E: KvEngine> Peer<E> {
         change: ChangePeerRequest,
     ) -> Result<(), RegionError> {
         let conf_change = self.check_change_peer(&change)?;
-        let peer = change.peer.expect("checked");
         let last_before = self.last_index();
-        self.peer_cache.insert(peer.id, peer);
+        // The peer cache learns the new peer when the change applies (from the region),
+        // never from a proposal that may not commit.
         self.raw
             .propose_conf_change(Vec::new(), conf_change)
             .map_err(|error| invalid(format!("conf change refused: {error}")))?;
@@ -251,8 +251,16 @@ impl<E: KvEngine> Peer<E> {
         if peer.id == 0 || peer.store_id == 0 {
             return Err(invalid("peer and store ids must be non-zero"));
         }
-        if change_type == ConfChangeType::RemoveNode && peer.id == self.peer_id.get() {
-            return Err(invalid("transfer leadership before removing the leader"));
+        if let Some(moved) = apply::moves_a_peer(self.region(), peer.id, peer.store_id) {
+            return Err(invalid(moved));
+        }
+        let on_self = peer.id == self.peer_id.get();
+        if on_self && change_type != ConfChangeType::AddNode {
+            // Removing or demoting itself would leave the region leaderless until an
+            // election (and raft-rs steps a demoted leader down mid-term).
+            return Err(invalid(
+                "transfer leadership before removing or demoting the leader",
+            ));
         }
         let members = &self.region().peers;
         let same_store = members
@@ -283,6 +291,17 @@ impl<E: KvEngine> Peer<E> {
 
     /// On a leader, proposes compacting the applied log when it has grown past the GC
     /// threshold: up to the slowest follower, or past it when the log is over its limits.
+    /// The lowest index of a snapshot being sent to a follower, if any.
+    fn lowest_pending_snapshot(&self) -> Option<u64> {
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, progress)| progress.state == raft::ProgressState::Snapshot)
+            .map(|(_, progress)| progress.pending_snapshot)
+            .min()
+    }
+
     pub(super) fn maybe_compact_log(&mut self) {
         if !self.is_leader() {
             return;
@@ -302,7 +321,9 @@ impl<E: KvEngine> Peer<E> {
         let over_limit = applied - truncated > self.config.log_gc_count_limit
             || self.raw.store().entry_bytes() > self.config.log_gc_bytes_limit;
         let compact_index = if over_limit {
-            applied
+            // Past the slowest follower, but never past a snapshot in flight: its
+            // follower resumes from the snapshot's index, and would need another one.
+            applied.min(self.lowest_pending_snapshot().unwrap_or(applied))
         } else {
             slowest.unwrap_or(applied).min(applied)
         };

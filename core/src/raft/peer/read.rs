@@ -228,7 +228,12 @@ impl<E: KvEngine> Peer<E> {
         for batch in stale {
             self.start_read_round(batch.reads, now);
         }
-        if self.reads.lease_round_in_flight() || self.raw.raft.lead_transferee.is_some() {
+        let pointless =
+            !self.lease.can_earn(self.term()) || self.config.effective_lease().is_zero();
+        if pointless
+            || self.reads.lease_round_in_flight()
+            || self.raw.raft.lead_transferee.is_some()
+        {
             return;
         }
         let soon = now + self.config.tick_interval * 2;

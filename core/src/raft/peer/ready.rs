@@ -1,16 +1,17 @@
 //! Turning raft-rs Readies into effects.
 
-use crate::env::{Instant, KvEngine};
+use crate::env::{EngineError, Instant, KvEngine};
 use crate::raft::effects::{Effects, PeerEvent};
 
 use super::Peer;
 
 impl<E: KvEngine> Peer<E> {
-    /// Drains everything this peer has to do into `effects`.
-    pub fn poll(&mut self, effects: &mut Effects, now: Instant) {
+    /// Drains everything this peer has to do into `effects`. A storage error (while
+    /// applying) means the store must stop: effects of this poll must not be executed.
+    pub fn poll(&mut self, effects: &mut Effects, now: Instant) -> Result<(), EngineError> {
         self.flush_reads(now);
         if self.raw.has_ready() {
-            self.handle_ready(effects);
+            self.handle_ready(effects)?;
         }
         self.release_ready_reads(effects);
         self.take_snapshot_task(effects);
@@ -20,9 +21,10 @@ impl<E: KvEngine> Peer<E> {
                 region_id: self.region_id,
             });
         }
+        Ok(())
     }
 
-    fn handle_ready(&mut self, effects: &mut Effects) {
+    fn handle_ready(&mut self, effects: &mut Effects) -> Result<(), EngineError> {
         let mut ready = self.raw.ready();
         let leader_messages = self.wrap_messages(ready.take_messages());
         effects.send_now.extend(leader_messages);
@@ -55,8 +57,9 @@ impl<E: KvEngine> Peer<E> {
         effects.after_persist(self.region_id, number, persisted_messages);
         self.observe();
         self.on_read_states(read_states);
-        self.apply_committed(committed, effects);
+        self.apply_committed(committed, effects)?;
         self.observe();
+        Ok(())
     }
 
     /// Installs a snapshot from the leader: the region's data, log and state are replaced

@@ -16,7 +16,7 @@ use crate::env::{
     stage_log_op, Cf, KvEngine, MemEngine, RaftLogOp, SeededRng, SendError, Snapshot, Transport,
     WriteBatch, WriteOptions,
 };
-use crate::raft::RaftConfig;
+use crate::raft::{RaftConfig, INIT_LOG_INDEX, INIT_LOG_TERM};
 use crate::types::{RegionId, StoreId};
 
 /// Collects sent messages.
@@ -112,6 +112,34 @@ fn entry(index: u64, term: u64, cmd: &RaftCmd) -> Entry {
     }
 }
 
+/// Writes `entries` (from index 6, term 6) into region 1's log as committed, as a leader
+/// would have replicated them, so the next load applies them: how tests put commands that
+/// a proposal check would refuse in front of the apply path (the apply-time safety net).
+fn commit_to_log(engine: &MemEngine, entries: Vec<Entry>) {
+    let commit = entries.last().map_or(INIT_LOG_INDEX, |e| e.index);
+    let mut batch = WriteBatch::new();
+    let append = RaftLogOp::Append {
+        region: RegionId(1),
+        entries,
+        replaces_tail: false,
+    };
+    stage_log_op(&append, &mut batch);
+    let hard_state = HardState {
+        term: 6,
+        vote: 1,
+        commit,
+        ..Default::default()
+    };
+    stage_log_op(
+        &RaftLogOp::SetHardState {
+            region: RegionId(1),
+            hard_state,
+        },
+        &mut batch,
+    );
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+}
+
 /// A restart replays every committed, unapplied entry in one apply round. A CompactLog at
 /// the end of that backlog names an index the round applies before reaching it: it must
 /// compact (the applied index advances entry by entry), not trip an assertion against the
@@ -147,27 +175,7 @@ fn replay_of_a_backlog_ending_in_compact_log_compacts_instead_of_crash_looping()
         }),
     };
     entries.push(entry(21, 6, &compact));
-    let mut batch = WriteBatch::new();
-    let append = RaftLogOp::Append {
-        region: RegionId(1),
-        entries,
-        replaces_tail: false,
-    };
-    stage_log_op(&append, &mut batch);
-    let hard_state = HardState {
-        term: 6,
-        vote: 1,
-        commit: 21,
-        ..Default::default()
-    };
-    stage_log_op(
-        &RaftLogOp::SetHardState {
-            region: RegionId(1),
-            hard_state,
-        },
-        &mut batch,
-    );
-    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    commit_to_log(&engine, entries);
 
     let mut store = load(&engine);
     store.drive(&Collect::default()).unwrap();
@@ -267,7 +275,7 @@ fn demoting_the_sole_voter_is_refused_when_proposed() {
     });
     let answer = store.request(Token(1), request).expect("refused at once");
     assert!(
-        matches!(&answer, Response::Admin(Err(RegionError::Invalid(m))) if m.contains("refused")),
+        matches!(&answer, Response::Admin(Err(RegionError::Invalid(m))) if m.contains("demoting the leader")),
         "{answer:?}"
     );
     advance(&mut store, &transport, 3);
@@ -314,8 +322,16 @@ fn a_split_into_an_existing_region_id_is_refused_and_never_crashes() {
 fn loading_overlapping_regions_is_caught() {
     let engine = MemEngine::new();
     let mut batch = WriteBatch::new();
-    crate::raft::storage::stage_initial_region(&region(1, b"", b"m", vec![peer(1, 1)]), &mut batch);
-    crate::raft::storage::stage_initial_region(&region(2, b"k", b"", vec![peer(2, 1)]), &mut batch);
+    crate::raft::storage::stage_initial_region(
+        &region(1, b"", b"m", vec![peer(1, 1)]),
+        crate::raft::storage::initial_hard_state(),
+        &mut batch,
+    );
+    crate::raft::storage::stage_initial_region(
+        &region(2, b"k", b"", vec![peer(2, 1)]),
+        crate::raft::storage::initial_hard_state(),
+        &mut batch,
+    );
     engine.write(&batch, WriteOptions::SYNC).unwrap();
     let loaded = std::panic::catch_unwind(|| load(&engine));
     assert!(
@@ -363,3 +379,7 @@ fn a_destroyed_peer_id_is_never_recreated() {
     let reloaded = load(&engine);
     assert_eq!(reloaded.peers.len(), 1);
 }
+
+mod apply_safety;
+mod membership;
+mod restart;
