@@ -286,7 +286,10 @@ mod tests {
         assert!(cuts.cut(1, 2), "the first cut takes the link down");
         assert!(!cuts.cut(1, 2), "a second fault cuts it too");
         assert!(cuts.cut(2, 1), "the other direction is its own link");
-        assert!(!cuts.restore(1, 2), "one fault healed: still cut by the other");
+        assert!(
+            !cuts.restore(1, 2),
+            "one fault healed: still cut by the other"
+        );
         assert!(cuts.restore(1, 2), "both healed: the link is up");
         assert!(!cuts.restore(1, 2), "restoring an uncut link does nothing");
         assert_eq!(cuts.clear(), vec![(2, 1)]);

@@ -147,20 +147,38 @@ pub(super) async fn collect_reports(
     (reports, silent)
 }
 
-/// Every newest region has exactly one leader that all its reporting replicas agree on.
+/// Every newest region has exactly one leader that all its members agree on. Replicas on
+/// stores outside the newest peer list (removed while cut off, awaiting peer GC) are not
+/// members and may still name an old leader; they are listed in the message only.
 fn leaders_settled(reports: &[StoreReports]) -> Result<(), String> {
-    for (region_id, _) in newest_regions(reports) {
+    for (region_id, newest) in newest_regions(reports) {
         let mut leaders = BTreeSet::new();
-        for (_, regions) in reports {
-            for info in regions
-                .iter()
-                .filter(|info| info.region.as_ref().is_some_and(|r| r.id == region_id))
-            {
-                leaders.insert(info.leader.map(|leader| leader.id));
+        let mut seen = Vec::new();
+        for (store, regions) in reports {
+            for info in regions.iter() {
+                let Some(region) = info.region.as_ref().filter(|r| r.id == region_id) else {
+                    continue;
+                };
+                let leader = info.leader.map(|leader| leader.id);
+                let member = newest.peers.iter().any(|peer| peer.store_id == *store);
+                seen.push(format!(
+                    "store {store}{}: {:?} leader {leader:?}",
+                    if member { "" } else { " (not a member)" },
+                    region
+                        .region_epoch
+                        .as_ref()
+                        .map(|e| (e.conf_ver, e.version)),
+                ));
+                if member {
+                    leaders.insert(leader);
+                }
             }
         }
         if leaders.len() != 1 || leaders.contains(&None) {
-            return Err(format!("region {region_id}: leaders {leaders:?}"));
+            return Err(format!(
+                "region {region_id}: leaders {leaders:?} ({})",
+                seen.join("; ")
+            ));
         }
     }
     Ok(())

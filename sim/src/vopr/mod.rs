@@ -20,8 +20,8 @@ use ferrokv_core::planted::{self, PlantedBug};
 use ferrokv_core::types::fnv;
 use ferrokv_server::config::RaftSection;
 
-use nemesis::Nemesis;
 pub use failure::{Failure, FailureKind};
+use nemesis::Nemesis;
 pub use nemesis::{Fault, FaultMask, NemesisStats};
 use workload::{ClientTask, HealedAt, Progress};
 

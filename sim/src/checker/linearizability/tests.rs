@@ -310,7 +310,11 @@ fn unfiltered(events: &[Event]) -> Vec<(Call, bool)> {
                 op: event.op.clone(),
                 outcome: event.outcome.clone(),
                 invoked: event.invoked_ns,
-                completed: if unknown { u64::MAX } else { event.completed_ns },
+                completed: if unknown {
+                    u64::MAX
+                } else {
+                    event.completed_ns
+                },
             };
             (call, unknown)
         })
@@ -327,7 +331,11 @@ fn brute_step(state: &State, call: &Call) -> Option<State> {
 
 fn brute_force(calls: &[(Call, bool)]) -> bool {
     fn search(calls: &[(Call, bool)], done: &mut Vec<bool>, state: State) -> bool {
-        if done.iter().zip(calls).all(|(d, (_, optional))| *d || *optional) {
+        if done
+            .iter()
+            .zip(calls)
+            .all(|(d, (_, optional))| *d || *optional)
+        {
             return true;
         }
         for i in 0..calls.len() {
@@ -384,7 +392,7 @@ fn some_value(written: &[(u64, u64)], key: u64, roll: u64) -> u64 {
         .filter(|(k, _)| *k == key)
         .map(|(_, v)| *v)
         .collect();
-    if values.is_empty() || roll % 5 == 0 {
+    if values.is_empty() || roll.is_multiple_of(5) {
         return 999;
     }
     values[(roll as usize / 5) % values.len()]
@@ -416,11 +424,9 @@ fn history_of(shapes: &[(Shape, u8, u64, u64, u64)]) -> Vec<Event> {
         let base = 100 + 10 * i as u64;
         match shape {
             Shape::Put(k) | Shape::Cas(k, _) => written.push((*k, base)),
-            Shape::BatchPut(keys) => written.extend(
-                keys.iter()
-                    .enumerate()
-                    .map(|(j, k)| (*k, base + j as u64)),
-            ),
+            Shape::BatchPut(keys) => {
+                written.extend(keys.iter().enumerate().map(|(j, k)| (*k, base + j as u64)))
+            }
             _ => {}
         }
     }

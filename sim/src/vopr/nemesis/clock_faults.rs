@@ -59,13 +59,7 @@ impl Nemesis {
     pub(super) async fn clock_drift(&self, rng: &mut SeededRng) {
         let stores = self.healthy_stores();
         let id = stores[rng.below(stores.len() as u64) as usize];
-        if !self
-            .state
-            .lock()
-            .expect("nemesis lock")
-            .drifting
-            .insert(id)
-        {
+        if !self.state.lock().expect("nemesis lock").drifting.insert(id) {
             return self.noop(format!("clock drift: store {id} already drifts"));
         }
         let clock = self.cluster.stores[&id].clock.clone();

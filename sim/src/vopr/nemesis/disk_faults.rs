@@ -117,11 +117,7 @@ impl Nemesis {
         if !damaged {
             self.note(format!("restart store {id}: nothing to damage for {what}"));
             self.cluster.restart(id);
-            self.state
-                .lock()
-                .expect("nemesis lock")
-                .corrupt
-                .remove(&id);
+            self.state.lock().expect("nemesis lock").corrupt.remove(&id);
             self.release(id);
             return;
         }
