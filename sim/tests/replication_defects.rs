@@ -566,6 +566,46 @@ fn compaction_under_load_never_outruns_a_snapshot_in_flight() {
     assert_eq!(sent, Some(1), "one snapshot caught the follower up");
 }
 
+/// Review of R8: holding compaction for a snapshot in flight is bounded. A transfer that
+/// streams for minutes must not pin the leader's in-memory log without limit: at twice the
+/// limits the log is compacted anyway (the follower will need a newer snapshot).
+#[test]
+fn a_snapshot_stuck_in_flight_holds_the_log_only_up_to_twice_its_limits() {
+    let config = RaftConfig {
+        log_gc_count_threshold: 5,
+        log_gc_count_limit: 10,
+        log_gc_tick: 1,
+        ..RaftConfig::default()
+    };
+    let limit = config.log_gc_count_limit;
+    let mut c = Cluster::new(3, 41, config, NetConfig::default());
+    let leader = c.wait_for_leader(REGION, 10 * SECOND).unwrap();
+    let lagging = others(&c, leader)[0];
+    c.isolate(lagging);
+    for i in 0..40 {
+        c.put(&key(i), b"while-away", 5 * SECOND).unwrap();
+    }
+    c.network.heal();
+    c.network.add_delay(Box::new(|p: &Packet| {
+        (message_type(p) == Some(MessageType::MsgSnapshot)).then_some(50 * SECOND)
+    }));
+    let mut longest = 0;
+    for i in 40..200 {
+        c.put(&key(i), b"during-snapshot", 5 * SECOND).unwrap();
+        let leader = c.leader_of(REGION).expect("a leader");
+        let status = c
+            .regions(leader)
+            .into_iter()
+            .find(|r| r.region.id == REGION.get());
+        let status = status.expect("the leader's region");
+        longest = longest.max(status.applied_index - status.truncated.0);
+    }
+    assert!(
+        longest <= 2 * limit + 2,
+        "the leader kept {longest} applied entries, more than twice the limit of {limit}"
+    );
+}
+
 /// Review finding R11. In a term where a leader transfer started, no lease can be earned;
 /// the leader used to start an empty ReadIndex round (a heartbeat broadcast) every tick for
 /// the rest of the term anyway. Heartbeats stay at the heartbeat rate.

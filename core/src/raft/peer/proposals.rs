@@ -12,7 +12,8 @@
 //! - a snapshot covering its index means its entry may have applied inside the snapshot:
 //!   `OutcomeUnknown`, never a retryable error (a client retry could apply it twice).
 //!
-//! Invariants: indexes strictly increase along the queue; `bytes` is the sum of the queued
+//! Invariants: indexes strictly increase along the queue (a new leader's proposal displaces
+//! older-term ones at or past its index, answered unknown); `bytes` is the sum of the queued
 //! proposals' entry sizes.
 
 use std::collections::VecDeque;
@@ -29,7 +30,7 @@ pub(super) struct Proposal {
 }
 
 /// How a proposal ended, before the peer turns it into a response.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Settled {
     /// Its entry applied at `(index, term)`; the caller answers with the command's result.
     Applied,
@@ -55,18 +56,40 @@ impl ProposalQueue {
         self.bytes
     }
 
-    pub fn push(&mut self, proposal: Proposal) {
-        if let Some(last) = self.queue.back() {
+    /// Queues a proposal the leader just appended, and returns the queued proposals it
+    /// displaces: those at or past its index, which are of an older term (a later leader
+    /// overwrote their entries in this log, and this peer leads again). Their entries may
+    /// still commit through a leader that kept them, so they are answered unknown.
+    #[must_use = "displaced proposals must be answered"]
+    pub fn push(&mut self, proposal: Proposal) -> Vec<(Token, Settled)> {
+        let mut displaced = Vec::new();
+        while self
+            .queue
+            .back()
+            .is_some_and(|last| last.index >= proposal.index)
+        {
+            let last = self.queue.pop_back().expect("back exists");
             assert!(
-                last.index < proposal.index,
-                "proposal indexes increase: {} then {}",
+                last.term < proposal.term,
+                "a proposal's index is reused only by a later term: ({}, {}) then ({}, {})",
                 last.index,
-                proposal.index
+                last.term,
+                proposal.index,
+                proposal.term
             );
+            self.bytes -= last.bytes;
+            displaced.push((
+                last.token,
+                Settled::Unknown("a later leader replaced its entry in this log"),
+            ));
+        }
+        displaced.reverse();
+        if let Some(last) = self.queue.back() {
             assert!(last.term <= proposal.term, "proposal terms never decrease");
         }
         self.bytes += proposal.bytes;
         self.queue.push_back(proposal);
+        displaced
     }
 
     fn pop_front(&mut self) -> Option<Proposal> {
@@ -144,14 +167,40 @@ mod tests {
     fn queue(entries: &[(u64, u64)]) -> ProposalQueue {
         let mut queue = ProposalQueue::default();
         for (n, &(index, term)) in entries.iter().enumerate() {
-            queue.push(Proposal {
+            let displaced = queue.push(Proposal {
                 index,
                 term,
                 token: Token(n as u64),
                 bytes: 10,
             });
+            assert!(displaced.is_empty());
         }
         queue
+    }
+
+    #[test]
+    fn a_new_leaders_proposal_displaces_older_term_proposals_at_or_past_its_index() {
+        // We proposed 10-12 in term 5, a term-6 leader overwrote 10 in our log (truncating
+        // 11 and 12), and we lead again in term 7 with our no-op at 11: the next proposal
+        // lands at 12 while the queue still holds (11, 5) and (12, 5). Those entries are gone
+        // from our log but may still commit through a leader that kept them: unknown.
+        let mut q = queue(&[(10, 5), (11, 5), (12, 5)]);
+        let displaced = q.push(Proposal {
+            index: 12,
+            term: 7,
+            token: Token(9),
+            bytes: 10,
+        });
+        let unknown = Settled::Unknown("a later leader replaced its entry in this log");
+        assert_eq!(displaced, vec![(Token(2), unknown)]);
+        assert_eq!((q.len(), q.bytes()), (3, 30));
+        // (11, 5) stays: our term-7 no-op at 11 is not a proposal. The committed (10, 6)
+        // settles both term-5 proposals: nothing after it can be of a lower term.
+        assert_eq!(
+            q.on_applied(10, 6),
+            vec![(Token(0), Settled::Stale), (Token(1), Settled::Stale)]
+        );
+        assert_eq!(q.on_applied(12, 7), vec![(Token(9), Settled::Applied)]);
     }
 
     #[test]
@@ -184,7 +233,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "proposal indexes increase")]
+    #[should_panic(expected = "reused only by a later term")]
     fn out_of_order_proposals_are_a_bug() {
         queue(&[(5, 2), (5, 2)]);
     }

@@ -99,12 +99,16 @@ impl<E: KvEngine> Peer<E> {
             "a leader appends in its own term"
         );
         if let Some(token) = token {
-            self.proposals.push(Proposal {
+            let displaced = self.proposals.push(Proposal {
                 index,
                 term,
                 token,
                 bytes,
             });
+            for (token, settled) in displaced {
+                let response = self.settled_response(settled, None);
+                self.answers.push((token, response));
+            }
         }
     }
 
@@ -289,8 +293,6 @@ impl<E: KvEngine> Peer<E> {
         Ok(conf_change)
     }
 
-    /// On a leader, proposes compacting the applied log when it has grown past the GC
-    /// threshold: up to the slowest follower, or past it when the log is over its limits.
     /// The lowest index of a snapshot being sent to a follower, if any.
     fn lowest_pending_snapshot(&self) -> Option<u64> {
         self.raw
@@ -302,6 +304,12 @@ impl<E: KvEngine> Peer<E> {
             .min()
     }
 
+    /// On a leader, proposes compacting the applied log when it has grown past the GC
+    /// threshold: up to the slowest follower; past it when the log is over its limits, but
+    /// not past a snapshot in flight (its follower resumes from the snapshot's index and
+    /// would need another one); and past everything once the log is twice over its limits,
+    /// so a snapshot that streams for minutes cannot hold the log in memory without bound
+    /// (its follower then needs a new snapshot, as in TiKV's forced log GC).
     pub(super) fn maybe_compact_log(&mut self) {
         if !self.is_leader() {
             return;
@@ -318,11 +326,14 @@ impl<E: KvEngine> Peer<E> {
             .iter()
             .map(|(_, progress)| progress.matched)
             .min();
-        let over_limit = applied - truncated > self.config.log_gc_count_limit
-            || self.raw.store().entry_bytes() > self.config.log_gc_bytes_limit;
-        let compact_index = if over_limit {
-            // Past the slowest follower, but never past a snapshot in flight: its
-            // follower resumes from the snapshot's index, and would need another one.
+        let over_limits = |factor: u64| {
+            applied - truncated > self.config.log_gc_count_limit.saturating_mul(factor)
+                || self.raw.store().entry_bytes()
+                    > self.config.log_gc_bytes_limit.saturating_mul(factor)
+        };
+        let compact_index = if over_limits(2) {
+            applied
+        } else if over_limits(1) {
             applied.min(self.lowest_pending_snapshot().unwrap_or(applied))
         } else {
             slowest.unwrap_or(applied).min(applied)
