@@ -25,6 +25,10 @@ const RAFT_BATCH_MAX: usize = 512;
 const REQUEST_BATCH_MAX: usize = 256;
 
 /// The node: a store, its mailbox and its timers.
+/// Consecutive loop passes that may skip waiting because the store has work left; a store
+/// that reports work for longer is livelocked, and the loop sleeps until its next tick.
+const WORK_PASSES_BEFORE_SLEEP: u32 = 1_000;
+
 pub struct Node<E: KvEngine, T: Transport> {
     store: Store<E>,
     transport: T,
@@ -64,27 +68,37 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
     /// Runs until every handle is dropped or storage fails.
     pub async fn run(mut self) -> Result<(), EngineError> {
         let mut next_tick = self.clock.now() + self.tick_interval;
+        let mut passes_with_work = 0u32;
         loop {
-            // Work left over from the last drive runs at once, after any queued inputs.
-            let wait = if self.store.has_work() {
-                Duration::ZERO
-            } else {
-                self.clock.runtime_until(next_tick)
-            };
             let mut handled = 0;
-            tokio::select! {
-                biased;
-                _ = tokio::time::sleep(wait) => {}
-                input = self.raft_lane.recv() => {
-                    if let Some(input) = input {
-                        self.on_raft(input);
+            if self.store.has_work() && passes_with_work < WORK_PASSES_BEFORE_SLEEP {
+                // Work left over from the last drive runs at once, after any queued inputs
+                // (a zero sleep would wait for the timer's next millisecond).
+                passes_with_work += 1;
+                tokio::task::yield_now().await;
+            } else {
+                if passes_with_work >= WORK_PASSES_BEFORE_SLEEP {
+                    tracing::warn!(
+                        passes_with_work,
+                        "store keeps reporting work; sleeping a tick"
+                    );
+                }
+                passes_with_work = 0;
+                let wait = self.clock.runtime_until(next_tick);
+                tokio::select! {
+                    biased;
+                    _ = tokio::time::sleep(wait) => {}
+                    input = self.raft_lane.recv() => {
+                        if let Some(input) = input {
+                            self.on_raft(input);
+                            handled += 1;
+                        }
+                    }
+                    input = self.request_lane.recv() => {
+                        let Some(input) = input else { return Ok(()) };
+                        self.on_request(input);
                         handled += 1;
                     }
-                }
-                input = self.request_lane.recv() => {
-                    let Some(input) = input else { return Ok(()) };
-                    self.on_request(input);
-                    handled += 1;
                 }
             }
             handled += self.drain();

@@ -10,7 +10,8 @@
 //! Every failure has a kind: violation (a checker), liveness, convergence, panic, exhausted
 //! (a budget ran out) or nondeterminism (`--twice`). With `--expect KIND` (for a planted
 //! bug; `--expect-violation` is `--expect violation`) the run passes only if at least one
-//! seed fails with that kind: CI uses it to show the checkers can fail, and that each
+//! seed fails with that kind (and, with `--expect-detail TEXT`, a detail containing TEXT, so
+//! a planted bug caught as a panic is caught by its own assertion): CI uses it to show the checkers can fail, and that each
 //! planted bug is caught the way it should be. Failing seeds leave their history (EDN) and
 //! nemesis log under `--out` (default `target/vopr`). Build with `RUSTFLAGS="--cfg madsim"`;
 //! `ci/sim.sh` does.

@@ -21,6 +21,9 @@ pub struct Options {
     planted_bug: Option<PlantedBug>,
     /// The failure kind a planted bug must produce in at least one seed.
     expect: Option<FailureKind>,
+    /// Text the expected failure's detail must contain (`--expect-detail`): a planted bug
+    /// caught as a panic must be caught by its own assertion, not by any panic.
+    expect_detail: Option<String>,
     swarm: bool,
     faults: Option<FaultMask>,
     twice: bool,
@@ -46,6 +49,7 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
         jobs: 1,
         planted_bug: None,
         expect: None,
+        expect_detail: None,
         swarm: false,
         faults: None,
         twice: false,
@@ -83,6 +87,7 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             "--planted-bug" => options.planted_bug = Some(parse_bug(&value()?)?),
             "--expect-violation" => options.expect = Some(FailureKind::Violation),
             "--expect" => options.expect = Some(FailureKind::from_name(&value()?)?),
+            "--expect-detail" => options.expect_detail = Some(value()?),
             "--out" => options.out = PathBuf::from(value()?),
             "--swarm" => options.swarm = true,
             "--faults" => options.faults = Some(FaultMask::parse(&value()?)?),
@@ -102,6 +107,9 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             "--sim-minutes {} is longer than {longest:.1}: workload writes carry a TTL the checker does not model, and must not expire during a run",
             options.sim_minutes
         ));
+    }
+    if options.expect_detail.is_some() && options.expect.is_none() {
+        return Err("--expect-detail needs --expect".into());
     }
     if options.expect.is_some() && options.planted_bug.is_none() {
         return Err("--expect/--expect-violation need --planted-bug".into());
@@ -129,6 +137,9 @@ fn replay_command(options: &Options, seed: u64) -> String {
     }
     if let Some(kind) = options.expect {
         command.push_str(&format!(" --expect {kind}"));
+    }
+    if let Some(detail) = &options.expect_detail {
+        command.push_str(&format!(" --expect-detail {detail:?}"));
     }
     command
 }
@@ -220,16 +231,28 @@ struct Totals {
     calls: usize,
     faults: BTreeMap<String, u64>,
     faults_noop: u64,
+    /// Seeds that failed the way `--expect` (and `--expect-detail`) asked.
+    caught: usize,
+}
+
+/// Whether a seed's failure is the one a planted bug must produce.
+fn is_expected(options: &Options, failure: &Failure) -> bool {
+    options.expect == Some(failure.kind)
+        && options
+            .expect_detail
+            .as_ref()
+            .is_none_or(|detail| failure.detail.contains(detail.as_str()))
 }
 
 fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) {
     let status = match (&report.failure, options.expect) {
         (None, None) => "ok".to_string(),
-        (Some(failure), Some(kind)) if failure.kind == kind => {
+        (Some(failure), Some(kind)) if is_expected(options, failure) => {
             format!("{kind} found as expected: {}", failure.detail)
         }
         (Some(failure), Some(kind)) => {
-            format!("failed, but not with the expected kind {kind}: {failure}")
+            let detail = options.expect_detail.as_deref().unwrap_or("");
+            format!("failed, but not as the expected {kind} {detail:?}: {failure}")
         }
         (None, Some(kind)) => format!("no {kind} in this seed"),
         (Some(failure), None) => format!("FAILED: {failure}"),
@@ -284,6 +307,7 @@ pub fn run(options: Options) -> bool {
                 totals.failed += usize::from(!ok);
                 if let Some(failure) = &report.failure {
                     *totals.kinds.entry(failure.kind).or_default() += 1;
+                    totals.caught += usize::from(is_expected(&options, failure));
                 }
                 totals.sim_secs += report.simulated_secs;
                 totals.calls += report.calls;
@@ -334,7 +358,7 @@ fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
         totals.faults_noop as f64 / seeds
     );
     if let (Some(bug), Some(kind)) = (options.planted_bug, options.expect) {
-        let caught = totals.kinds.get(&kind).copied().unwrap_or(0);
+        let caught = totals.caught;
         println!(
             "vopr: planted bug {} caught (as {kind}) by {caught} of {} seeds",
             bug.name(),

@@ -40,7 +40,10 @@ impl Nemesis {
     pub(super) async fn power_loss(&self, rng: &mut SeededRng) {
         {
             let mut state = self.state.lock().expect("nemesis lock");
-            if state.power_loss || !state.busy.is_empty() {
+            // A corrupt store stays claimed for the rest of the run (it never restarts);
+            // power loss hits the others.
+            let held = state.busy.iter().any(|id| !state.corrupt.contains(id));
+            if state.power_loss || held {
                 drop(state);
                 return self.noop("power loss: other faults hold stores".into());
             }
