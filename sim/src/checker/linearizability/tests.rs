@@ -477,3 +477,39 @@ proptest! {
         prop_assert_eq!(found, expected, "{:?}", events);
     }
 }
+
+#[test]
+fn an_observed_unknown_write_must_land_before_its_first_observer_returns() {
+    let events = [
+        event(1, Op::Put(1, 7), Outcome::Unknown, 0, 5),
+        event(2, Op::Get(1), Outcome::Read(Some(7)), 40, 50),
+        event(
+            3,
+            Op::BatchGet(vec![1]),
+            Outcome::Pairs(vec![(1, 7)]),
+            20,
+            30,
+        ),
+        event(4, Op::Put(2, 8), Outcome::Unknown, 10, 15),
+        event(4, cas(2, Some(9), 10), Outcome::Unknown, 60, 70),
+    ];
+    let refs: Vec<&Event> = events.iter().collect();
+    let calls = calls_of(&refs);
+    let window = |op: &Op| calls.iter().find(|c| &c.op == op).map(|c| c.completed);
+    assert_eq!(
+        window(&Op::Put(1, 7)),
+        Some(30),
+        "ends at the earliest observer's return"
+    );
+    assert_eq!(
+        window(&Op::Put(2, 8)),
+        None,
+        "an unseen unknown write is dropped"
+    );
+    // The unknown CAS wrote 10, which no call saw: dropped like any unseen write.
+    assert_eq!(
+        window(&cas(2, Some(9), 10)),
+        None,
+        "its new value is unseen too"
+    );
+}
