@@ -34,6 +34,11 @@ impl<E: KvEngine> Store<E> {
     /// deadline passed. A storage error is returned and the store must stop: its in-memory
     /// state may be ahead of the disk.
     pub fn drive<T: Transport>(&mut self, transport: &T) -> Result<DriveOutput, EngineError> {
+        assert!(
+            !self.failed,
+            "store {}: driven again after a storage failure; reload it from disk",
+            self.store_id
+        );
         let mut output = DriveOutput::default();
         let outgoing = std::mem::take(&mut self.outgoing);
         self.send(outgoing, transport);
@@ -150,7 +155,8 @@ impl<E: KvEngine> Store<E> {
         }
     }
 
-    pub(super) fn engine_error(&self, error: EngineError) -> EngineError {
+    pub(super) fn engine_error(&mut self, error: EngineError) -> EngineError {
+        self.failed = true;
         tracing::error!(store_id = %self.store_id, %error, "storage failed; the store stops");
         error
     }

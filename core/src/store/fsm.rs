@@ -86,6 +86,9 @@ pub struct Store<E: KvEngine> {
     /// Answers produced outside a drive (a destroyed stale peer's requests).
     pub(super) store_answers: Vec<(Token, Response)>,
     pub(super) trace: u64,
+    /// Set when a drive failed on storage: the in-memory state may be ahead of the disk,
+    /// so the store must be dropped and reloaded, never driven again.
+    pub(super) failed: bool,
 }
 
 impl<E: KvEngine> Store<E> {
@@ -112,6 +115,7 @@ impl<E: KvEngine> Store<E> {
             outgoing: Vec::new(),
             store_answers: Vec::new(),
             trace: crate::types::fnv::FNV_OFFSET,
+            failed: false,
         };
         for found in scan_regions(&engine, store_id.get())? {
             match found {

@@ -49,6 +49,10 @@ fn a_storage_error_while_applying_stops_the_store_and_writes_nothing() {
         "no half-applied command"
     );
     assert_eq!(load(&engine).regions()[0].applied_index, INIT_LOG_INDEX);
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = store.drive(&Collect::default());
+    }));
+    assert!(again.is_err(), "a failed store refuses to be driven again");
 }
 
 /// Review finding R3: a committed delete-range with start > end (which a proposal check
