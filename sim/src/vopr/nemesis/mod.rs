@@ -428,10 +428,12 @@ impl Nemesis {
     }
 
     /// Picks a fault; the classic stale-read setups (a deposed leader that clients still
-    /// reach) come up three times as often as the others.
+    /// reach) come up three times as often as the others, PD faults (few among many, in
+    /// seeds with PD only) twice.
     fn weighted_pick(faults: &[Fault], rng: &mut SeededRng) -> Fault {
         let weight = |fault: &Fault| match fault {
             Fault::MinorityLeader | Fault::TransferThenCut => 3,
+            fault if fault.is_pd() => 2,
             _ => 1,
         };
         let total: u64 = faults.iter().map(weight).sum();

@@ -100,28 +100,42 @@ impl Nemesis {
         self.release_pd_outage(id);
     }
 
-    /// Jumps one PD member's wall clock back (up to a minute) or forward (up to 10 s) for a
-    /// while, then takes the skew back. Timestamps must keep increasing across any failover
-    /// meanwhile.
+    /// Jumps one PD member's wall clock, or every follower's (the leader's clock ran ahead
+    /// of the others), back (up to a minute) or forward (up to 10 s) for a while, then takes
+    /// the skew back. Timestamps must keep increasing across any failover meanwhile.
     pub(super) async fn pd_clock(&self, rng: &mut SeededRng) {
         let members: Vec<u64> = self.pd().members.keys().copied().collect();
-        let id = members[rng.below(members.len() as u64) as usize];
-        if !self.state.lock().expect("nemesis lock").pd_busy.insert(id) {
-            return self.noop(format!("PD clock: member {id} busy"));
+        let chosen: Vec<u64> = match self.pd_leader().await.filter(|_| rng.ratio(1, 2)) {
+            Some(leader) => members.into_iter().filter(|m| *m != leader).collect(),
+            None => vec![members[rng.below(members.len() as u64) as usize]],
+        };
+        {
+            let mut state = self.state.lock().expect("nemesis lock");
+            if chosen.iter().any(|id| state.pd_busy.contains(id)) {
+                drop(state);
+                return self.noop(format!("PD clock: members {chosen:?} busy"));
+            }
+            state.pd_busy.extend(chosen.iter().copied());
         }
         let jump = if rng.ratio(2, 3) {
             -(rng.range(1_000, 60_000) as i64)
         } else {
             rng.range(100, 10_000) as i64
         };
-        let clock = self.pd().members[&id].clock.clone();
         self.count(Fault::PdClock);
-        self.note(format!("PD member {id} wall clock jumps {jump} ms"));
-        clock.skew_wall_clock(jump);
+        self.note(format!("PD members {chosen:?}: wall clock jumps {jump} ms"));
+        for id in &chosen {
+            self.pd().members[id].clock.skew_wall_clock(jump);
+        }
         tokio::time::sleep(secs(rng, 2, 15)).await;
-        clock.skew_wall_clock(-jump);
-        self.note(format!("PD member {id} wall clock corrected"));
-        self.state.lock().expect("nemesis lock").pd_busy.remove(&id);
+        for id in &chosen {
+            self.pd().members[id].clock.skew_wall_clock(-jump);
+        }
+        self.note(format!("PD members {chosen:?}: wall clock corrected"));
+        let mut state = self.state.lock().expect("nemesis lock");
+        for id in &chosen {
+            state.pd_busy.remove(id);
+        }
     }
 
     /// A store down past `STORE_DOWN_MS`: PD must rebuild its replicas on the others
