@@ -4,6 +4,8 @@
 #   ci/sim.sh --seed 17 --sim-minutes 5           # replay seed 17 bit for bit
 #   ci/sim.sh --seeds 64 --planted-bug stale-reads   # show the simulator catches a planted bug
 # Every fault kind is enabled by default; --swarm lets each seed pick a random subset.
+# Half the seeds (each seed picks) run with a Placement Driver: 3 real PD members, stores
+# joining through them, PD faults and the TSO checker; --pd forces it, --no-pd forbids it.
 # Other flags: --first-seed S, --jobs J (default: CPU count), --swarm, --twice,
 # --verbose, --no-buggify, --out DIR. Set VOPR_PROFILE=dev for a debug build.
 # Builds with RUSTFLAGS="--cfg madsim" into target/sim (separate from normal builds).

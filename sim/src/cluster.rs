@@ -4,7 +4,9 @@
 //! nemesis's control). Only under `--cfg madsim`.
 //!
 //! The first region is bootstrapped on the first `voters` stores; the others start empty,
-//! as spares for membership changes.
+//! as spares for membership changes. Or (`SimCluster::with_pd`) the stores joined through
+//! real PD members (`pd_cluster`): then they are keyed by the id PD gave them, and the
+//! members stay reachable through `pd`, so every store fault works the same either way.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,6 +20,7 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 
 use crate::engine::{CrashTail, SimDisk, SimEngine};
+use crate::pd_cluster::PdCluster;
 
 /// gRPC port every simulated store listens on.
 pub const STORE_PORT: u16 = 20160;
@@ -45,6 +48,8 @@ pub struct SimCluster {
     pub past_traces: Mutex<Vec<(u64, u64)>>,
     /// How many faults currently cut each one-way store link.
     cuts: Mutex<LinkCuts>,
+    /// The Placement Driver the stores joined through (`None`: a static bootstrap).
+    pub pd: Option<PdCluster>,
 }
 
 /// Reference counts of one-way link cuts: two overlapping faults may cut the same link,
@@ -162,6 +167,34 @@ impl SimCluster {
             stores,
             past_traces: Mutex::new(Vec::new()),
             cuts: Mutex::new(LinkCuts::default()),
+            pd: None,
+        }
+    }
+
+    /// The stores of `pd` (every one registered: `ids` maps each store index to the id PD
+    /// gave it), keyed by their PD store id; `pd` keeps its members.
+    pub fn with_pd(pd: PdCluster, ids: &BTreeMap<u64, u64>) -> SimCluster {
+        let stores = pd
+            .stores
+            .iter()
+            .map(|(index, machine)| {
+                let id = ids[index];
+                let store = SimStore {
+                    id,
+                    addr: machine.addr.clone(),
+                    disk: machine.disk.clone(),
+                    clock: machine.clock.clone(),
+                    node: machine.node.clone(),
+                };
+                (id, store)
+            })
+            .collect();
+        SimCluster {
+            handle: Handle::current(),
+            stores,
+            past_traces: Mutex::new(Vec::new()),
+            cuts: Mutex::new(LinkCuts::default()),
+            pd: Some(pd),
         }
     }
 

@@ -37,7 +37,7 @@ pub struct Machine {
     pub disk: SimDisk,
     /// Its clock.
     pub clock: ClockControl,
-    node: NodeHandle,
+    pub(crate) node: NodeHandle,
 }
 
 /// What the cluster is made of.
@@ -254,19 +254,56 @@ impl PdCluster {
         NetSim::current().unclog_node(self.members[&id].node.id());
     }
 
-    /// Store index -> store id, from PD's store list (matched by address).
-    pub async fn store_ids(&self, pd: &PdClient) -> BTreeMap<u64, u64> {
-        let Ok(stores) = pd.get_all_stores(true).await else {
-            return BTreeMap::new();
-        };
-        let mut ids = BTreeMap::new();
-        for (index, machine) in &self.stores {
-            if let Some(store) = stores.iter().find(|s| s.address == machine.addr) {
-                ids.insert(*index, store.id);
+    /// Cuts PD member `id` off the other members, both ways, while clients and stores still
+    /// reach it (a deposed leader that keeps answering).
+    pub fn cut_member_from_members(&self, id: u64) {
+        self.member_links(id, |net, a, b| net.clog_link(a, b));
+    }
+
+    /// Restores every link between PD member `id` and the other members.
+    pub fn restore_member_links(&self, id: u64) {
+        self.member_links(id, |net, a, b| net.unclog_link(a, b));
+    }
+
+    fn member_links(
+        &self,
+        id: u64,
+        act: impl Fn(&NetSim, madsim::task::NodeId, madsim::task::NodeId),
+    ) {
+        let net = NetSim::current();
+        let me = self.members[&id].node.id();
+        for (other, member) in &self.members {
+            if *other != id {
+                act(&net, me, member.node.id());
+                act(&net, member.node.id(), me);
             }
         }
-        ids
     }
+
+    /// Store index -> store id, from PD's store list (matched by address).
+    pub async fn store_ids(&self, pd: &PdClient) -> BTreeMap<u64, u64> {
+        store_ids(pd, &self.store_addrs()).await
+    }
+
+    /// Store index -> address.
+    pub fn store_addrs(&self) -> BTreeMap<u64, String> {
+        let addrs = self.stores.iter();
+        addrs.map(|(index, m)| (*index, m.addr.clone())).collect()
+    }
+}
+
+/// Store index -> store id for the stores at `addrs` (index -> address) that PD lists.
+pub async fn store_ids(pd: &PdClient, addrs: &BTreeMap<u64, String>) -> BTreeMap<u64, u64> {
+    let Ok(stores) = pd.get_all_stores(true).await else {
+        return BTreeMap::new();
+    };
+    let mut ids = BTreeMap::new();
+    for (index, addr) in addrs {
+        if let Some(store) = stores.iter().find(|s| s.address == *addr) {
+            ids.insert(*index, store.id);
+        }
+    }
+    ids
 }
 
 /// The PD leader's member id as `GetMembers` reports it.

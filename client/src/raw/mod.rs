@@ -169,6 +169,12 @@ impl RawClient {
     /// A client whose routes and store addresses come from PD.
     pub fn with_pd(pd: Arc<PdClient>, timeout: Duration, attempt_timeout: Duration) -> RawClient {
         let config = RawConfig::new(BTreeMap::new(), timeout, attempt_timeout);
+        RawClient::with_pd_config(pd, config)
+    }
+
+    /// A client whose routes come from PD, with `config`'s deadlines and first attempts
+    /// (store addresses it lists are used as given; the others are learned from PD).
+    pub fn with_pd_config(pd: Arc<PdClient>, config: RawConfig) -> RawClient {
         RawClient {
             pd: Some(pd),
             ..RawClient::new(config)

@@ -7,7 +7,10 @@
 //! its newest epoch at the same applied index and data hash, all within `LIVENESS_BUDGET`
 //! of simulated time. Then one final write per key group must be acknowledged and every key
 //! read back definitely, so the history ends on a known state the checker must explain. A
-//! store whose disk was corrupted must *not* answer: it has to refuse to start.
+//! store whose disk was corrupted must *not* answer: it has to refuse to start. With PD,
+//! settling also means every region is back to full replica count on live stores (PD
+//! rebuilt the replicas of any store down past its timeout), and PD must hand out a
+//! timestamp after healing.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -97,7 +100,7 @@ async fn settle(
         let (reports, silent) = collect_reports(cluster, corrupt).await;
         let verdict = match silent.first() {
             Some(store) => Err(Failure::liveness(format!("store {store} does not answer"))),
-            None => settled(&reports, corrupt),
+            None => settled(&reports, corrupt, cluster.pd.is_some()),
         };
         match verdict {
             Ok(()) => return Ok(()),
@@ -112,10 +115,16 @@ async fn settle(
     }
 }
 
-/// Settled: every region led (else a liveness failure), every peer present and every
-/// replica caught up with the same data (else a convergence failure).
-fn settled(reports: &[StoreReports], corrupt: &BTreeSet<u64>) -> Result<(), Failure> {
+/// Settled: every region led (else a liveness failure), with PD every region back to full
+/// replica count on live stores (else a liveness failure: PD did not rebuild them), every
+/// peer present and every replica caught up with the same data (else a convergence
+/// failure).
+fn settled(reports: &[StoreReports], corrupt: &BTreeSet<u64>, pd: bool) -> Result<(), Failure> {
     leaders_settled(reports).map_err(Failure::liveness)?;
+    if pd {
+        super::pd_mode::replicas_rebuilt(reports, corrupt)
+            .map_err(|why| Failure::liveness(format!("replicas not rebuilt: {why}")))?;
+    }
     check_peers_present(reports, corrupt).map_err(Failure::convergence)?;
     check_convergence(reports, true).map_err(Failure::convergence)
 }
@@ -235,6 +244,13 @@ pub(super) async fn final_checks(
             }
         };
         record(Op::Get(key), outcome, invoked_ns);
+    }
+    if let Some(pd) = &cluster.pd {
+        if let Err(error) = pd.pd_client().tso(1).await {
+            failure.get_or_insert(Failure::liveness(format!(
+                "PD handed out no timestamp after healing: {error}"
+            )));
+        }
     }
     for id in &corrupt {
         if store_report(&cluster.stores[id].addr, false)

@@ -5,10 +5,17 @@
 //! must finish and every store must converge; and a final judgement of the history
 //! (linearizability per key group), the regions (no gap or overlap) and the replicas
 //! (identical applied state, every peer of every region present). Only under `--cfg madsim`.
+//!
+//! A seed may run with a Placement Driver (`pd_mode`): three real PD members, stores that
+//! join through them, PD faults, timestamp takers judged by the TSO checker, and a final
+//! check that every region is back to full replica count on live stores. `--pd` forces it,
+//! `--no-pd` forbids it; by default a seed picks it with probability 1/2 from a stream of
+//! its own (`PD_STREAM`), so a seed without PD draws and does exactly what it always did.
 
 mod failure;
 mod liveness;
 pub mod nemesis;
+mod pd_mode;
 mod workload;
 
 use std::sync::atomic::AtomicBool;
@@ -23,6 +30,7 @@ use ferrokv_server::config::RaftSection;
 pub use failure::{Failure, FailureKind};
 use nemesis::Nemesis;
 pub use nemesis::{Fault, FaultMask, NemesisStats};
+pub use pd_mode::PdStats;
 use workload::{ClientTask, HealedAt, Progress};
 
 use crate::checker::linearizability::{self, Verdict};
@@ -62,6 +70,9 @@ pub struct SeedConfig {
     pub planted_bug: Option<PlantedBug>,
     /// Forbid buggify even if the seed would enable it (for triage).
     pub no_buggify: bool,
+    /// Run with a Placement Driver (`Some(true)`), without (`Some(false)`), or as the seed
+    /// picks (`None`: one seed in two).
+    pub pd: Option<bool>,
 }
 
 impl SeedConfig {
@@ -105,6 +116,8 @@ pub struct SeedReport {
     pub nemesis_stats: NemesisStats,
     /// The fault set the seed ran with.
     pub faults: String,
+    /// What PD did, in a seed with PD.
+    pub pd: Option<PdStats>,
 }
 
 struct Shape {
@@ -116,6 +129,19 @@ struct Shape {
     raft: RaftSection,
     faults: FaultMask,
     buggify: bool,
+    /// Stores join through a Placement Driver.
+    pd: bool,
+}
+
+/// The random stream a seed picks PD mode and PD faults from (apart from the main stream,
+/// which a seed without PD uses exactly as before PD mode existed).
+const PD_STREAM: u64 = 0x5044;
+
+/// Whether `config`'s seed runs with PD.
+pub fn runs_with_pd(config: &SeedConfig) -> bool {
+    config
+        .pd
+        .unwrap_or_else(|| SeededRng::new(config.seed).fork(PD_STREAM).ratio(1, 2))
 }
 
 fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
@@ -130,7 +156,16 @@ fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
         .clone()
         .unwrap_or_else(|| FaultMask::swarm(rng));
     let buggify = rng.ratio(4, 5) && !config.no_buggify;
+    let pd = runs_with_pd(config);
+    let mut pd_rng = SeededRng::new(config.seed).fork(PD_STREAM + 1);
+    let (stores, faults) = match (pd, config.faults.is_some()) {
+        // PD rebuilds the replicas of a store down for long: it needs a spare store.
+        (true, false) => (stores.max(4), faults.with_pd_swarm(&mut pd_rng)),
+        (true, true) => (stores.max(4), faults),
+        (false, _) => (stores, faults.without_pd()),
+    };
     Shape {
+        pd,
         stores,
         voters: 3,
         clients: rng.range(3, 9),
@@ -150,10 +185,18 @@ pub fn run_seed(config: &SeedConfig) -> SeedReport {
     if let Err(error) = config.check() {
         panic!("{error}");
     }
-    let runtime =
-        madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+    // A fresh thread per run: std seeds its `HashMap` keys once per thread, from the first
+    // `getrandom` (which madsim answers from the seed's random stream). On a thread that
+    // already ran a seed, nothing is drawn, the stream shifts, and the second run of a seed
+    // differed from the first (seed 16 with PD, whose RPC stack builds hash maps).
     let config = config.clone();
-    runtime.block_on(simulate(config))
+    let run = std::thread::spawn(move || {
+        let runtime =
+            madsim::runtime::Runtime::with_seed_and_config(config.seed, madsim::Config::default());
+        runtime.block_on(simulate(config))
+    });
+    run.join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// What the clients share with the phases.
@@ -169,20 +212,36 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     let mut rng = SeededRng::new(config.seed);
     let shape = shape(&config, &mut rng);
     ferrokv_server::buggify::set_enabled(shape.buggify);
-    let cluster = Arc::new(SimCluster::start(
-        shape.stores,
-        shape.voters,
-        shape.raft.clone(),
-    ));
-    for store in cluster.stores.values() {
-        store
-            .clock
-            .set_rate_ppm(nemesis::rate_within_bound(&mut rng));
-    }
-    let control = cluster.client_node("control", 250);
+    let (cluster, control) = if shape.pd {
+        let mut pd_rng = rng.fork(PD_STREAM);
+        match pd_mode::start(shape.stores, &shape.raft, &mut pd_rng).await {
+            Ok((cluster, control)) => (Arc::new(cluster), control),
+            Err(failure) => {
+                planted::set(None);
+                return unformed_report(&config, &shape, failure);
+            }
+        }
+    } else {
+        let cluster = Arc::new(SimCluster::start(
+            shape.stores,
+            shape.voters,
+            shape.raft.clone(),
+        ));
+        for store in cluster.stores.values() {
+            store
+                .clock
+                .set_rate_ppm(nemesis::rate_within_bound(&mut rng));
+        }
+        let control = cluster.client_node("control", 250);
+        (cluster, control)
+    };
     let start = tokio::time::Instant::now();
     let history = Arc::new(Mutex::new(History::default()));
     let clients = spawn_clients(&cluster, &shape, &mut rng, start, &history);
+    let pd_run = cluster
+        .pd
+        .as_ref()
+        .map(|pd| pd_mode::PdRun::start(pd, 2, &rng.fork(PD_STREAM + 2), start));
     let nemesis = Nemesis::new(cluster.clone(), &shape.faults, shape.keys);
     let nemesis_rng = rng.fork(7);
     let phase = (
@@ -197,18 +256,60 @@ async fn simulate(config: SeedConfig) -> SeedReport {
             nemesis.run(actors, start + safety, &nemesis_rng).await;
             ferrokv_server::buggify::set_enabled(false);
             nemesis.heal().await;
-            liveness::progress(&cluster, &nemesis.corrupt(), clients, start)
+            let failure = liveness::progress(&cluster, &nemesis.corrupt(), clients, start)
                 .await
-                .err()
+                .err();
+            let pd = match pd_run {
+                Some(run) => Some(run.finish().await),
+                None => None,
+            };
+            (failure, pd)
         })
         .await
         .expect("control task");
-    let report = finish(
+    let (failure, pd) = failure;
+    let (pd_stats, tso_calls, failure) = match pd {
+        // A timestamp that went back is the finding, whatever else failed.
+        Some((stats, calls, Some(tso))) if tso.kind == FailureKind::Violation => {
+            (Some(stats), calls, Some(tso))
+        }
+        Some((stats, calls, pd_failure)) => (Some(stats), calls, failure.or(pd_failure)),
+        None => (None, Vec::new(), failure),
+    };
+    let mut report = finish(
         &config, &shape, &cluster, &control, start, &history, &nemesis, failure,
     )
     .await;
+    report.pd = pd_stats;
+    fold_tso_calls(&mut report.trace_hash, &tso_calls);
     planted::set(None);
     report
+}
+
+/// The report of a seed whose cluster never formed through PD.
+fn unformed_report(config: &SeedConfig, shape: &Shape, failure: Failure) -> SeedReport {
+    SeedReport {
+        seed: config.seed,
+        stores: shape.stores,
+        calls: 0,
+        definite_calls: 0,
+        simulated_secs: 0.0,
+        trace_hash: 0,
+        failure: Some(failure),
+        history: History::default(),
+        nemesis_log: Vec::new(),
+        nemesis_stats: NemesisStats::default(),
+        faults: shape.faults.describe(),
+        pd: Some(PdStats::default()),
+    }
+}
+
+/// Folds the timestamps clients received into the run's fingerprint.
+fn fold_tso_calls(trace: &mut u64, calls: &[crate::checker::tso::TsoCall]) {
+    for call in calls {
+        fnv::fold_u64(trace, call.ts);
+        fnv::fold_u64(trace, call.invoked_ns ^ call.completed_ns.rotate_left(17));
+    }
 }
 
 fn spawn_clients(
@@ -245,7 +346,15 @@ fn spawn_clients(
                 seed: rng.next_u64(),
             };
         }
-        let client = ferrokv_client::RawClient::new(config);
+        let client = match &cluster.pd {
+            // With PD, half the clients find regions and stores through PD (as the
+            // official client does), the others ask the stores.
+            Some(pd) if rng.ratio(1, 2) => {
+                config.stores.clear();
+                ferrokv_client::RawClient::with_pd_config(pd.pd_client(), config)
+            }
+            _ => ferrokv_client::RawClient::new(config),
+        };
         let client_rng = rng.fork(100 + process);
         tasks.push(node.spawn(task.run(client, client_rng)));
     }
@@ -289,6 +398,7 @@ async fn finish(
         nemesis_log: nemesis.log(),
         nemesis_stats: nemesis.stats(),
         faults: shape.faults.describe(),
+        pd: None,
     }
 }
 
@@ -353,6 +463,7 @@ mod tests {
             faults: None,
             planted_bug: None,
             no_buggify: false,
+            pd: None,
         };
         assert!(config(SAFETY_MAX).check().is_ok());
         assert!(config(SAFETY_MAX + Duration::from_secs(1)).check().is_err());

@@ -6,7 +6,11 @@
 //! vopr --seed 17 --twice                      # run a seed twice; fail if the traces differ
 //! vopr --list-planted-bugs                    # one planted bug name per line
 //! vopr --seeds 8 --planted-bug stale-reads --expect violation
+//! vopr --seeds 16 --pd                        # every seed with a Placement Driver
 //! ```
+//! By default each seed picks whether its stores join through a Placement Driver (3 real PD
+//! members, PD faults, the TSO checker) with probability 1/2; `--pd` forces it on,
+//! `--no-pd` off (a seed without PD runs exactly as it did before PD mode existed).
 //! Every failure has a kind: violation (a checker), liveness, convergence, panic, exhausted
 //! (a budget ran out) or nondeterminism (`--twice`). With `--expect KIND` (for a planted
 //! bug; `--expect-violation` is `--expect violation`) the run passes only if at least one

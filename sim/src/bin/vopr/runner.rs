@@ -29,6 +29,8 @@ pub struct Options {
     twice: bool,
     verbose: bool,
     no_buggify: bool,
+    /// `--pd` (every seed with PD), `--no-pd` (none), or each seed picks (one in two).
+    pd: Option<bool>,
     out: PathBuf,
 }
 
@@ -55,6 +57,7 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
         twice: false,
         verbose: false,
         no_buggify: false,
+        pd: None,
         out: PathBuf::from("target/vopr"),
     };
     let mut args = args.into_iter();
@@ -94,6 +97,8 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             "--twice" => options.twice = true,
             "--verbose" => options.verbose = true,
             "--no-buggify" => options.no_buggify = true,
+            "--pd" => options.pd = Some(true),
+            "--no-pd" => options.pd = Some(false),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -132,6 +137,11 @@ fn replay_command(options: &Options, seed: u64) -> String {
     if options.no_buggify {
         command.push_str(" --no-buggify");
     }
+    match options.pd {
+        Some(true) => command.push_str(" --pd"),
+        Some(false) => command.push_str(" --no-pd"),
+        None => {}
+    }
     if let Some(bug) = options.planted_bug {
         command.push_str(&format!(" --planted-bug {}", bug.name()));
     }
@@ -162,6 +172,7 @@ fn panic_report(config: &SeedConfig, panic: Box<dyn std::any::Any + Send>) -> Se
         nemesis_log: Vec::new(),
         nemesis_stats: Default::default(),
         faults: String::new(),
+        pd: None,
     }
 }
 
@@ -197,6 +208,7 @@ fn run_one(options: &Options, seed: u64) -> (bool, SeedReport, Duration) {
         },
         planted_bug: options.planted_bug,
         no_buggify: options.no_buggify,
+        pd: options.pd,
     };
     let began = Instant::now();
     let mut report = run_guarded(&config);
@@ -231,6 +243,8 @@ struct Totals {
     calls: usize,
     faults: BTreeMap<String, u64>,
     faults_noop: u64,
+    /// Seeds with PD, and what PD did in them: (failovers, operators, timestamps) per seed.
+    pd_seeds: Vec<(u64, u64, u64)>,
     /// Seeds that failed the way `--expect` (and `--expect-detail`) asked.
     caught: usize,
 }
@@ -257,8 +271,14 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
         (None, Some(kind)) => format!("no {kind} in this seed"),
         (Some(failure), None) => format!("FAILED: {failure}"),
     };
+    let pd = report.pd.as_ref().map_or(String::new(), |pd| {
+        format!(
+            ", PD: {} failovers, {} operators seen, {} timestamps",
+            pd.failovers, pd.operators, pd.tso_calls
+        )
+    });
     println!(
-        "seed {}: {status} ({} stores, {} calls checked, {:.0} sim-s in {:.1} s, trace {:#018x})",
+        "seed {}: {status} ({} stores{pd}, {} calls checked, {:.0} sim-s in {:.1} s, trace {:#018x})",
         report.seed,
         report.stores,
         report.calls,
@@ -315,6 +335,11 @@ pub fn run(options: Options) -> bool {
                     *totals.faults.entry(fault.clone()).or_default() += count;
                 }
                 totals.faults_noop += report.nemesis_stats.noops;
+                if let Some(pd) = &report.pd {
+                    totals
+                        .pd_seeds
+                        .push((pd.failovers, pd.operators, pd.tso_calls));
+                }
             })
         })
         .collect();
@@ -357,6 +382,26 @@ fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
         per_seed.join(", "),
         totals.faults_noop as f64 / seeds
     );
+    if !totals.pd_seeds.is_empty() {
+        let n = totals.pd_seeds.len() as f64;
+        let column = |pick: fn(&(u64, u64, u64)) -> u64| {
+            let values: Vec<u64> = totals.pd_seeds.iter().map(pick).collect();
+            let (min, max) = (values.iter().min(), values.iter().max());
+            format!(
+                "{:.1} (min {}, max {})",
+                values.iter().sum::<u64>() as f64 / n,
+                min.unwrap_or(&0),
+                max.unwrap_or(&0)
+            )
+        };
+        println!(
+            "vopr: {} seeds with PD; per seed: PD failovers {}, operators seen {}, timestamps checked {}",
+            totals.pd_seeds.len(),
+            column(|s| s.0),
+            column(|s| s.1),
+            column(|s| s.2)
+        );
+    }
     if let (Some(bug), Some(kind)) = (options.planted_bug, options.expect) {
         let caught = totals.caught;
         println!(

@@ -223,6 +223,12 @@ impl Nemesis {
             .into_iter()
             .filter(|s| region.peers.iter().all(|p| p.store_id != *s))
             .collect();
+        // With PD, no promotions: PD's replica checker may remove a learner the nemesis added
+        // between this view and the command (admin commands carry no epoch), and promoting
+        // the removed peer would re-add a peer id whose replica was destroyed (seed 4 --pd,
+        // before this rule: a voter that never comes back). Fresh learners are always safe.
+        let promote = self.cluster.pd.is_none();
+        let learner = learner.filter(|_| promote);
         let (change_type, peer) = if let Some(learner) = learner.filter(|_| rng.ratio(2, 3)) {
             (ConfChangeType::AddNode, learner)
         } else if !spare.is_empty() && (healthy_voters.len() <= 3 || rng.ratio(1, 2)) {

@@ -11,6 +11,8 @@ mod clock_faults;
 pub use clock_faults::{rate_within_bound, DRIFT_BOUND_PERMILLE};
 mod disk_faults;
 mod node_faults;
+mod pd_faults;
+pub use pd_faults::STORE_DOWN_MS;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -46,6 +48,16 @@ pub enum Fault {
     Membership,
     CompactLog,
     TransferThenCut,
+    /// The PD leader loses power, and comes back a few seconds later.
+    PdLeaderKill,
+    /// A PD member (often the leader) is isolated, or cut off the other members while
+    /// clients and stores still reach it.
+    PdPartition,
+    /// A PD member's wall clock jumps back or forward for a while.
+    PdClock,
+    /// A store stays down past PD's `max_store_down_time` (PD must rebuild its replicas),
+    /// then comes back.
+    StoreDownLong,
 }
 
 impl Fault {
@@ -57,8 +69,16 @@ impl Fault {
         )
     }
 
+    /// True for faults that need the Placement Driver (`--pd` seeds only).
+    pub fn is_pd(self) -> bool {
+        matches!(
+            self,
+            Fault::PdLeaderKill | Fault::PdPartition | Fault::PdClock | Fault::StoreDownLong
+        )
+    }
+
     /// Every fault kind.
-    pub const ALL: [Fault; 21] = [
+    pub const ALL: [Fault; 25] = [
         Fault::KillRestart,
         Fault::PowerLoss,
         Fault::Isolate,
@@ -80,6 +100,10 @@ impl Fault {
         Fault::Membership,
         Fault::CompactLog,
         Fault::TransferThenCut,
+        Fault::PdLeaderKill,
+        Fault::PdPartition,
+        Fault::PdClock,
+        Fault::StoreDownLong,
     ];
 }
 
@@ -93,13 +117,32 @@ impl FaultMask {
         FaultMask(Fault::ALL.into_iter().collect())
     }
 
-    /// Each fault independently with probability 3/4; kills and isolation always.
+    /// Each fault independently with probability 3/4; kills and isolation always. PD faults
+    /// are left out (they draw nothing here, so seeds without PD pick what they always
+    /// did); `with_pd_swarm` adds them.
     pub fn swarm(rng: &mut SeededRng) -> FaultMask {
-        let mut chosen: BTreeSet<Fault> =
-            Fault::ALL.into_iter().filter(|_| rng.ratio(3, 4)).collect();
+        let mut chosen: BTreeSet<Fault> = Fault::ALL
+            .into_iter()
+            .filter(|fault| !fault.is_pd())
+            .filter(|_| rng.ratio(3, 4))
+            .collect();
         chosen.insert(Fault::KillRestart);
         chosen.insert(Fault::Isolate);
         FaultMask(chosen)
+    }
+
+    /// This set plus each PD fault with probability 3/4 (PD leader kills always).
+    pub fn with_pd_swarm(mut self, rng: &mut SeededRng) -> FaultMask {
+        let pd = Fault::ALL.into_iter().filter(|fault| fault.is_pd());
+        self.0.extend(pd.filter(|_| rng.ratio(3, 4)));
+        self.0.insert(Fault::PdLeaderKill);
+        self
+    }
+
+    /// This set without the PD faults (for a seed without PD).
+    pub fn without_pd(mut self) -> FaultMask {
+        self.0.retain(|fault| !fault.is_pd());
+        self
     }
 
     /// The set named by a comma-separated list of fault names (as `describe` prints them).
@@ -144,6 +187,10 @@ struct State {
     next_region_id: u64,
     next_peer_id: u64,
     stats: NemesisStats,
+    /// PD members a PD fault holds (killed, cut off, clock jumped).
+    pd_busy: BTreeSet<u64>,
+    /// A PD kill or partition is in effect (one at a time: the members keep a quorum).
+    pd_outage: bool,
 }
 
 impl State {
@@ -158,6 +205,18 @@ impl State {
             next_region_id: 1000,
             next_peer_id: 100_000,
             stats: NemesisStats::default(),
+            pd_busy: BTreeSet::new(),
+            pd_outage: false,
+        }
+    }
+
+    /// State for a cluster whose ids PD allocates: the ids the nemesis picks for its own
+    /// splits and peers start far above anything PD's allocator reaches in a run.
+    fn with_pd() -> State {
+        State {
+            next_region_id: 1 << 40,
+            next_peer_id: 1 << 41,
+            ..State::new()
         }
     }
 
@@ -209,12 +268,19 @@ fn secs(rng: &mut SeededRng, low: u64, high: u64) -> Duration {
 
 impl Nemesis {
     /// A nemesis for `cluster` with the faults of `mask`, over `keys` workload keys.
+    /// PD faults are dropped if the cluster has no PD.
     pub fn new(cluster: Arc<SimCluster>, mask: &FaultMask, keys: u64) -> Nemesis {
+        let pd = cluster.pd.is_some();
         Nemesis {
+            faults: mask
+                .0
+                .iter()
+                .copied()
+                .filter(|fault| pd || !fault.is_pd())
+                .collect(),
             cluster,
-            faults: mask.0.iter().copied().collect(),
             keys,
-            state: Arc::new(Mutex::new(State::new())),
+            state: Arc::new(Mutex::new(if pd { State::with_pd() } else { State::new() })),
             start: tokio::time::Instant::now(),
         }
     }
@@ -362,10 +428,12 @@ impl Nemesis {
     }
 
     /// Picks a fault; the classic stale-read setups (a deposed leader that clients still
-    /// reach) come up three times as often as the others.
+    /// reach) come up three times as often as the others, PD faults (few among many, in
+    /// seeds with PD only) twice.
     fn weighted_pick(faults: &[Fault], rng: &mut SeededRng) -> Fault {
         let weight = |fault: &Fault| match fault {
             Fault::MinorityLeader | Fault::TransferThenCut => 3,
+            fault if fault.is_pd() => 2,
             _ => 1,
         };
         let total: u64 = faults.iter().map(weight).sum();
@@ -403,6 +471,10 @@ impl Nemesis {
             Fault::Membership => self.membership(rng).await,
             Fault::CompactLog => self.compact_log(rng).await,
             Fault::TransferThenCut => self.transfer_then_cut(rng).await,
+            Fault::PdLeaderKill => self.pd_leader_kill(rng).await,
+            Fault::PdPartition => self.pd_partition(rng).await,
+            Fault::PdClock => self.pd_clock(rng).await,
+            Fault::StoreDownLong => self.store_down_long(rng).await,
         }
     }
 
@@ -418,6 +490,7 @@ impl Nemesis {
             store.clock.correct();
             store.disk.set_faults(DiskFaults::default());
         }
+        self.heal_pd();
         self.note("heal: network restored, clocks corrected, disk faults cleared".into());
     }
 }

@@ -1,0 +1,172 @@
+//! Placement Driver faults (seeds with PD only): the PD leader loses power, a PD member is
+//! isolated or cut off the other members (clients and stores still reaching it), a PD
+//! member's wall clock jumps, and a store stays down past PD's `max_store_down_time` so PD
+//! must rebuild its replicas elsewhere. One PD kill or partition at a time (three members
+//! keep a quorum); clock jumps overlap them, which is what a TSO bug needs to show.
+
+use std::time::Duration;
+
+use ferrokv_client::pd::PdClient;
+use ferrokv_core::env::{Rng, SeededRng};
+
+use super::{secs, Fault, Nemesis};
+use crate::pd_cluster::{pd_leader, PdCluster};
+
+/// PD's `max_store_down_time` in seeds with PD: a store down longer has its replicas
+/// rebuilt on the others.
+pub const STORE_DOWN_MS: u64 = 15_000;
+
+impl Nemesis {
+    fn pd(&self) -> &PdCluster {
+        self.cluster
+            .pd
+            .as_ref()
+            .expect("a PD fault needs a cluster with PD")
+    }
+
+    /// The PD leader's member id, as `GetMembers` reports it (None if no member answers).
+    async fn pd_leader(&self) -> Option<u64> {
+        let client = PdClient::new(self.pd().pd_endpoints(), Duration::from_secs(3));
+        pd_leader(&client).await
+    }
+
+    /// Takes the one PD outage slot and member `id`; false if either is taken.
+    fn claim_pd_outage(&self, id: u64) -> bool {
+        let mut state = self.state.lock().expect("nemesis lock");
+        if state.pd_outage || state.pd_busy.contains(&id) {
+            return false;
+        }
+        state.pd_outage = true;
+        state.pd_busy.insert(id);
+        true
+    }
+
+    fn release_pd_outage(&self, id: u64) {
+        let mut state = self.state.lock().expect("nemesis lock");
+        state.pd_outage = false;
+        state.pd_busy.remove(&id);
+    }
+
+    /// Power loss on the PD leader; it restarts after a few seconds.
+    pub(super) async fn pd_leader_kill(&self, rng: &mut SeededRng) {
+        let Some(leader) = self.pd_leader().await else {
+            return self.noop("PD leader kill: no PD leader known".into());
+        };
+        if !self.claim_pd_outage(leader) {
+            return self.noop(format!("PD leader kill: member {leader} or PD busy"));
+        }
+        self.count(Fault::PdLeaderKill);
+        self.note(format!("kill PD leader {leader}"));
+        self.pd().kill_member(leader);
+        tokio::time::sleep(secs(rng, 1, 8)).await;
+        self.note(format!("restart PD member {leader}"));
+        self.pd().restart_member(leader);
+        self.release_pd_outage(leader);
+    }
+
+    /// Isolates a PD member (the leader two times in three), or cuts it off the other
+    /// members while clients and stores still reach it: a deposed leader must stop handing
+    /// out timestamps before another member can start.
+    pub(super) async fn pd_partition(&self, rng: &mut SeededRng) {
+        let members: Vec<u64> = self.pd().members.keys().copied().collect();
+        let leader = if rng.ratio(2, 3) {
+            self.pd_leader().await
+        } else {
+            None
+        };
+        let id = leader.unwrap_or_else(|| members[rng.below(members.len() as u64) as usize]);
+        if !self.claim_pd_outage(id) {
+            return self.noop(format!("PD partition: member {id} or PD busy"));
+        }
+        let whole = rng.ratio(1, 2);
+        self.count(Fault::PdPartition);
+        let role = if leader.is_some() { "leader " } else { "" };
+        if whole {
+            self.note(format!("isolate PD {role}member {id}"));
+            self.pd().isolate_member(id);
+        } else {
+            self.note(format!(
+                "cut PD {role}member {id} from the other members (clients still reach it)"
+            ));
+            self.pd().cut_member_from_members(id);
+        }
+        tokio::time::sleep(secs(rng, 2, 10)).await;
+        if whole {
+            self.pd().reconnect_member(id);
+        } else {
+            self.pd().restore_member_links(id);
+        }
+        self.note(format!("PD member {id} reconnected"));
+        self.release_pd_outage(id);
+    }
+
+    /// Jumps one PD member's wall clock, or every follower's (the leader's clock ran ahead
+    /// of the others), back (up to a minute) or forward (up to 10 s) for a while, then takes
+    /// the skew back. Timestamps must keep increasing across any failover meanwhile.
+    pub(super) async fn pd_clock(&self, rng: &mut SeededRng) {
+        let members: Vec<u64> = self.pd().members.keys().copied().collect();
+        let chosen: Vec<u64> = match self.pd_leader().await.filter(|_| rng.ratio(1, 2)) {
+            Some(leader) => members.into_iter().filter(|m| *m != leader).collect(),
+            None => vec![members[rng.below(members.len() as u64) as usize]],
+        };
+        {
+            let mut state = self.state.lock().expect("nemesis lock");
+            if chosen.iter().any(|id| state.pd_busy.contains(id)) {
+                drop(state);
+                return self.noop(format!("PD clock: members {chosen:?} busy"));
+            }
+            state.pd_busy.extend(chosen.iter().copied());
+        }
+        let jump = if rng.ratio(2, 3) {
+            -(rng.range(1_000, 60_000) as i64)
+        } else {
+            rng.range(100, 10_000) as i64
+        };
+        self.count(Fault::PdClock);
+        self.note(format!("PD members {chosen:?}: wall clock jumps {jump} ms"));
+        for id in &chosen {
+            self.pd().members[id].clock.skew_wall_clock(jump);
+        }
+        tokio::time::sleep(secs(rng, 2, 15)).await;
+        for id in &chosen {
+            self.pd().members[id].clock.skew_wall_clock(-jump);
+        }
+        self.note(format!("PD members {chosen:?}: wall clock corrected"));
+        let mut state = self.state.lock().expect("nemesis lock");
+        for id in &chosen {
+            state.pd_busy.remove(id);
+        }
+    }
+
+    /// A store down past `STORE_DOWN_MS`: PD must rebuild its replicas on the others
+    /// meanwhile; then it comes back (its removed peers await PD's peer GC).
+    pub(super) async fn store_down_long(&self, rng: &mut SeededRng) {
+        let Some(id) = self.claim_store(rng) else {
+            return self.noop("store down long: no free store".into());
+        };
+        let tail = Self::crash_tail(rng);
+        self.keep_trace(id).await;
+        self.count(Fault::StoreDownLong);
+        let down = Duration::from_millis(STORE_DOWN_MS) + secs(rng, 5, 25);
+        self.note(format!("kill store {id} for {down:?} ({tail:?})"));
+        self.cluster.kill(id, tail);
+        tokio::time::sleep(down).await;
+        self.note(format!("restart store {id} after a long outage"));
+        self.cluster.restart(id);
+        self.release(id);
+    }
+
+    /// PD's part of healing: every member reconnected (to clients and to each other) with
+    /// its wall clock corrected.
+    pub(super) fn heal_pd(&self) {
+        let Some(pd) = &self.cluster.pd else { return };
+        for (id, member) in &pd.members {
+            pd.reconnect_member(*id);
+            pd.restore_member_links(*id);
+            member.clock.correct();
+        }
+        let mut state = self.state.lock().expect("nemesis lock");
+        state.pd_busy.clear();
+        state.pd_outage = false;
+    }
+}

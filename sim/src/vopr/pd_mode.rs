@@ -1,0 +1,276 @@
+//! Seeds with a Placement Driver: three real PD members (`pd_cluster`, the same code as
+//! `ferrokv-pd`) and stores that join through them instead of the static bootstrap. Once
+//! every store registered, the stores are keyed by the id PD gave them, so the store
+//! faults, the workload and the checks work unchanged; PD adds its own faults
+//! (`nemesis::pd_faults`) and checks:
+//! - timestamp takers on their own machines call `Tso` all run long; afterwards every
+//!   timestamp must be strictly above every one a call that completed before it began
+//!   received (`checker::tso`), across PD failovers and clock jumps;
+//! - after healing, every region must be back to `max_replicas` voters on live stores
+//!   (the replicas of a store that was down past `max_store_down_time`, or corrupt, rebuilt);
+//! - a watcher counts PD leader changes and the operators it sees running (GetOperator,
+//!   sampled: a lower bound, an operator that starts and ends between two looks is missed).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrokv_client::pd::PdClient;
+use ferrokv_core::env::{Rng, SeededRng};
+use ferrokv_proto::metapb::PeerRole;
+use ferrokv_server::config::RaftSection;
+use madsim::runtime::NodeHandle;
+
+use super::nemesis::STORE_DOWN_MS;
+use super::workload::elapsed_ns;
+use super::Failure;
+use crate::checker::regions::{newest_regions, StoreReports};
+use crate::checker::tso::{self, TsoCall};
+use crate::cluster::SimCluster;
+use crate::pd_cluster::{pd_leader, PdCluster, PdClusterConfig};
+
+/// PD members in a seed with PD.
+pub const PD_MEMBERS: u64 = 3;
+/// Voters PD keeps per region.
+pub const MAX_REPLICAS: usize = 3;
+/// Simulated time the cluster has to form (every store registered, the first region at
+/// full replica count) before the run fails.
+const FORMATION_BUDGET: Duration = Duration::from_secs(60);
+/// How often the watcher looks at PD's leader and operators.
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
+/// What a seed with PD saw of PD.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PdStats {
+    /// PD leader changes the watcher saw.
+    pub failovers: u64,
+    /// Distinct operators the watcher saw running (sampled: a lower bound).
+    pub operators: u64,
+    /// Successful timestamp calls checked.
+    pub tso_calls: u64,
+}
+
+fn cluster_config(stores: u64, raft: &RaftSection) -> PdClusterConfig {
+    let schedule = ferrokv_pd_core::Config {
+        max_replicas: MAX_REPLICAS,
+        max_store_down_time_ms: STORE_DOWN_MS,
+        balance_interval_ms: 2_000,
+        operator_region_timeout_ms: 30_000,
+        ..ferrokv_pd_core::Config::default()
+    };
+    PdClusterConfig {
+        members: PD_MEMBERS,
+        stores,
+        raft: raft.clone(),
+        schedule,
+        split_size_bytes: 64 * 1024,
+    }
+}
+
+/// Starts the PD members and `stores` stores joining through them, with clock rates from
+/// `rng`; waits (on `control`) until every store registered and the first region has its
+/// full replica count. Returns the cluster keyed by PD store ids.
+pub(super) async fn start(
+    stores: u64,
+    raft: &RaftSection,
+    rng: &mut SeededRng,
+) -> Result<(SimCluster, NodeHandle), Failure> {
+    let pd = PdCluster::start(cluster_config(stores, raft));
+    for machine in pd.members.values().chain(pd.stores.values()) {
+        machine
+            .clock
+            .set_rate_ppm(super::nemesis::rate_within_bound(rng));
+    }
+    let control = pd.client_node("control", 250);
+    let (client, addrs) = (pd.pd_client(), pd.store_addrs());
+    let ids = control
+        .spawn(async move { formed(&client, &addrs).await })
+        .await
+        .expect("formation task")?;
+    Ok((SimCluster::with_pd(pd, &ids), control))
+}
+
+/// Store index -> PD store id once every store (index -> address in `addrs`) registered
+/// and the first region has `MAX_REPLICAS` voters.
+async fn formed(
+    client: &PdClient,
+    addrs: &BTreeMap<u64, String>,
+) -> Result<BTreeMap<u64, u64>, Failure> {
+    let deadline = tokio::time::Instant::now() + FORMATION_BUDGET;
+    loop {
+        let ids = crate::pd_cluster::store_ids(client, addrs).await;
+        let routes = client.scan_regions(b"", b"", 0).await.unwrap_or_default();
+        let replicated = routes.first().is_some_and(|route| {
+            route
+                .region
+                .peers
+                .iter()
+                .filter(|p| p.role != PeerRole::Learner as i32)
+                .count()
+                == MAX_REPLICAS
+        });
+        if ids.len() == addrs.len() && replicated {
+            return Ok(ids);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Failure::liveness(format!(
+                "the cluster did not form through PD in {FORMATION_BUDGET:?}: stores registered {ids:?}, regions {:?}",
+                routes.iter().map(|r| &r.region).collect::<Vec<_>>()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The PD side of a run: timestamp takers and the watcher, all on their own machines.
+pub(super) struct PdRun {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<madsim::task::JoinHandle<()>>,
+    calls: Arc<Mutex<Vec<TsoCall>>>,
+    stats: Arc<Mutex<PdStats>>,
+}
+
+impl PdRun {
+    /// Starts `takers` timestamp takers and the watcher.
+    pub(super) fn start(
+        pd: &PdCluster,
+        takers: u64,
+        rng: &SeededRng,
+        start: tokio::time::Instant,
+    ) -> PdRun {
+        let stop = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let stats = Arc::new(Mutex::new(PdStats::default()));
+        let mut tasks = Vec::new();
+        for taker in 1..=takers {
+            let node = pd.client_node(&format!("tso{taker}"), 200 + taker as u8);
+            let client = PdClient::new(pd.pd_endpoints(), Duration::from_secs(5));
+            let task = take_timestamps(
+                client,
+                calls.clone(),
+                stop.clone(),
+                rng.fork(600 + taker),
+                start,
+            );
+            tasks.push(node.spawn(task));
+        }
+        let node = pd.client_node("pdwatch", 240);
+        let client = PdClient::new(pd.pd_endpoints(), Duration::from_secs(2));
+        tasks.push(node.spawn(watch(client, stats.clone(), stop.clone())));
+        PdRun {
+            stop,
+            tasks,
+            calls,
+            stats,
+        }
+    }
+
+    /// Stops the takers and the watcher, then checks the timestamps; returns what PD did
+    /// and the calls (for the trace).
+    pub(super) async fn finish(self) -> (PdStats, Vec<TsoCall>, Option<Failure>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut failure = None;
+        for task in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .is_err()
+            {
+                failure.get_or_insert(Failure::liveness(
+                    "a timestamp taker or the PD watcher did not stop",
+                ));
+            }
+        }
+        let calls = self.calls.lock().expect("tso calls lock").clone();
+        if let Err(violation) = tso::check(&calls) {
+            failure = Some(Failure::violation(format!("TSO: {violation}")));
+        }
+        let mut stats = self.stats.lock().expect("pd stats lock").clone();
+        stats.tso_calls = calls.len() as u64;
+        (stats, calls, failure)
+    }
+}
+
+async fn take_timestamps(
+    client: PdClient,
+    calls: Arc<Mutex<Vec<TsoCall>>>,
+    stop: Arc<AtomicBool>,
+    mut rng: SeededRng,
+    start: tokio::time::Instant,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let count = rng.range(1, 9) as u32;
+        let invoked_ns = elapsed_ns(start);
+        if let Ok(ts) = client.tso(count).await {
+            let call = TsoCall {
+                invoked_ns,
+                completed_ns: elapsed_ns(start),
+                ts: ts.get(),
+                count,
+            };
+            calls.lock().expect("tso calls lock").push(call);
+        }
+        tokio::time::sleep(Duration::from_millis(rng.range(10, 100))).await;
+    }
+}
+
+/// Counts PD leader changes and the operators running on each region.
+async fn watch(client: PdClient, stats: Arc<Mutex<PdStats>>, stop: Arc<AtomicBool>) {
+    let mut leader = None;
+    let mut running: BTreeMap<u64, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(now) = pd_leader(&client).await {
+            if leader.is_some_and(|before| before != now) {
+                stats.lock().expect("pd stats lock").failovers += 1;
+            }
+            leader = Some(now);
+        }
+        let routes = client.scan_regions(b"", b"", 0).await.unwrap_or_default();
+        for route in routes {
+            let id = route.region.id;
+            match client.get_operator(id).await {
+                Ok(Some(op)) => {
+                    let seen = (op.kind, op.desc);
+                    if running.get(&id) != Some(&seen) {
+                        stats.lock().expect("pd stats lock").operators += 1;
+                        running.insert(id, seen);
+                    }
+                }
+                Ok(None) => {
+                    running.remove(&id);
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+}
+
+/// Every newest region has exactly `MAX_REPLICAS` voters, no learner, and no peer on a
+/// store in `down` (corrupt: never back, so PD had to rebuild its replicas elsewhere).
+pub(super) fn replicas_rebuilt(
+    reports: &[StoreReports],
+    down: &std::collections::BTreeSet<u64>,
+) -> Result<(), String> {
+    for (id, region) in newest_regions(reports) {
+        let voters = region
+            .peers
+            .iter()
+            .filter(|p| p.role != PeerRole::Learner as i32)
+            .count();
+        let on_down: Vec<u64> = region
+            .peers
+            .iter()
+            .map(|p| p.store_id)
+            .filter(|store| down.contains(store))
+            .collect();
+        if voters != MAX_REPLICAS || voters != region.peers.len() || !on_down.is_empty() {
+            let peers: Vec<(u64, i32)> =
+                region.peers.iter().map(|p| (p.store_id, p.role)).collect();
+            return Err(format!(
+                "region {id}: peers (store, role) {peers:?}, {MAX_REPLICAS} voters on live stores wanted (down: {down:?})"
+            ));
+        }
+    }
+    Ok(())
+}
