@@ -3,6 +3,7 @@
 //! and the same playground command again, which must find the data. Real processes on
 //! loopback (the debug `ferrokv` binary: `$FERROKV_BIN_DIR`, or next to this test), data in
 //! a temp dir, every process stopped at the end.
+#![cfg(not(madsim))]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
