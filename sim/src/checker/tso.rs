@@ -33,13 +33,13 @@ impl TsoCall {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TsoViolation {
     /// A call got a timestamp not above one handed out by a call that finished before it began.
-    #[error("timestamp went back: {later:?} began after {earlier:?} completed")]
+    #[error("WentBack: timestamp went back: {later:?} began after {earlier:?} completed")]
     WentBack { earlier: TsoCall, later: TsoCall },
     /// Two calls received overlapping timestamps.
-    #[error("timestamps handed out twice: {a:?} and {b:?}")]
+    #[error("Duplicate: timestamps handed out twice: {a:?} and {b:?}")]
     Duplicate { a: TsoCall, b: TsoCall },
     /// A call's record is impossible (completed before invoked, empty batch).
-    #[error("malformed call record {0:?}")]
+    #[error("Malformed: impossible call record {0:?}")]
     Malformed(TsoCall),
 }
 

@@ -185,10 +185,11 @@ pub fn run_seed(config: &SeedConfig) -> SeedReport {
     if let Err(error) = config.check() {
         panic!("{error}");
     }
-    // A fresh thread per run: std seeds its `HashMap` keys once per thread, from the first
-    // `getrandom` (which madsim answers from the seed's random stream). On a thread that
-    // already ran a seed, nothing is drawn, the stream shifts, and the second run of a seed
-    // differed from the first (seed 16 with PD, whose RPC stack builds hash maps).
+    // A fresh thread per run: madsim sets std's per-thread `HashMap` keys from the seed
+    // itself when a runtime starts; on a thread whose keys were already drawn that fails
+    // (with a warning), so a seed that was not the first on its worker thread ran with the
+    // previous seed's keys, and a second run of it could differ from the first (seed 16
+    // with PD, whose RPC stack builds hash maps). A fresh thread per seed has fresh keys.
     let config = config.clone();
     let run = std::thread::spawn(move || {
         let runtime =
@@ -258,7 +259,8 @@ async fn simulate(config: SeedConfig) -> SeedReport {
             nemesis.heal().await;
             let failure = liveness::progress(&cluster, &nemesis.corrupt(), clients, start)
                 .await
-                .err();
+                .err()
+                .or_else(|| nemesis.findings().first().cloned().map(Failure::liveness));
             let pd = match pd_run {
                 Some(run) => Some(run.finish().await),
                 None => None,

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrokv_client::pd::PdClient;
+use ferrokv_client::pd::{PdClient, PdClientError};
 use ferrokv_core::env::{Rng, SeededRng};
 use ferrokv_proto::metapb::PeerRole;
 use ferrokv_server::config::RaftSection;
@@ -39,12 +39,16 @@ pub const MAX_REPLICAS: usize = 3;
 const FORMATION_BUDGET: Duration = Duration::from_secs(60);
 /// How often the watcher looks at PD's leader and operators.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// A timestamp taker asks the members for the leader again every this many calls.
+const REDISCOVER_EVERY: u64 = 4;
 
 /// What a seed with PD saw of PD.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PdStats {
     /// PD leader changes the watcher saw.
     pub failovers: u64,
+    /// Timestamp calls that ended unavailable (unknown: not checked).
+    pub tso_unavailable: u64,
     /// Distinct operators the watcher saw running (sampled: a lower bound).
     pub operators: u64,
     /// Successful timestamp calls checked.
@@ -129,6 +133,10 @@ pub(super) struct PdRun {
     tasks: Vec<madsim::task::JoinHandle<()>>,
     calls: Arc<Mutex<Vec<TsoCall>>>,
     stats: Arc<Mutex<PdStats>>,
+    /// The first wrong answer a taker got (malformed, or refused).
+    wrong: Arc<Mutex<Option<Failure>>>,
+    endpoints: Vec<String>,
+    start: tokio::time::Instant,
 }
 
 impl PdRun {
@@ -142,13 +150,24 @@ impl PdRun {
         let stop = Arc::new(AtomicBool::new(false));
         let calls = Arc::new(Mutex::new(Vec::new()));
         let stats = Arc::new(Mutex::new(PdStats::default()));
+        let wrong = Arc::new(Mutex::new(None));
         let mut tasks = Vec::new();
         for taker in 1..=takers {
             let node = pd.client_node(&format!("tso{taker}"), 200 + taker as u8);
-            let client = PdClient::new(pd.pd_endpoints(), Duration::from_secs(5));
+            // Taker k asks member k first, and asks again every few calls: during a PD
+            // partition different takers can reach different members, so two members
+            // handing out timestamps at once is visible.
+            let mut endpoints = pd.pd_endpoints();
+            let first = (taker - 1) as usize % endpoints.len();
+            endpoints.rotate_left(first);
+            let client = PdClient::new(endpoints, Duration::from_secs(5));
             let task = take_timestamps(
                 client,
-                calls.clone(),
+                Takers {
+                    calls: calls.clone(),
+                    stats: stats.clone(),
+                    wrong: wrong.clone(),
+                },
                 stop.clone(),
                 rng.fork(600 + taker),
                 start,
@@ -163,11 +182,15 @@ impl PdRun {
             tasks,
             calls,
             stats,
+            wrong,
+            endpoints: pd.pd_endpoints(),
+            start,
         }
     }
 
-    /// Stops the takers and the watcher, then checks the timestamps; returns what PD did
-    /// and the calls (for the trace).
+    /// Stops the takers and the watcher, takes one more timestamp (PD must hand one out
+    /// after healing), then checks the timestamps; returns what PD did and the calls (for
+    /// the trace).
     pub(super) async fn finish(self) -> (PdStats, Vec<TsoCall>, Option<Failure>) {
         self.stop.store(true, Ordering::Relaxed);
         let mut failure = None;
@@ -181,7 +204,27 @@ impl PdRun {
                 ));
             }
         }
+        let client = PdClient::new(self.endpoints.clone(), Duration::from_secs(5));
+        let invoked_ns = elapsed_ns(self.start);
+        match client.tso(1).await {
+            Ok(ts) => self.calls.lock().expect("tso calls lock").push(TsoCall {
+                invoked_ns,
+                completed_ns: elapsed_ns(self.start),
+                ts: ts.get(),
+                count: 1,
+            }),
+            Err(error) => {
+                failure.get_or_insert(Failure::liveness(format!(
+                    "PD handed out no timestamp after healing: {error}"
+                )));
+            }
+        }
         let calls = self.calls.lock().expect("tso calls lock").clone();
+        if let Some(wrong) = self.wrong.lock().expect("tso wrong lock").take() {
+            if wrong.kind == super::FailureKind::Violation || failure.is_none() {
+                failure = Some(wrong);
+            }
+        }
         if let Err(violation) = tso::check(&calls) {
             failure = Some(Failure::violation(format!("TSO: {violation}")));
         }
@@ -191,24 +234,58 @@ impl PdRun {
     }
 }
 
+/// Where the timestamp takers put what they saw.
+struct Takers {
+    calls: Arc<Mutex<Vec<TsoCall>>>,
+    stats: Arc<Mutex<PdStats>>,
+    wrong: Arc<Mutex<Option<Failure>>>,
+}
+
 async fn take_timestamps(
     client: PdClient,
-    calls: Arc<Mutex<Vec<TsoCall>>>,
+    takers: Takers,
     stop: Arc<AtomicBool>,
     mut rng: SeededRng,
     start: tokio::time::Instant,
 ) {
+    let mut made = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        made += 1;
+        if made % REDISCOVER_EVERY == 0 {
+            client.reconnect();
+        }
         let count = rng.range(1, 9) as u32;
         let invoked_ns = elapsed_ns(start);
-        if let Ok(ts) = client.tso(count).await {
-            let call = TsoCall {
-                invoked_ns,
-                completed_ns: elapsed_ns(start),
-                ts: ts.get(),
-                count,
-            };
-            calls.lock().expect("tso calls lock").push(call);
+        match client.tso(count).await {
+            Ok(ts) => {
+                let call = TsoCall {
+                    invoked_ns,
+                    completed_ns: elapsed_ns(start),
+                    ts: ts.get(),
+                    count,
+                };
+                takers.calls.lock().expect("tso calls lock").push(call);
+            }
+            // Unknown: PD may or may not have handed the batch out.
+            Err(PdClientError::Unavailable(_)) => {
+                takers.stats.lock().expect("pd stats lock").tso_unavailable += 1;
+            }
+            Err(error) => {
+                let failure = match &error {
+                    PdClientError::Malformed(_) => {
+                        Failure::violation(format!("TSO: malformed answer: {error}"))
+                    }
+                    _ => Failure::liveness(format!("TSO: refused: {error}")),
+                };
+                let mut wrong = takers.wrong.lock().expect("tso wrong lock");
+                let replace = wrong.as_ref().is_none_or(|first| {
+                    first.kind != super::FailureKind::Violation
+                        && failure.kind == super::FailureKind::Violation
+                });
+                if replace {
+                    *wrong = Some(failure);
+                }
+            }
         }
         tokio::time::sleep(Duration::from_millis(rng.range(10, 100))).await;
     }

@@ -113,6 +113,14 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
             options.sim_minutes
         ));
     }
+    // PD faults need a seed with PD: an explicit list naming one forces PD mode (it would
+    // be dropped in a seed without), and refuses --no-pd.
+    if options.faults.as_ref().is_some_and(names_pd) {
+        if options.pd == Some(false) {
+            return Err("--faults names a PD fault, which needs PD: drop --no-pd".into());
+        }
+        options.pd = Some(true);
+    }
     if options.expect_detail.is_some() && options.expect.is_none() {
         return Err("--expect-detail needs --expect".into());
     }
@@ -120,6 +128,10 @@ pub fn parse(args: Vec<String>) -> Result<Options, String> {
         return Err("--expect/--expect-violation need --planted-bug".into());
     }
     Ok(options)
+}
+
+fn names_pd(faults: &FaultMask) -> bool {
+    faults.0.iter().any(|fault| fault.is_pd())
 }
 
 /// The command that replays `seed` with every option that shaped it.
@@ -273,7 +285,7 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
     };
     let pd = report.pd.as_ref().map_or(String::new(), |pd| {
         format!(
-            ", PD: {} failovers, {} operators seen, {} timestamps",
+            ", PD: {} leader changes observed, {} operators seen, {} timestamps",
             pd.failovers, pd.operators, pd.tso_calls
         )
     });
@@ -395,7 +407,7 @@ fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
             )
         };
         println!(
-            "vopr: {} seeds with PD; per seed: PD failovers {}, operators seen {}, timestamps checked {}",
+            "vopr: {} seeds with PD; per seed: PD leader changes observed {}, operators seen {}, timestamps checked {}",
             totals.pd_seeds.len(),
             column(|s| s.0),
             column(|s| s.1),

@@ -191,6 +191,15 @@ struct State {
     pd_busy: BTreeSet<u64>,
     /// A PD kill or partition is in effect (one at a time: the members keep a quorum).
     pd_outage: bool,
+    /// PD kills, partitions and clock jumps begun so far (a StoreDownLong outage that one
+    /// overlapped may legitimately see no rebuild: a new leader restarts the down timer,
+    /// a leader whose clock went back sees no silence).
+    pd_disruptions: u64,
+    /// A StoreDownLong store is down (one at a time: PD needs live stores to rebuild on).
+    down_long: bool,
+    /// Checks a fault itself made (a store down long that PD never rebuilt), reported as
+    /// liveness failures at the end of the run.
+    findings: Vec<String>,
 }
 
 impl State {
@@ -207,6 +216,9 @@ impl State {
             stats: NemesisStats::default(),
             pd_busy: BTreeSet::new(),
             pd_outage: false,
+            pd_disruptions: 0,
+            down_long: false,
+            findings: Vec::new(),
         }
     }
 
@@ -322,6 +334,11 @@ impl Nemesis {
     /// Stores whose disk was corrupted: down for good, excluded from convergence checks.
     pub fn corrupt(&self) -> BTreeSet<u64> {
         self.state.lock().expect("nemesis lock").corrupt.clone()
+    }
+
+    /// Liveness findings of the faults themselves (empty if all is well).
+    pub fn findings(&self) -> Vec<String> {
+        self.state.lock().expect("nemesis lock").findings.clone()
     }
 
     /// Counters.

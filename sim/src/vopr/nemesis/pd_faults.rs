@@ -11,10 +11,14 @@ use ferrokv_core::env::{Rng, SeededRng};
 
 use super::{secs, Fault, Nemesis};
 use crate::pd_cluster::{pd_leader, PdCluster};
+use crate::vopr::pd_mode::MAX_REPLICAS;
 
 /// PD's `max_store_down_time` in seeds with PD: a store down longer has its replicas
 /// rebuilt on the others.
 pub const STORE_DOWN_MS: u64 = 15_000;
+/// How long past `STORE_DOWN_MS` a StoreDownLong store stays down waiting for PD to
+/// rebuild its replicas.
+const REBUILD_LIMIT: Duration = Duration::from_secs(60);
 
 impl Nemesis {
     fn pd(&self) -> &PdCluster {
@@ -38,7 +42,19 @@ impl Nemesis {
         }
         state.pd_outage = true;
         state.pd_busy.insert(id);
+        state.pd_disruptions += 1;
         true
+    }
+
+    /// Twice the PD kills, partitions and clock jumps begun so far, plus one if one is in
+    /// effect now; and how many stores are corrupt.
+    fn pd_disruptions(&self) -> (u64, usize) {
+        let state = self.state.lock().expect("nemesis lock");
+        let busy = state.pd_outage || !state.pd_busy.is_empty();
+        (
+            2 * state.pd_disruptions + u64::from(busy),
+            state.corrupt.len(),
+        )
     }
 
     fn release_pd_outage(&self, id: u64) {
@@ -116,6 +132,7 @@ impl Nemesis {
                 return self.noop(format!("PD clock: members {chosen:?} busy"));
             }
             state.pd_busy.extend(chosen.iter().copied());
+            state.pd_disruptions += 1;
         }
         let jump = if rng.ratio(2, 3) {
             -(rng.range(1_000, 60_000) as i64)
@@ -138,21 +155,84 @@ impl Nemesis {
         }
     }
 
-    /// A store down past `STORE_DOWN_MS`: PD must rebuild its replicas on the others
-    /// meanwhile; then it comes back (its removed peers await PD's peer GC).
+    /// A store down past `STORE_DOWN_MS`: it stays down until PD's region list shows no
+    /// peer on it (PD rebuilt its replicas on the others), at most `REBUILD_LIMIT` past
+    /// `STORE_DOWN_MS`; then it comes back (its removed peers await PD's peer GC). Counted
+    /// only if PD rebuilt; no rebuild in time is a liveness finding unless a PD kill,
+    /// partition or clock jump overlapped the outage (a new leader restarts the down timer;
+    /// a leader whose clock went back sees no silence) or a store went corrupt meanwhile
+    /// (too few stores left for the replicas). One at a time, and only while the other
+    /// healthy stores can hold `MAX_REPLICAS` replicas.
     pub(super) async fn store_down_long(&self, rng: &mut SeededRng) {
         let Some(id) = self.claim_store(rng) else {
             return self.noop("store down long: no free store".into());
         };
+        {
+            let mut state = self.state.lock().expect("nemesis lock");
+            let healthy = self.cluster.stores.len() - state.corrupt.len();
+            if state.down_long || healthy <= MAX_REPLICAS {
+                state.busy.remove(&id);
+                drop(state);
+                return self.noop(format!(
+                    "store down long: another store is down long, or too few healthy stores for {MAX_REPLICAS} replicas without store {id}"
+                ));
+            }
+            state.down_long = true;
+        }
         let tail = Self::crash_tail(rng);
         self.keep_trace(id).await;
-        self.count(Fault::StoreDownLong);
-        let down = Duration::from_millis(STORE_DOWN_MS) + secs(rng, 5, 25);
-        self.note(format!("kill store {id} for {down:?} ({tail:?})"));
+        let (disruptions, corrupt) = self.pd_disruptions();
+        self.note(format!(
+            "kill store {id} until PD rebuilt its replicas ({tail:?})"
+        ));
         self.cluster.kill(id, tail);
-        tokio::time::sleep(down).await;
-        self.note(format!("restart store {id} after a long outage"));
+        let killed = tokio::time::Instant::now();
+        let limit = killed + Duration::from_millis(STORE_DOWN_MS) + REBUILD_LIMIT;
+        tokio::time::sleep(Duration::from_millis(STORE_DOWN_MS)).await;
+        let client = PdClient::new(self.pd().pd_endpoints(), Duration::from_secs(3));
+        let rebuilt = loop {
+            if let Ok(routes) = client.scan_regions(b"", b"", 0).await {
+                let on_store = routes
+                    .iter()
+                    .any(|route| route.region.peers.iter().any(|p| p.store_id == id));
+                if !routes.is_empty() && !on_store {
+                    break true;
+                }
+            }
+            if tokio::time::Instant::now() >= limit {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let waited = killed.elapsed();
+        if rebuilt {
+            self.count(Fault::StoreDownLong);
+            self.note(format!(
+                "PD rebuilt store {id}'s replicas; restart it after {waited:?}"
+            ));
+        } else {
+            let (disruptions_now, corrupt_now) = self.pd_disruptions();
+            // A PD fault in effect at either end counts as one (the counts differ).
+            let overlapped = disruptions_now != disruptions || disruptions % 2 == 1;
+            let corrupted = corrupt_now != corrupt;
+            let what = format!("store {id} down {waited:?}: PD still placed replicas on it");
+            if overlapped || corrupted {
+                self.noop(format!(
+                    "store down long: {what} (a PD fault or a corruption overlapped)"
+                ));
+            } else {
+                self.note(format!("{what}: liveness finding"));
+                self.state
+                    .lock()
+                    .expect("nemesis lock")
+                    .findings
+                    .push(format!(
+                        "PD did not rebuild the replicas of store {id}, down {waited:?} (max_store_down_time {STORE_DOWN_MS} ms) with no PD fault overlapping"
+                    ));
+            }
+        }
         self.cluster.restart(id);
+        self.state.lock().expect("nemesis lock").down_long = false;
         self.release(id);
     }
 
