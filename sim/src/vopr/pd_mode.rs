@@ -251,7 +251,7 @@ async fn take_timestamps(
     let mut made = 0u64;
     while !stop.load(Ordering::Relaxed) {
         made += 1;
-        if made % REDISCOVER_EVERY == 0 {
+        if made.is_multiple_of(REDISCOVER_EVERY) {
             client.reconnect();
         }
         let count = rng.range(1, 9) as u32;
