@@ -218,10 +218,13 @@ impl Nemesis {
             .iter()
             .find(|p| p.role == PeerRole::Learner as i32)
             .copied();
+        // Not the store a StoreDownLong holds down: learners the nemesis kept adding there
+        // would keep PD from ever emptying it (seed 6 --pd, 5 minutes).
+        let down_long = self.state.lock().expect("nemesis lock").down_long;
         let spare: Vec<u64> = self
             .healthy_stores()
             .into_iter()
-            .filter(|s| region.peers.iter().all(|p| p.store_id != *s))
+            .filter(|s| region.peers.iter().all(|p| p.store_id != *s) && Some(*s) != down_long)
             .collect();
         // With PD, no promotions: PD's replica checker may remove a learner the nemesis added
         // between this view and the command (admin commands carry no epoch), and promoting

@@ -195,8 +195,9 @@ struct State {
     /// overlapped may legitimately see no rebuild: a new leader restarts the down timer,
     /// a leader whose clock went back sees no silence).
     pd_disruptions: u64,
-    /// A StoreDownLong store is down (one at a time: PD needs live stores to rebuild on).
-    down_long: bool,
+    /// The store a StoreDownLong fault holds down (one at a time: PD needs live stores to
+    /// rebuild on). The nemesis adds no learner on it: PD must empty it.
+    down_long: Option<u64>,
     /// Checks a fault itself made (a store down long that PD never rebuilt), reported as
     /// liveness failures at the end of the run.
     findings: Vec<String>,
@@ -217,7 +218,7 @@ impl State {
             pd_busy: BTreeSet::new(),
             pd_outage: false,
             pd_disruptions: 0,
-            down_long: false,
+            down_long: None,
             findings: Vec::new(),
         }
     }

@@ -170,14 +170,36 @@ impl Nemesis {
         {
             let mut state = self.state.lock().expect("nemesis lock");
             let healthy = self.cluster.stores.len() - state.corrupt.len();
-            if state.down_long || healthy <= MAX_REPLICAS {
+            if state.down_long.is_some() || healthy <= MAX_REPLICAS {
                 state.busy.remove(&id);
                 drop(state);
                 return self.noop(format!(
                     "store down long: another store is down long, or too few healthy stores for {MAX_REPLICAS} replicas without store {id}"
                 ));
             }
-            state.down_long = true;
+            state.down_long = Some(id);
+        }
+        // A store holding no replica has nothing to rebuild: no effect. Nor while PD still
+        // places a replica on a corrupt store: a region with voters there and here loses
+        // its quorum and no one can rebuild it (seed 6 --pd, 5 minutes).
+        let client = PdClient::new(self.pd().pd_endpoints(), Duration::from_secs(3));
+        let corrupt = self.corrupt();
+        let (holds, on_corrupt) = match client.scan_regions(b"", b"", 0).await {
+            Ok(routes) => {
+                let peers = || routes.iter().flat_map(|route| route.region.peers.iter());
+                (
+                    peers().any(|p| p.store_id == id),
+                    peers().any(|p| corrupt.contains(&p.store_id)),
+                )
+            }
+            Err(_) => (false, false),
+        };
+        if !holds || on_corrupt {
+            self.state.lock().expect("nemesis lock").down_long = None;
+            self.release(id);
+            return self.noop(format!(
+                "store down long: PD places no replica on store {id} (or did not answer), or still one on a corrupt store"
+            ));
         }
         let tail = Self::crash_tail(rng);
         self.keep_trace(id).await;
@@ -189,15 +211,30 @@ impl Nemesis {
         let killed = tokio::time::Instant::now();
         let limit = killed + Duration::from_millis(STORE_DOWN_MS) + REBUILD_LIMIT;
         tokio::time::sleep(Duration::from_millis(STORE_DOWN_MS)).await;
-        let client = PdClient::new(self.pd().pd_endpoints(), Duration::from_secs(3));
+        let mut left = String::new();
         let rebuilt = loop {
             if let Ok(routes) = client.scan_regions(b"", b"", 0).await {
-                let on_store = routes
+                let on_store: Vec<String> = routes
                     .iter()
-                    .any(|route| route.region.peers.iter().any(|p| p.store_id == id));
-                if !routes.is_empty() && !on_store {
+                    .filter(|route| route.region.peers.iter().any(|p| p.store_id == id))
+                    .map(|route| {
+                        let epoch = route.region.region_epoch.unwrap_or_default();
+                        let peers: Vec<(u64, i32)> = route
+                            .region
+                            .peers
+                            .iter()
+                            .map(|p| (p.store_id, p.role))
+                            .collect();
+                        format!(
+                            "region {} epoch {}/{} peers (store, role) {peers:?}",
+                            route.region.id, epoch.conf_ver, epoch.version
+                        )
+                    })
+                    .collect();
+                if !routes.is_empty() && on_store.is_empty() {
                     break true;
                 }
+                left = on_store.join("; ");
             }
             if tokio::time::Instant::now() >= limit {
                 break false;
@@ -227,12 +264,12 @@ impl Nemesis {
                     .expect("nemesis lock")
                     .findings
                     .push(format!(
-                        "PD did not rebuild the replicas of store {id}, down {waited:?} (max_store_down_time {STORE_DOWN_MS} ms) with no PD fault overlapping"
+                        "PD did not rebuild the replicas of store {id}, down {waited:?} (max_store_down_time {STORE_DOWN_MS} ms) with no PD fault overlapping: {left}"
                     ));
             }
         }
         self.cluster.restart(id);
-        self.state.lock().expect("nemesis lock").down_long = false;
+        self.state.lock().expect("nemesis lock").down_long = None;
         self.release(id);
     }
 
