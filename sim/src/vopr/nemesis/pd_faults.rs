@@ -211,36 +211,7 @@ impl Nemesis {
         let killed = tokio::time::Instant::now();
         let limit = killed + Duration::from_millis(STORE_DOWN_MS) + REBUILD_LIMIT;
         tokio::time::sleep(Duration::from_millis(STORE_DOWN_MS)).await;
-        let mut left = String::new();
-        let rebuilt = loop {
-            if let Ok(routes) = client.scan_regions(b"", b"", 0).await {
-                let on_store: Vec<String> = routes
-                    .iter()
-                    .filter(|route| route.region.peers.iter().any(|p| p.store_id == id))
-                    .map(|route| {
-                        let epoch = route.region.region_epoch.unwrap_or_default();
-                        let peers: Vec<(u64, i32)> = route
-                            .region
-                            .peers
-                            .iter()
-                            .map(|p| (p.store_id, p.role))
-                            .collect();
-                        format!(
-                            "region {} epoch {}/{} peers (store, role) {peers:?}",
-                            route.region.id, epoch.conf_ver, epoch.version
-                        )
-                    })
-                    .collect();
-                if !routes.is_empty() && on_store.is_empty() {
-                    break true;
-                }
-                left = on_store.join("; ");
-            }
-            if tokio::time::Instant::now() >= limit {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        };
+        let (rebuilt, left) = await_rebuild(&client, id, limit).await;
         let waited = killed.elapsed();
         if rebuilt {
             self.count(Fault::StoreDownLong);
@@ -286,4 +257,40 @@ impl Nemesis {
         state.pd_busy.clear();
         state.pd_outage = false;
     }
+}
+
+/// Polls PD's region list until no region has a peer on store `id` (true) or `limit`
+/// passes (false, with the regions still on it).
+async fn await_rebuild(client: &PdClient, id: u64, limit: tokio::time::Instant) -> (bool, String) {
+    let mut left = String::new();
+    let rebuilt = loop {
+        if let Ok(routes) = client.scan_regions(b"", b"", 0).await {
+            let on_store: Vec<String> = routes
+                .iter()
+                .filter(|route| route.region.peers.iter().any(|p| p.store_id == id))
+                .map(|route| {
+                    let epoch = route.region.region_epoch.unwrap_or_default();
+                    let peers: Vec<(u64, i32)> = route
+                        .region
+                        .peers
+                        .iter()
+                        .map(|p| (p.store_id, p.role))
+                        .collect();
+                    format!(
+                        "region {} epoch {}/{} peers (store, role) {peers:?}",
+                        route.region.id, epoch.conf_ver, epoch.version
+                    )
+                })
+                .collect();
+            if !routes.is_empty() && on_store.is_empty() {
+                break true;
+            }
+            left = on_store.join("; ");
+        }
+        if tokio::time::Instant::now() >= limit {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    (rebuilt, left)
 }
