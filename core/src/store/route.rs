@@ -88,7 +88,17 @@ impl<E: KvEngine> Store<E> {
     /// Steps `message` into its local peer unless the sender is a removed peer (answered
     /// with a tombstone) or it is a snapshot that does not fit this store.
     fn deliver(&mut self, region_id: RegionId, message: RaftMessage) {
+        assert_eq!(
+            message.region_id,
+            region_id.get(),
+            "delivered to its own region"
+        );
         let peer = self.peers.get(&region_id).expect("caller checked");
+        assert_eq!(
+            message.to_peer.as_ref().map(|p| p.id),
+            Some(peer.peer_id().get()),
+            "delivered to the peer it names"
+        );
         if let Some(from) = message.from_peer {
             let member = peer.region().peers.iter().any(|p| p.id == from.id);
             let older = conf_ver(message.region_epoch) < peer.epoch().conf_ver;
@@ -106,6 +116,10 @@ impl<E: KvEngine> Store<E> {
 
     fn tombstone_for(&self, region_id: RegionId, to: metapb::Peer) -> OutMessage {
         let peer = &self.peers[&region_id];
+        assert!(
+            !peer.region().peers.iter().any(|p| p.id == to.id),
+            "tombstones go to non-members only"
+        );
         let region = peer.region();
         OutMessage {
             to_store: StoreId(to.store_id),

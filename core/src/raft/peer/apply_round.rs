@@ -65,6 +65,16 @@ impl<E: KvEngine> Peer<E> {
         {
             let mut ctx = ApplyContext::new(&view, &mut effects.apply);
             for entry in &entries {
+                assert_eq!(
+                    entry.index,
+                    self.applied_index() + 1,
+                    "region {}: entries apply one after another",
+                    self.region_id
+                );
+                assert!(
+                    entry.term >= self.applied_term(),
+                    "applied terms never decrease"
+                );
                 let answer = self.apply_entry(
                     &mut ctx,
                     &mut round,
@@ -85,6 +95,11 @@ impl<E: KvEngine> Peer<E> {
             storage.set_region(round.region);
         }
         storage.stage_apply(&mut effects.apply);
+        assert_eq!(
+            self.applied_index(),
+            last_index,
+            "the round applied every entry"
+        );
         self.raw.advance_apply_to(last_index);
         if round.changed {
             self.refresh_peer_cache();

@@ -23,6 +23,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+use crate::planted::{self, PlantedBug};
 use std::collections::BTreeMap;
 
 use ferrokv_proto::ferrokv_raftpb::RaftMessage;
@@ -179,6 +180,75 @@ impl<E: KvEngine> Peer<E> {
 
     /// Runs after every input: re-draws the election timeout if raft-rs may have, and reacts
     /// to a role or term change (lease cleared, unconfirmable reads failed).
+    /// The peer's standing invariants, checked after every Ready and persist.
+    fn check_invariants(&self) {
+        let log = &self.raw.raft.raft_log;
+        let (truncated, truncated_term) = self.truncated();
+        assert!(
+            truncated <= self.applied_index(),
+            "region {}: truncated {truncated} past applied {}",
+            self.region_id,
+            self.applied_index()
+        );
+        assert!(
+            self.applied_index() <= log.committed,
+            "region {}: applied {} past commit {}",
+            self.region_id,
+            self.applied_index(),
+            log.committed
+        );
+        assert!(
+            log.committed <= log.last_index(),
+            "region {}: commit {} past the last index {}",
+            self.region_id,
+            log.committed,
+            log.last_index()
+        );
+        assert!(
+            log.persisted <= log.last_index(),
+            "region {}: persisted past the last index",
+            self.region_id
+        );
+        assert!(
+            truncated_term <= self.term() && self.applied_term() <= self.term(),
+            "region {}: log terms above the current term {}",
+            self.region_id,
+            self.term()
+        );
+        assert_eq!(
+            self.region().id,
+            self.region_id.get(),
+            "a peer keeps its region id"
+        );
+        if self.lease.until().is_some() && !planted::active(PlantedBug::LeaseKeptAfterStepDown) {
+            assert!(
+                self.is_leader(),
+                "region {}: a lease only on a leader",
+                self.region_id
+            );
+        }
+        if self.is_leader() {
+            assert_eq!(
+                self.raw.raft.leader_id,
+                self.peer_id.get(),
+                "a leader leads itself"
+            );
+            assert!(
+                self.log_term(log.last_index()) == Some(self.term())
+                    || log.last_index() == truncated,
+                "region {}: a leader's last entry is of its term",
+                self.region_id
+            );
+        }
+        if let Some((_, index)) = self.snapshot_to_apply {
+            assert!(
+                index <= log.last_index(),
+                "an installed snapshot is within the log"
+            );
+        }
+        self.proposals.check_invariants(self.term());
+    }
+
     fn observe(&mut self) {
         let raft = &self.raw.raft;
         let now = Observed {

@@ -92,6 +92,22 @@ impl ProposalQueue {
         displaced
     }
 
+    /// Indexes increase, terms never decrease nor pass `current_term`, and `bytes` is the sum.
+    pub fn check_invariants(&self, current_term: u64) {
+        for (a, b) in self.queue.iter().zip(self.queue.iter().skip(1)) {
+            assert!(a.index < b.index, "proposal indexes increase");
+            assert!(a.term <= b.term, "proposal terms never decrease");
+        }
+        if let Some(last) = self.queue.back() {
+            assert!(last.term <= current_term, "a proposal from a future term");
+        }
+        debug_assert_eq!(
+            self.bytes,
+            self.queue.iter().map(|p| p.bytes).sum::<usize>(),
+            "queued bytes are the sum of the proposals'"
+        );
+    }
+
     fn pop_front(&mut self) -> Option<Proposal> {
         let proposal = self.queue.pop_front()?;
         self.bytes -= proposal.bytes;

@@ -35,6 +35,17 @@ impl<E: KvEngine> Peer<E> {
             installed = Some(snapshot.get_metadata().index);
         }
         let entries = ready.take_entries();
+        for pair in entries.windows(2) {
+            assert_eq!(
+                pair[1].index,
+                pair[0].index + 1,
+                "appended entries are consecutive"
+            );
+            assert!(
+                pair[1].term >= pair[0].term,
+                "appended terms never decrease"
+            );
+        }
         if !entries.is_empty() {
             self.raw
                 .mut_store()
@@ -59,6 +70,7 @@ impl<E: KvEngine> Peer<E> {
         self.on_read_states(read_states);
         self.apply_committed(committed, effects)?;
         self.observe();
+        self.check_invariants();
         Ok(())
     }
 
@@ -100,6 +112,7 @@ impl<E: KvEngine> Peer<E> {
             }
         }
         self.observe();
+        self.check_invariants();
     }
 
     /// True if polling would produce anything.
