@@ -20,6 +20,18 @@ pub struct RegionStats {
     pub report: RegionReport,
     /// When it arrived.
     pub last_heartbeat_ms: u64,
+    /// For each peer the reports have named pending or down without a break: since when
+    /// (the first such report this leader saw).
+    pub unhealthy_since_ms: BTreeMap<u64, u64>,
+}
+
+impl RegionStats {
+    /// How long the peer has been reported pending or down without a break (0 if healthy).
+    pub fn unhealthy_for_ms(&self, peer_id: u64, now_ms: u64) -> u64 {
+        self.unhealthy_since_ms
+            .get(&peer_id)
+            .map_or(0, |since| now_ms.saturating_sub(*since))
+    }
 }
 
 /// The last heartbeat of one store.
@@ -54,15 +66,27 @@ impl LeaderMemory {
         self.started_ms
     }
 
-    /// Records a region report.
+    /// Records a region report; a peer that stays pending or down keeps its first time.
     pub fn record_region(&mut self, report: RegionReport, now_ms: u64) {
         let id = RegionId(report.region.id);
         assert!(id.0 != 0);
+        let before = self.regions.get(&id).map(|stats| &stats.unhealthy_since_ms);
+        let unhealthy_since_ms: BTreeMap<u64, u64> = report
+            .region
+            .peers
+            .iter()
+            .filter(|peer| report.is_pending(peer.id) || report.is_down(peer.id))
+            .map(|peer| {
+                let since = before.and_then(|b| b.get(&peer.id)).copied();
+                (peer.id, since.unwrap_or(now_ms).min(now_ms))
+            })
+            .collect();
         self.regions.insert(
             id,
             RegionStats {
                 report,
                 last_heartbeat_ms: now_ms,
+                unhealthy_since_ms,
             },
         );
     }

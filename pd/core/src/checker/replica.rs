@@ -2,8 +2,10 @@
 //!
 //! Input: one region's registered metadata and fresh heartbeat, store health, config.
 //! Output: at most one `Replica` operator, chosen in this order:
-//! 1. a learner no operator owns: promote it if voters are missing and it caught up, else
-//!    remove it;
+//! 1. a learner no operator owns: promote it if voters are missing and it caught up, wait
+//!    while it catches up, remove it if it stayed pending or down longer than an operator
+//!    gets to add a peer (its store may refuse it forever: a peer id below one the store
+//!    already destroyed for the region), or if no voter is missing;
 //! 2. a voter on a lost store (down past `max_store_down_time_ms`, offline, tombstone or
 //!    unknown): remove it if there are spare voters, else rebuild it elsewhere (add learner
 //!    -> promote -> remove);
@@ -19,6 +21,7 @@ use ferrokv_proto::metapb;
 
 use super::{add_voter_steps, pick_target_store, replace_peer_steps};
 use crate::heartbeat::RegionReport;
+use crate::memory::RegionStats;
 use crate::id_alloc::IdSource;
 use crate::meta;
 use crate::operator::{Operator, OperatorKind, Step};
@@ -35,8 +38,9 @@ pub fn plan(
         return None;
     }
     let region = view.region(region_id)?;
-    let report = &view.fresh_stats(region_id)?.report;
-    let steps = match orphan_learner(view, region, report) {
+    let stats = view.fresh_stats(region_id)?;
+    let report = &stats.report;
+    let steps = match orphan_learner(view, region, stats) {
         Verdict::Act(steps) => steps,
         Verdict::Wait => return None,
         Verdict::Pass => lost_voter(view, region, rng, ids)
@@ -66,11 +70,8 @@ fn is_lost(view: &ClusterView<'_>, peer: &metapb::Peer) -> bool {
     view.store_health(StoreId(peer.store_id)).is_lost()
 }
 
-fn orphan_learner(
-    view: &ClusterView<'_>,
-    region: &metapb::Region,
-    report: &RegionReport,
-) -> Verdict {
+fn orphan_learner(view: &ClusterView<'_>, region: &metapb::Region, stats: &RegionStats) -> Verdict {
+    let report = &stats.report;
     let Some(learner) = region.peers.iter().find(|peer| meta::is_learner(peer)) else {
         return Verdict::Pass;
     };
@@ -78,10 +79,14 @@ fn orphan_learner(
     let store_id = StoreId(learner.store_id);
     let voters_missing = meta::voter_count(region) < view.config.max_replicas;
     if !is_lost(view, learner) && voters_missing {
-        if report.is_pending(learner.id) || report.is_down(learner.id) {
+        let stuck_for = stats.unhealthy_for_ms(learner.id, view.now_ms);
+        let catching_up = report.is_pending(learner.id) || report.is_down(learner.id);
+        if catching_up && stuck_for < view.config.operator_region_timeout_ms {
             return Verdict::Wait;
         }
-        return Verdict::Act(vec![Step::PromoteLearner { peer_id, store_id }]);
+        if !catching_up {
+            return Verdict::Act(vec![Step::PromoteLearner { peer_id, store_id }]);
+        }
     }
     Verdict::Act(vec![Step::RemovePeer { peer_id, store_id }])
 }

@@ -138,6 +138,46 @@ fn an_orphan_learner_is_promoted_when_caught_up_and_waited_for_otherwise() {
     assert_eq!(plan_now(&fixture), None, "wait for the snapshot");
 }
 
+/// Seed 72 (`--pd`, 5 minutes): a learner added with a peer id below one its store had
+/// already destroyed for the region was refused by the store forever; the region stayed at
+/// two voters while PD waited for the learner's snapshot.
+#[test]
+fn a_learner_pending_longer_than_an_operator_may_take_is_removed() {
+    let mut fixture = Fixture::new(3);
+    let with_learner = region(
+        10,
+        ("", ""),
+        (3, 2),
+        &[(11, 1, Voter), (12, 2, Voter), (13, 3, Learner)],
+    );
+    let mut report = fixture.put_region(with_learner);
+    report.pending_peers = vec![report.region.peers[2]];
+    fixture.record(report.clone());
+    let limit = fixture.config.operator_region_timeout_ms;
+    fixture.now_ms += limit - 1;
+    fixture.record(report.clone());
+    assert_eq!(plan_now(&fixture), None, "still within the time a snapshot may take");
+    fixture.now_ms += 1;
+    fixture.record(report.clone());
+    let operator = plan_now(&fixture).expect("gives up on the learner");
+    assert_eq!(
+        operator.steps(),
+        &[Step::RemovePeer {
+            peer_id: PeerId(13),
+            store_id: StoreId(3)
+        }]
+    );
+    report.pending_peers.clear();
+    fixture.record(report.clone());
+    report.pending_peers = vec![report.region.peers[2]];
+    fixture.record(report);
+    assert_eq!(
+        plan_now(&fixture),
+        None,
+        "a healthy report in between restarts the clock"
+    );
+}
+
 #[test]
 fn a_region_with_an_operator_or_without_a_fresh_report_is_left_alone() {
     let mut fixture = Fixture::new(3);
