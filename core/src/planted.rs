@@ -28,11 +28,14 @@ pub enum PlantedBug {
     /// A new PD leader's timestamp oracle starts from its wall clock instead of above the
     /// persisted window limit.
     TsoFromWallClock,
+    /// PD's balancers never pick a store holding nothing as a target (a store that joined
+    /// stays empty).
+    BalanceSkipsEmptyStores,
 }
 
 impl PlantedBug {
     /// Every planted bug, in a fixed order.
-    pub const ALL: [PlantedBug; 8] = [
+    pub const ALL: [PlantedBug; 9] = [
         PlantedBug::StaleLocalReads,
         PlantedBug::SkipRaftLogSync,
         PlantedBug::LeaseKeptAfterStepDown,
@@ -41,6 +44,7 @@ impl PlantedBug {
         PlantedBug::RetryAmbiguousWrite,
         PlantedBug::ApplyIgnoresEpoch,
         PlantedBug::TsoFromWallClock,
+        PlantedBug::BalanceSkipsEmptyStores,
     ];
 
     /// The command-line name (`ci/sim.sh --planted-bug NAME`).
@@ -54,6 +58,7 @@ impl PlantedBug {
             PlantedBug::RetryAmbiguousWrite => "retry-ambiguous-write",
             PlantedBug::ApplyIgnoresEpoch => "apply-ignores-epoch",
             PlantedBug::TsoFromWallClock => "tso-from-wall-clock",
+            PlantedBug::BalanceSkipsEmptyStores => "balance-skips-empty-stores",
         }
     }
 

@@ -34,7 +34,14 @@ pub const STORE_QUEUE_CAPACITY: usize = 4096;
 /// Snapshots queued per destination store.
 const SNAPSHOT_QUEUE_CAPACITY: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of one snapshot chunk.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline of one batch of raft messages (at most `TRANSPORT_BATCH_BYTES_MAX`), after
+/// which the link reconnects and the batch is dropped (Raft retransmits). Calls to a store
+/// go one at a time, so a call lost to a partition holds every later message to that store
+/// until this passes: with 10 s, two live stores of three could not elect for 8 s after
+/// a partition healed (VOPR seed 62, 5 minutes).
+const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Finds a store's address.
@@ -278,7 +285,7 @@ async fn message_task(
         }
         let duplicate = buggify!().then(|| batch.clone());
         let call = rpc.send_raft(RaftMessageBatch { messages: batch });
-        let result = tokio::time::timeout(CALL_TIMEOUT, call).await;
+        let result = tokio::time::timeout(BATCH_TIMEOUT, call).await;
         match result {
             Ok(Ok(_)) => {
                 if let Some(copy) = duplicate {

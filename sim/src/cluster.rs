@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ferrokv_client::{RawClient, RawConfig};
@@ -36,14 +36,28 @@ pub struct SimStore {
     /// Its clock (monotonic rate and jumps, wall-clock skew), surviving restarts like a
     /// machine's clock survives a process restart.
     pub clock: ClockControl,
-    node: NodeHandle,
+    /// Its machine.
+    pub node: NodeHandle,
+}
+
+impl SimStore {
+    /// Store `id` running on a machine `pd_cluster` started.
+    pub fn of_machine(id: u64, machine: &crate::pd_cluster::Machine) -> SimStore {
+        SimStore {
+            id,
+            addr: machine.addr.clone(),
+            disk: machine.disk.clone(),
+            clock: machine.clock.clone(),
+            node: machine.node.clone(),
+        }
+    }
 }
 
 /// A cluster of simulated store machines.
 pub struct SimCluster {
     handle: Handle,
-    /// Stores by id.
-    pub stores: BTreeMap<u64, SimStore>,
+    /// Stores by id (a store that joins during the run is added).
+    stores: RwLock<BTreeMap<u64, Arc<SimStore>>>,
     /// Trace hashes of store incarnations that were killed (folded into the run's trace).
     pub past_traces: Mutex<Vec<(u64, u64)>>,
     /// How many faults currently cut each one-way store link.
@@ -153,18 +167,18 @@ impl SimCluster {
             let control = clock.control();
             stores.insert(
                 id,
-                SimStore {
+                Arc::new(SimStore {
                     id,
                     addr,
                     disk,
                     clock: control,
                     node,
-                },
+                }),
             );
         }
         SimCluster {
             handle,
-            stores,
+            stores: RwLock::new(stores),
             past_traces: Mutex::new(Vec::new()),
             cuts: Mutex::new(LinkCuts::default()),
             pd: None,
@@ -179,30 +193,62 @@ impl SimCluster {
             .iter()
             .map(|(index, machine)| {
                 let id = ids[index];
-                let store = SimStore {
-                    id,
-                    addr: machine.addr.clone(),
-                    disk: machine.disk.clone(),
-                    clock: machine.clock.clone(),
-                    node: machine.node.clone(),
-                };
-                (id, store)
+                (id, Arc::new(SimStore::of_machine(id, machine)))
             })
             .collect();
         SimCluster {
             handle: Handle::current(),
-            stores,
+            stores: RwLock::new(stores),
             past_traces: Mutex::new(Vec::new()),
             cuts: Mutex::new(LinkCuts::default()),
             pd: Some(pd),
         }
     }
 
+    /// Store `id` (it must exist).
+    pub fn store(&self, id: u64) -> Arc<SimStore> {
+        let stores = self.stores.read().expect("stores lock");
+        let store = stores.get(&id).unwrap_or_else(|| panic!("no store {id}"));
+        assert_eq!(store.id, id);
+        store.clone()
+    }
+
+    /// Every store id, in order.
+    pub fn store_ids(&self) -> Vec<u64> {
+        self.stores
+            .read()
+            .expect("stores lock")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Every store, in id order.
+    pub fn stores(&self) -> Vec<Arc<SimStore>> {
+        self.stores
+            .read()
+            .expect("stores lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Adds a store that joined during the run (its id must be new).
+    pub fn add_store(&self, store: SimStore) {
+        let id = store.id;
+        let previous = self
+            .stores
+            .write()
+            .expect("stores lock")
+            .insert(id, Arc::new(store));
+        assert!(previous.is_none(), "store {id} added twice");
+    }
+
     /// A client configuration reaching every store.
     pub fn client_config(&self) -> RawConfig {
         let stores = self
-            .stores
-            .values()
+            .stores()
+            .iter()
             .map(|store| (store.id, store.addr.clone()))
             .collect();
         RawConfig::new(stores, Duration::from_secs(10), Duration::from_secs(2))
@@ -220,30 +266,30 @@ impl SimCluster {
     /// Power loss on store `id`: the machine stops and its disk keeps `tail` of the
     /// unsynced writes.
     pub fn kill(&self, id: u64, tail: CrashTail) {
-        let store = &self.stores[&id];
+        let store = self.store(id);
         self.handle.kill(store.node.id());
         store.disk.crash(tail);
     }
 
     /// Powers store `id` back on; it recovers from its disk.
     pub fn restart(&self, id: u64) {
-        self.handle.restart(self.stores[&id].node.id());
+        self.handle.restart(self.store(id).node.id());
     }
 
     /// Cuts store `id` off the network (both directions, clients included).
     pub fn isolate(&self, id: u64) {
-        NetSim::current().clog_node(self.stores[&id].node.id());
+        NetSim::current().clog_node(self.store(id).node.id());
     }
 
     /// Reconnects store `id`.
     pub fn reconnect(&self, id: u64) {
-        NetSim::current().unclog_node(self.stores[&id].node.id());
+        NetSim::current().unclog_node(self.store(id).node.id());
     }
 
     /// Cuts every link between store `id` and the other stores, both ways, while clients
     /// still reach it (the classic stale-read setup for a deposed leader).
     pub fn cut_from_stores(&self, id: u64) {
-        for other in self.stores.keys().copied().filter(|other| *other != id) {
+        for other in self.store_ids().into_iter().filter(|other| *other != id) {
             self.cut_link(id, other);
             self.cut_link(other, id);
         }
@@ -251,7 +297,7 @@ impl SimCluster {
 
     /// Restores every link between store `id` and the other stores.
     pub fn restore_to_stores(&self, id: u64) {
-        for other in self.stores.keys().copied().filter(|other| *other != id) {
+        for other in self.store_ids().into_iter().filter(|other| *other != id) {
             self.restore_link(id, other);
             self.restore_link(other, id);
         }
@@ -260,19 +306,19 @@ impl SimCluster {
     /// Freezes store `id` (a long GC pause or a slow fsync): its tasks stop, its peers time
     /// out.
     pub fn pause(&self, id: u64) {
-        self.handle.pause(self.stores[&id].node.id());
+        self.handle.pause(self.store(id).node.id());
     }
 
     /// Unfreezes store `id`.
     pub fn resume(&self, id: u64) {
-        self.handle.resume(self.stores[&id].node.id());
+        self.handle.resume(self.store(id).node.id());
     }
 
     /// Cuts the one-way link from store `from` to store `to` (one more cut: the link stays
     /// down until every cut of it is restored).
     pub fn cut_link(&self, from: u64, to: u64) {
         if self.cuts.lock().expect("cuts lock").cut(from, to) {
-            NetSim::current().clog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
+            NetSim::current().clog_link(self.store(from).node.id(), self.store(to).node.id());
         }
     }
 
@@ -293,12 +339,12 @@ impl SimCluster {
     }
 
     fn unclog_link(&self, from: u64, to: u64) {
-        NetSim::current().unclog_link(self.stores[&from].node.id(), self.stores[&to].node.id());
+        NetSim::current().unclog_link(self.store(from).node.id(), self.store(to).node.id());
     }
 
     /// The machine of store `id`.
-    pub fn node(&self, id: u64) -> &NodeHandle {
-        &self.stores[&id].node
+    pub fn node(&self, id: u64) -> NodeHandle {
+        self.store(id).node.clone()
     }
 }
 

@@ -154,6 +154,19 @@ impl PdCluster {
     /// Starts one more store (a new machine with an empty disk); returns its index.
     pub fn add_store(&mut self) -> u64 {
         let index = self.stores.len() as u64 + 1;
+        let machine = self.start_store(index);
+        self.stores.insert(index, machine);
+        index
+    }
+
+    /// Starts a store machine with an empty disk at `index` (its address) that joins
+    /// through the members; `stores` is left alone (for a store joining a running
+    /// `SimCluster`, which keeps it by the id PD gives it).
+    pub fn start_store(&self, index: u64) -> Machine {
+        assert!(
+            !self.stores.contains_key(&index),
+            "store index {index} is taken"
+        );
         let addr = format!("{}:{STORE_PORT}", store_ip(index));
         let config = ServerConfig {
             store_id: 0,
@@ -194,16 +207,12 @@ impl PdCluster {
             })
             .build();
         let clock = clock.control();
-        self.stores.insert(
-            index,
-            Machine {
-                addr,
-                disk,
-                clock,
-                node,
-            },
-        );
-        index
+        Machine {
+            addr,
+            disk,
+            clock,
+            node,
+        }
     }
 
     /// A PD client (use it inside a simulated client machine).

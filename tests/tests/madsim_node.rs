@@ -14,7 +14,7 @@ use ferrokv_sim::cluster::{raw_client, SimCluster};
 
 async fn leader(cluster: &SimCluster) -> u64 {
     loop {
-        for store in cluster.stores.values() {
+        for store in cluster.stores() {
             if let Some(infos) = region_routes(&store.addr).await {
                 if let Some(leader) = infos.iter().find_map(|i| i.leader) {
                     return leader.store_id;
@@ -121,7 +121,7 @@ async fn ticks_keep_coming_while_the_mailbox_is_flooded() {
     control
         .spawn(async move {
             let leader_id = leader(&check).await;
-            let addr = check.stores[&leader_id].addr.clone();
+            let addr = check.store(leader_id).addr.clone();
             let before = store_report(&addr, false).await.unwrap();
             let stop = Arc::new(AtomicBool::new(false));
             let mut floods = Vec::new();
@@ -174,7 +174,7 @@ async fn routing_reports_do_not_hash_data() {
                     .await
                     .unwrap();
             }
-            let addr = check.stores[&leader(&check).await].addr.clone();
+            let addr = check.store(leader(&check).await).addr.clone();
             let routes = region_routes(&addr).await.unwrap();
             assert!(routes.iter().all(|info| info.data_hash == 0), "{routes:?}");
             let reports = region_reports(&addr).await.unwrap();

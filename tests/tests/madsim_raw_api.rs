@@ -14,7 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 
 async fn leader(cluster: &SimCluster) -> (TikvClient<Channel>, Context) {
     loop {
-        for store in cluster.stores.values() {
+        for store in cluster.stores() {
             let Some(reports) = region_reports(&store.addr).await else {
                 continue;
             };
@@ -24,7 +24,7 @@ async fn leader(cluster: &SimCluster) -> (TikvClient<Channel>, Context) {
             let (Some(leader), Some(region)) = (info.leader, info.region) else {
                 continue;
             };
-            let addr = &cluster.stores[&leader.store_id].addr;
+            let addr = &cluster.store(leader.store_id).addr;
             let channel = Endpoint::new(format!("http://{addr}"))
                 .unwrap()
                 .connect()

@@ -19,7 +19,7 @@ fn key(i: u64) -> Vec<u8> {
 }
 
 async fn leader_store(cluster: &SimCluster) -> Option<u64> {
-    for store in cluster.stores.values() {
+    for store in cluster.stores() {
         if let Some(reports) = region_reports(&store.addr).await {
             if let Some(leader) = reports.iter().find_map(|r| r.leader) {
                 return Some(leader.store_id);
@@ -92,7 +92,7 @@ async fn replicas_survive_kills_restarts_and_a_partition_under_load() {
             }
             tokio::time::sleep(Duration::from_secs(3)).await;
             let mut reports = Vec::new();
-            for store in cluster_for_check.stores.values() {
+            for store in cluster_for_check.stores() {
                 reports.push(region_reports(&store.addr).await.expect("store reports"));
             }
             (reads, reports)

@@ -123,8 +123,11 @@ pub struct RawClient {
     cache: Mutex<RegionCache>,
     channels: Mutex<BTreeMap<u64, Channel>>,
     rng: Mutex<ferrokv_core::env::SeededRng>,
-    /// The PD route source, if any (otherwise routes come from the stores).
+    /// PD, if any: where addresses of unlisted stores come from, and routes too if
+    /// `routes_from_pd`.
     pd: Option<Arc<PdClient>>,
+    /// Routes come from PD (else from the listed stores).
+    routes_from_pd: bool,
     /// Store addresses learned from PD.
     addresses: Mutex<BTreeMap<u64, String>>,
 }
@@ -162,6 +165,7 @@ impl RawClient {
             channels: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(ferrokv_core::env::SeededRng::new(seed)),
             pd: None,
+            routes_from_pd: false,
             addresses: Mutex::new(BTreeMap::new()),
         }
     }
@@ -177,6 +181,17 @@ impl RawClient {
     pub fn with_pd_config(pd: Arc<PdClient>, config: RawConfig) -> RawClient {
         RawClient {
             pd: Some(pd),
+            routes_from_pd: true,
+            ..RawClient::new(config)
+        }
+    }
+
+    /// A client whose routes come from the stores `config` lists (like `new`), that asks
+    /// PD only for the address of a store it does not list (one that joined later).
+    pub fn with_store_directory(pd: Arc<PdClient>, config: RawConfig) -> RawClient {
+        RawClient {
+            pd: Some(pd),
+            routes_from_pd: false,
             ..RawClient::new(config)
         }
     }
@@ -256,7 +271,15 @@ impl RawClient {
     pub async fn refresh(&self) {
         let mut newest: BTreeMap<u64, (metapb::Region, Option<metapb::Peer>, u64)> =
             BTreeMap::new();
-        let store_ids: Vec<u64> = self.config.stores.keys().copied().collect();
+        let learned: Vec<u64> = self
+            .addresses
+            .lock()
+            .expect("addresses lock")
+            .keys()
+            .copied()
+            .collect();
+        let store_ids: std::collections::BTreeSet<u64> =
+            self.config.stores.keys().copied().chain(learned).collect();
         for store_id in store_ids {
             let Ok(channel) = self.channel(store_id).await else {
                 continue;
@@ -329,8 +352,8 @@ impl RawClient {
             return Some(route);
         }
         match &self.pd {
-            Some(pd) => self.refresh_from_pd(pd, target).await,
-            None => self.refresh().await,
+            Some(pd) if self.routes_from_pd => self.refresh_from_pd(pd, target).await,
+            _ => self.refresh().await,
         }
         self.cached_route(target)
     }

@@ -137,7 +137,8 @@ pub(super) async fn collect_reports(
 ) -> (Vec<StoreReports>, Vec<u64>) {
     let mut reports = Vec::new();
     let mut silent = Vec::new();
-    for (id, store) in &cluster.stores {
+    for store in cluster.stores() {
+        let id = &store.id;
         if corrupt.contains(id) {
             continue;
         }
@@ -248,7 +249,7 @@ pub(super) async fn final_checks(
     // (Seeds with PD take one more timestamp after healing in `PdRun::finish`, checked
     // with the others.)
     for id in &corrupt {
-        if store_report(&cluster.stores[id].addr, false)
+        if store_report(&cluster.store(*id).addr, false)
             .await
             .is_some()
         {
@@ -266,7 +267,8 @@ pub(super) async fn final_checks(
         reports = collect_reports(&cluster, &corrupt).await.0;
     }
     let mut traces = Vec::new();
-    for (id, store) in &cluster.stores {
+    for store in cluster.stores() {
+        let id = &store.id;
         let trace = ferrokv_client::admin::store_trace(&store.addr)
             .await
             .unwrap_or(0);

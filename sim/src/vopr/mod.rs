@@ -228,7 +228,7 @@ async fn simulate(config: SeedConfig) -> SeedReport {
             shape.voters,
             shape.raft.clone(),
         ));
-        for store in cluster.stores.values() {
+        for store in cluster.stores() {
             store
                 .clock
                 .set_rate_ppm(nemesis::rate_within_bound(&mut rng));
@@ -257,8 +257,12 @@ async fn simulate(config: SeedConfig) -> SeedReport {
             nemesis.run(actors, start + safety, &nemesis_rng).await;
             ferrokv_server::buggify::set_enabled(false);
             nemesis.heal().await;
-            let failure = liveness::progress(&cluster, &nemesis.corrupt(), clients, start)
-                .await
+            let corrupt = nemesis.corrupt();
+            let mut settled = liveness::progress(&cluster, &corrupt, clients, start).await;
+            if settled.is_ok() && cluster.pd.is_some() {
+                settled = pd_mode::await_balance(&cluster, &corrupt).await;
+            }
+            let failure = settled
                 .err()
                 .or_else(|| nemesis.findings().first().cloned().map(Failure::liveness));
             let pd = match pd_run {
@@ -350,12 +354,14 @@ fn spawn_clients(
         }
         let client = match &cluster.pd {
             // With PD, half the clients find regions and stores through PD (as the
-            // official client does), the others ask the stores.
+            // official client does), the others ask the stores (and PD for the address
+            // of a store that joined after they started).
             Some(pd) if rng.ratio(1, 2) => {
                 config.stores.clear();
                 ferrokv_client::RawClient::with_pd_config(pd.pd_client(), config)
             }
-            _ => ferrokv_client::RawClient::new(config),
+            Some(pd) => ferrokv_client::RawClient::with_store_directory(pd.pd_client(), config),
+            None => ferrokv_client::RawClient::new(config),
         };
         let client_rng = rng.fork(100 + process);
         tasks.push(node.spawn(task.run(client, client_rng)));

@@ -8,6 +8,8 @@
 //!   received (`checker::tso`), across PD failovers and clock jumps;
 //! - after healing, every region must be back to `max_replicas` voters on live stores
 //!   (the replicas of a store that was down past `max_store_down_time`, or corrupt, rebuilt);
+//! - then, within `BALANCE_BUDGET`, peers and leaders spread over the live stores within
+//!   `checker::balance::SPREAD` (a store that joined mid-run started empty);
 //! - a watcher counts PD leader changes and the operators it sees running (GetOperator,
 //!   sampled: a lower bound, an operator that starts and ends between two looks is missed).
 
@@ -25,6 +27,7 @@ use madsim::runtime::NodeHandle;
 use super::nemesis::STORE_DOWN_MS;
 use super::workload::elapsed_ns;
 use super::Failure;
+use crate::checker::balance;
 use crate::checker::regions::{newest_regions, StoreReports};
 use crate::checker::tso::{self, TsoCall};
 use crate::cluster::SimCluster;
@@ -37,6 +40,9 @@ pub const MAX_REPLICAS: usize = 3;
 /// Simulated time the cluster has to form (every store registered, the first region at
 /// full replica count) before the run fails.
 const FORMATION_BUDGET: Duration = Duration::from_secs(60);
+/// Simulated time PD has, once the run settled, to spread peers and leaders over the
+/// live stores.
+const BALANCE_BUDGET: Duration = Duration::from_secs(120);
 /// How often the watcher looks at PD's leader and operators.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// A timestamp taker asks the members for the leader again every this many calls.
@@ -93,6 +99,33 @@ pub(super) async fn start(
         .await
         .expect("formation task")?;
     Ok((SimCluster::with_pd(pd, &ids), control))
+}
+
+/// Waits until peers and leaders are spread over the live (not corrupt) stores within
+/// `checker::balance::SPREAD`; a liveness failure after `BALANCE_BUDGET`.
+pub(super) async fn await_balance(
+    cluster: &SimCluster,
+    corrupt: &std::collections::BTreeSet<u64>,
+) -> Result<(), Failure> {
+    let deadline = tokio::time::Instant::now() + BALANCE_BUDGET;
+    let live: Vec<u64> = cluster
+        .store_ids()
+        .into_iter()
+        .filter(|id| !corrupt.contains(id))
+        .collect();
+    loop {
+        let (reports, _) = super::liveness::collect_reports(cluster, corrupt).await;
+        let verdict = balance::check(&balance::load(&reports, &live));
+        match verdict {
+            Ok(()) => return Ok(()),
+            Err(why) if tokio::time::Instant::now() >= deadline => {
+                return Err(Failure::liveness(format!(
+                    "not balanced {BALANCE_BUDGET:?} after settling: {why}"
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 /// Store index -> PD store id once every store (index -> address in `addrs`) registered

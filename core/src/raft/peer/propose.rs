@@ -19,6 +19,10 @@ use crate::raft::apply::{self, check_ranges_in_region, split_region, write_op_ra
 use crate::store::{AdminOutcome, RegionError, RequestHeader, Token};
 use crate::types::KeyRange;
 
+/// How far (entries) a transferee's log may trail the leader's for a leader transfer to
+/// start (TiKV's `leader-transfer-max-log-lag`).
+pub const TRANSFER_MAX_LOG_LAG: u64 = 128;
+
 fn invalid(message: impl Into<String>) -> RegionError {
     RegionError::Invalid(message.into())
 }
@@ -177,6 +181,7 @@ impl<E: KvEngine> Peer<E> {
                 regions: vec![self.region().clone()],
             });
         }
+        self.check_transferee_ready(peer_id)?;
         // A MsgTimeoutNow may now be in flight: no lease reads for the rest of this term.
         self.lease.forbid_term(self.term());
         self.raw.transfer_leader(peer_id);
@@ -184,6 +189,25 @@ impl<E: KvEngine> Peer<E> {
         Ok(AdminOutcome {
             regions: vec![self.region().clone()],
         })
+    }
+
+    /// TiKV's rule before a leader transfer: the transferee answered within the last
+    /// election timeout (`recent_active`, kept by check_quorum) and its log is at most
+    /// `TRANSFER_MAX_LOG_LAG` entries behind. raft-rs drops every proposal while a transfer
+    /// waits for its transferee to catch up, for up to an election timeout; a transferee
+    /// that is down or far behind would hold the region's writes that long, again on every
+    /// retry (VOPR seed 5 --pd: PD re-sent one to a dead store for ~25 s).
+    fn check_transferee_ready(&self, peer_id: u64) -> Result<(), RegionError> {
+        assert!(self.is_leader(), "only a leader transfers");
+        let last = self.raw.raft.raft_log.last_index();
+        let progress = self.raw.raft.prs().get(peer_id);
+        let (active, matched) = progress.map_or((false, 0), |p| (p.recent_active, p.matched));
+        if active && matched.saturating_add(TRANSFER_MAX_LOG_LAG) >= last {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "transferee {peer_id} not ready: recently active {active}, log matched to {matched} of {last} (at most {TRANSFER_MAX_LOG_LAG} behind)"
+        )))
     }
 
     fn propose_admin_cmd(

@@ -274,3 +274,56 @@ fn proposals_apply_everywhere_or_are_settled_by_a_newer_term() {
         .iter()
         .all(|p| p.applied_index() == n.peers[0].applied_index()));
 }
+
+fn transfer_to(n: &mut Net, leader: usize, target_peer: u64) -> Result<(), RegionError> {
+    let request = ferrokv_proto::ferrokv_raftpb::AdminRequest {
+        region_id: 1,
+        cmd: Some(
+            ferrokv_proto::ferrokv_raftpb::admin_request::Cmd::TransferLeaderToPeer(target_peer),
+        ),
+    };
+    n.peers[leader]
+        .propose_admin(Token(90), request)
+        .map(|_| ())
+}
+
+/// VOPR seed 5 (`--pd`, 1 minute, with a planted TSO bug): PD kept asking the leader to
+/// hand leadership to a peer on a store that had just died; raft-rs held every proposal
+/// while each transfer waited, so the region refused writes for ~25 s. A transfer now
+/// starts only toward a peer heard from within the last election timeout and whose log is
+/// caught up (TiKV's rule); otherwise it is refused and writes go on.
+#[test]
+fn a_transfer_to_a_silent_or_lagging_peer_is_refused_and_writes_go_on() {
+    let mut n = net(3);
+    n.tick(30);
+    let leader = n.leader().expect("a leader");
+    let silent = (leader + 1) % 3;
+    let silent_id = silent as u64 + 1;
+    n.cut = (1..=3)
+        .flat_map(|a| (1..=3).map(move |b| (a, b)))
+        .filter(|(a, b)| *a == silent_id || *b == silent_id)
+        .collect();
+    n.tick(25); // more than an election timeout: the leader marks it inactive
+    assert_eq!(n.leader(), Some(leader), "the other two keep the leader");
+    let refused = transfer_to(&mut n, leader, silent_id).expect_err("silent transferee");
+    assert!(
+        refused.to_string().contains("not ready"),
+        "a clear refusal: {refused}"
+    );
+    n.peers[leader]
+        .propose_write(Token(91), &header(), vec![put(b"after")])
+        .expect("writes are not held by a transfer");
+    n.tick(2);
+    assert!(
+        n.responses
+            .iter()
+            .any(|(t, r)| *t == Token(91) && matches!(r, Response::Write(Ok(_)))),
+        "the write committed"
+    );
+    // Back in touch and caught up: the transfer goes through.
+    n.cut.clear();
+    n.tick(5);
+    transfer_to(&mut n, leader, silent_id).expect("a ready transferee");
+    n.tick(5);
+    assert_eq!(n.leader(), Some(silent));
+}

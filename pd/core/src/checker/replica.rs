@@ -21,8 +21,8 @@ use ferrokv_proto::metapb;
 
 use super::{add_voter_steps, pick_target_store, replace_peer_steps};
 use crate::heartbeat::RegionReport;
-use crate::memory::RegionStats;
 use crate::id_alloc::IdSource;
+use crate::memory::RegionStats;
 use crate::meta;
 use crate::operator::{Operator, OperatorKind, Step};
 use crate::view::ClusterView;

@@ -8,6 +8,7 @@ pub mod balance_region;
 
 use std::collections::BTreeMap;
 
+use ferrokv_core::planted::{self, PlantedBug};
 use ferrokv_core::types::StoreId;
 
 /// `(source, target)` store pairs worth balancing, best first: the store with the highest
@@ -24,6 +25,7 @@ pub fn balance_pairs(counts: &BTreeMap<StoreId, u64>, tolerance: u64) -> Vec<(St
     let mut targets: Vec<(u64, StoreId)> = counts
         .iter()
         .filter(|(id, count)| **id != source && most - **count > tolerance)
+        .filter(|(_, count)| **count > 0 || !planted::active(PlantedBug::BalanceSkipsEmptyStores))
         .map(|(id, count)| (*count, *id))
         .collect();
     targets.sort();

@@ -30,7 +30,8 @@ fn epoch(info: &RegionInfo) -> (u64, u64) {
 impl Nemesis {
     async fn view(&self) -> View {
         let mut view = View::new();
-        for (store_id, store) in &self.cluster.stores {
+        for store in self.cluster.stores() {
+            let store_id = &store.id;
             let Some(infos) = region_routes(&store.addr).await else {
                 continue;
             };
@@ -72,7 +73,7 @@ impl Nemesis {
         request: AdminRequest,
         what: String,
     ) -> bool {
-        let addr = self.cluster.stores[&leader_store].addr.clone();
+        let addr = self.cluster.store(leader_store).addr.clone();
         match admin(&addr, request).await {
             Ok(response) if response.error.is_empty() => {
                 if let Some(fault) = fault {

@@ -25,7 +25,7 @@ impl Nemesis {
     pub(super) async fn wall_clock(&self, rng: &mut SeededRng) {
         let stores = self.healthy_stores();
         let id = stores[rng.below(stores.len() as u64) as usize];
-        let clock = self.cluster.stores[&id].clock.clone();
+        let clock = self.cluster.store(id).clock.clone();
         let sign = if rng.ratio(1, 2) { 1 } else { -1 };
         let span = secs(rng, 2, 8);
         self.count(Fault::WallClock);
@@ -62,7 +62,7 @@ impl Nemesis {
         if !self.state.lock().expect("nemesis lock").drifting.insert(id) {
             return self.noop(format!("clock drift: store {id} already drifts"));
         }
-        let clock = self.cluster.stores[&id].clock.clone();
+        let clock = self.cluster.store(id).clock.clone();
         let found = clock.rate_ppm();
         let rate = rate_within_bound(rng);
         self.count(Fault::ClockDrift);
@@ -87,6 +87,6 @@ impl Nemesis {
         let jump = Duration::from_millis(rng.range(100, 5000));
         self.count(Fault::MonotonicJump);
         self.note(format!("store {id} monotonic clock jumps {jump:?} forward"));
-        self.cluster.stores[&id].clock.jump(jump);
+        self.cluster.store(id).clock.jump(jump);
     }
 }

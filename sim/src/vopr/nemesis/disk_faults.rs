@@ -15,7 +15,7 @@ impl Nemesis {
         let Some(id) = self.claim_store(rng) else {
             return self.noop("disk fault: no free store".into());
         };
-        let disk = self.cluster.stores[&id].disk.clone();
+        let disk = self.cluster.store(id).disk.clone();
         let (what, faults) = if fsync {
             let faults = DiskFaults {
                 fail_next_sync: true,
@@ -56,7 +56,7 @@ impl Nemesis {
         let Some(id) = self.claim_store(rng) else {
             return self.noop("crash during large write: no free store".into());
         };
-        let disk = self.cluster.stores[&id].disk.clone();
+        let disk = self.cluster.store(id).disk.clone();
         let bytes = [4096, 16 * 1024, 64 * 1024][rng.below(3) as usize];
         self.count(Fault::CrashDuringLargeWrite);
         self.note(format!(
@@ -85,7 +85,7 @@ impl Nemesis {
     /// the mark is taken back.
     pub(super) async fn corruption(&self, rng: &mut SeededRng) {
         let claimed = {
-            let stores: Vec<u64> = self.cluster.stores.keys().copied().collect();
+            let stores: Vec<u64> = self.cluster.store_ids();
             let mut state = self.state.lock().expect("nemesis lock");
             state.claim_for_corruption(&stores, rng)
         };
@@ -93,7 +93,7 @@ impl Nemesis {
             Ok(id) => id,
             Err(why) => return self.noop(format!("corruption: {why}")),
         };
-        let disk = self.cluster.stores[&id].disk.clone();
+        let disk = self.cluster.store(id).disk.clone();
         self.keep_trace(id).await;
         self.note(format!("kill store {id} (DropAll) to damage its disk"));
         self.cluster.kill(id, CrashTail::DropAll);

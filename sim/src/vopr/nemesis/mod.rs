@@ -58,6 +58,9 @@ pub enum Fault {
     /// A store stays down past PD's `max_store_down_time` (PD must rebuild its replicas),
     /// then comes back.
     StoreDownLong,
+    /// A new store machine joins through PD (once per run); PD must spread peers and
+    /// leaders onto it.
+    StoreJoin,
 }
 
 impl Fault {
@@ -73,12 +76,16 @@ impl Fault {
     pub fn is_pd(self) -> bool {
         matches!(
             self,
-            Fault::PdLeaderKill | Fault::PdPartition | Fault::PdClock | Fault::StoreDownLong
+            Fault::PdLeaderKill
+                | Fault::PdPartition
+                | Fault::PdClock
+                | Fault::StoreDownLong
+                | Fault::StoreJoin
         )
     }
 
     /// Every fault kind.
-    pub const ALL: [Fault; 25] = [
+    pub const ALL: [Fault; 26] = [
         Fault::KillRestart,
         Fault::PowerLoss,
         Fault::Isolate,
@@ -104,6 +111,7 @@ impl Fault {
         Fault::PdPartition,
         Fault::PdClock,
         Fault::StoreDownLong,
+        Fault::StoreJoin,
     ];
 }
 
@@ -198,6 +206,8 @@ struct State {
     /// The store a StoreDownLong fault holds down (one at a time: PD needs live stores to
     /// rebuild on). The nemesis adds no learner on it: PD must empty it.
     down_long: Option<u64>,
+    /// A StoreJoin fault began (one per run).
+    joined: bool,
     /// Checks a fault itself made (a store down long that PD never rebuilt), reported as
     /// liveness failures at the end of the run.
     findings: Vec<String>,
@@ -219,6 +229,7 @@ impl State {
             pd_outage: false,
             pd_disruptions: 0,
             down_long: None,
+            joined: false,
             findings: Vec::new(),
         }
     }
@@ -350,9 +361,8 @@ impl Nemesis {
     fn healthy_stores(&self) -> Vec<u64> {
         let state = self.state.lock().expect("nemesis lock");
         self.cluster
-            .stores
-            .keys()
-            .copied()
+            .store_ids()
+            .into_iter()
             .filter(|id| !state.corrupt.contains(id))
             .collect()
     }
@@ -365,9 +375,8 @@ impl Nemesis {
         }
         let free: Vec<u64> = self
             .cluster
-            .stores
-            .keys()
-            .copied()
+            .store_ids()
+            .into_iter()
             .filter(|id| !state.corrupt.contains(id) && !state.busy.contains(id))
             .collect();
         let id = *free.get(rng.below(free.len().max(1) as u64) as usize)?;
@@ -493,6 +502,7 @@ impl Nemesis {
             Fault::PdPartition => self.pd_partition(rng).await,
             Fault::PdClock => self.pd_clock(rng).await,
             Fault::StoreDownLong => self.store_down_long(rng).await,
+            Fault::StoreJoin => self.store_join(rng).await,
         }
     }
 
@@ -503,8 +513,8 @@ impl Nemesis {
         net.update_config(|config| *config = madsim::net::Config::default());
         madsim::buggify::disable();
         self.cluster.restore_all_links();
-        for (id, store) in &self.cluster.stores {
-            self.cluster.reconnect(*id);
+        for store in self.cluster.stores() {
+            self.cluster.reconnect(store.id);
             store.clock.correct();
             store.disk.set_faults(DiskFaults::default());
         }

@@ -12,7 +12,7 @@ use super::{secs, Fault, Nemesis};
 impl Nemesis {
     /// Folds the trace of a store incarnation about to die into the run's trace.
     pub(super) async fn keep_trace(&self, id: u64) {
-        let addr = self.cluster.stores[&id].addr.clone();
+        let addr = self.cluster.store(id).addr.clone();
         let trace = ferrokv_client::admin::store_trace(&addr).await.unwrap_or(0);
         self.cluster
             .past_traces
@@ -165,7 +165,7 @@ impl Nemesis {
 
     /// Splits the stores around one bridge store that still reaches both sides.
     pub(super) async fn bridge(&self, rng: &mut SeededRng) {
-        let ids: Vec<u64> = self.cluster.stores.keys().copied().collect();
+        let ids: Vec<u64> = self.cluster.store_ids();
         let bridge = ids[rng.below(ids.len() as u64) as usize];
         let others: Vec<u64> = ids.iter().copied().filter(|id| *id != bridge).collect();
         let (left, right) = others.split_at(others.len() / 2);

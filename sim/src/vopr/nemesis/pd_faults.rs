@@ -1,7 +1,7 @@
 //! Placement Driver faults (seeds with PD only): the PD leader loses power, a PD member is
 //! isolated or cut off the other members (clients and stores still reaching it), a PD
 //! member's wall clock jumps, and a store stays down past PD's `max_store_down_time` so PD
-//! must rebuild its replicas elsewhere. One PD kill or partition at a time (three members
+//! must rebuild its replicas elsewhere, and a new store joins (once per run). One PD kill or partition at a time (three members
 //! keep a quorum); clock jumps overlap them, which is what a TSO bug needs to show.
 
 use std::time::Duration;
@@ -10,7 +10,8 @@ use ferrokv_client::pd::PdClient;
 use ferrokv_core::env::{Rng, SeededRng};
 
 use super::{secs, Fault, Nemesis};
-use crate::pd_cluster::{pd_leader, PdCluster};
+use crate::cluster::SimStore;
+use crate::pd_cluster::{pd_leader, store_ids, PdCluster};
 use crate::vopr::pd_mode::MAX_REPLICAS;
 
 /// PD's `max_store_down_time` in seeds with PD: a store down longer has its replicas
@@ -19,6 +20,8 @@ pub const STORE_DOWN_MS: u64 = 15_000;
 /// How long past `STORE_DOWN_MS` a StoreDownLong store stays down waiting for PD to
 /// rebuild its replicas.
 const REBUILD_LIMIT: Duration = Duration::from_secs(60);
+/// How long a joining store may take to register with PD (PD faults may be in effect).
+const JOIN_LIMIT: Duration = Duration::from_secs(120);
 
 impl Nemesis {
     fn pd(&self) -> &PdCluster {
@@ -169,7 +172,7 @@ impl Nemesis {
         };
         {
             let mut state = self.state.lock().expect("nemesis lock");
-            let healthy = self.cluster.stores.len() - state.corrupt.len();
+            let healthy = self.cluster.store_ids().len() - state.corrupt.len();
             if state.down_long.is_some() || healthy <= MAX_REPLICAS {
                 state.busy.remove(&id);
                 drop(state);
@@ -242,6 +245,53 @@ impl Nemesis {
         self.cluster.restart(id);
         self.state.lock().expect("nemesis lock").down_long = None;
         self.release(id);
+    }
+
+    /// A new store machine (empty disk, next free address) joins through PD, once per run.
+    /// Once PD registered it, the cluster keeps it under its PD id: clients reach it, every
+    /// store fault may hit it, and the end-of-run checks (settled, converged, balanced)
+    /// include it. Not registering within `JOIN_LIMIT` is a liveness finding.
+    pub(super) async fn store_join(&self, rng: &mut SeededRng) {
+        {
+            let mut state = self.state.lock().expect("nemesis lock");
+            if state.joined {
+                drop(state);
+                return self.noop("store join: a store already joined in this run".into());
+            }
+            state.joined = true;
+        }
+        let pd = self.pd();
+        let index = pd.stores.len() as u64 + 1;
+        let machine = pd.start_store(index);
+        machine.clock.set_rate_ppm(super::rate_within_bound(rng));
+        self.note(format!(
+            "a new store machine at {} joins through PD",
+            machine.addr
+        ));
+        let client = PdClient::new(pd.pd_endpoints(), Duration::from_secs(3));
+        let addrs = [(index, machine.addr.clone())].into();
+        let limit = tokio::time::Instant::now() + JOIN_LIMIT;
+        loop {
+            if let Some(id) = store_ids(&client, &addrs).await.get(&index).copied() {
+                self.cluster.add_store(SimStore::of_machine(id, &machine));
+                self.count(Fault::StoreJoin);
+                return self.note(format!("PD registered the new store as store {id}"));
+            }
+            if tokio::time::Instant::now() >= limit {
+                let finding = format!(
+                    "a new store at {} did not register with PD in {JOIN_LIMIT:?}",
+                    machine.addr
+                );
+                self.note(format!("{finding}: liveness finding"));
+                return self
+                    .state
+                    .lock()
+                    .expect("nemesis lock")
+                    .findings
+                    .push(finding);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// PD's part of healing: every member reconnected (to clients and to each other) with

@@ -156,7 +156,11 @@ fn a_learner_pending_longer_than_an_operator_may_take_is_removed() {
     let limit = fixture.config.operator_region_timeout_ms;
     fixture.now_ms += limit - 1;
     fixture.record(report.clone());
-    assert_eq!(plan_now(&fixture), None, "still within the time a snapshot may take");
+    assert_eq!(
+        plan_now(&fixture),
+        None,
+        "still within the time a snapshot may take"
+    );
     fixture.now_ms += 1;
     fixture.record(report.clone());
     let operator = plan_now(&fixture).expect("gives up on the learner");
