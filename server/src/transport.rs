@@ -36,12 +36,21 @@ const SNAPSHOT_QUEUE_CAPACITY: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one snapshot chunk.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deadline of one batch of raft messages (at most `TRANSPORT_BATCH_BYTES_MAX`), after
-/// which the link reconnects and the batch is dropped (Raft retransmits). Calls to a store
-/// go one at a time, so a call lost to a partition holds every later message to that store
-/// until this passes: with 10 s, two live stores of three could not elect for 8 s after
-/// a partition healed (VOPR seed 62, 5 minutes).
-const BATCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of a batch of raft messages with no bytes to speak of; each MiB adds
+/// `BATCH_TIMEOUT_PER_MIB` (a 4 MiB batch gets 6 s: 1 MiB/s at least). After it the link
+/// reconnects and the batch is dropped (Raft retransmits). Calls to a store go one at a
+/// time, so a call lost to a partition holds every later message to that store until its
+/// deadline: with a flat 10 s, two live stores of three could not elect for 8 s after a
+/// partition healed (VOPR seed 62, 5 minutes).
+const BATCH_TIMEOUT_BASE: Duration = Duration::from_secs(2);
+/// See `BATCH_TIMEOUT_BASE`.
+const BATCH_TIMEOUT_PER_MIB: Duration = Duration::from_secs(1);
+
+/// The deadline of a raft message batch of `bytes`.
+fn batch_timeout(bytes: usize) -> Duration {
+    let mib = u32::try_from(bytes.div_ceil(1024 * 1024)).unwrap_or(u32::MAX);
+    BATCH_TIMEOUT_BASE + BATCH_TIMEOUT_PER_MIB.saturating_mul(mib)
+}
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Finds a store's address.
@@ -285,12 +294,14 @@ async fn message_task(
         }
         let duplicate = buggify!().then(|| batch.clone());
         let call = rpc.send_raft(RaftMessageBatch { messages: batch });
-        let result = tokio::time::timeout(BATCH_TIMEOUT, call).await;
+        let deadline = batch_timeout(bytes);
+        let result = tokio::time::timeout(deadline, call).await;
         match result {
             Ok(Ok(_)) => {
                 if let Some(copy) = duplicate {
                     // A duplicated delivery: Raft must tolerate it.
-                    let _ = rpc.send_raft(RaftMessageBatch { messages: copy }).await;
+                    let again = rpc.send_raft(RaftMessageBatch { messages: copy });
+                    let _ = tokio::time::timeout(deadline, again).await;
                 }
             }
             Ok(Err(status)) if status.code() == tonic::Code::ResourceExhausted => {
@@ -351,4 +362,18 @@ async fn send_snapshot(
             .map_err(|status| status.to_string())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn a_batch_deadline_grows_with_its_size() {
+        assert_eq!(batch_timeout(0), Duration::from_secs(2));
+        assert_eq!(batch_timeout(1), Duration::from_secs(3));
+        assert_eq!(batch_timeout(4 * 1024 * 1024), Duration::from_secs(6));
+        assert_eq!(batch_timeout(4 * 1024 * 1024 + 1), Duration::from_secs(7));
+    }
 }

@@ -214,6 +214,9 @@ fn leader_transfer_moves_leadership() {
     let mut c = cluster(3, 5);
     let leader = c.wait_for_leader(REGION, 10 * SECOND).unwrap();
     let target = c.store_ids().into_iter().find(|id| *id != leader).unwrap();
+    // A leader hands over only to a peer it has heard from and that holds its log (a
+    // transfer to one it has not raft-rs would sit on, holding every write).
+    c.run_for(SECOND);
     c.admin(
         b"",
         admin(admin_request::Cmd::TransferLeaderToPeer(target.get())),

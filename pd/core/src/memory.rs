@@ -20,13 +20,16 @@ pub struct RegionStats {
     pub report: RegionReport,
     /// When it arrived.
     pub last_heartbeat_ms: u64,
-    /// For each peer the reports have named pending or down without a break: since when
-    /// (the first such report this leader saw).
+    /// For each peer the reports have named pending (or down; stores do not report down
+    /// peers yet) without a break while no operator owned the region: since when (the
+    /// first such report this leader saw). An operator's own peers are timed by the
+    /// operator, so the clock starts only once it finished or timed out.
     pub unhealthy_since_ms: BTreeMap<u64, u64>,
 }
 
 impl RegionStats {
-    /// How long the peer has been reported pending or down without a break (0 if healthy).
+    /// How long the peer has been reported pending or down without a break and without an
+    /// operator on the region (0 if healthy).
     pub fn unhealthy_for_ms(&self, peer_id: u64, now_ms: u64) -> u64 {
         self.unhealthy_since_ms
             .get(&peer_id)
@@ -66,11 +69,16 @@ impl LeaderMemory {
         self.started_ms
     }
 
-    /// Records a region report; a peer that stays pending or down keeps its first time.
-    pub fn record_region(&mut self, report: RegionReport, now_ms: u64) {
+    /// Records a region report; a peer that stays pending or down keeps its first time,
+    /// unless an operator owns the region (`owned`: then no clock runs).
+    pub fn record_region(&mut self, report: RegionReport, now_ms: u64, owned: bool) {
         let id = RegionId(report.region.id);
         assert!(id.0 != 0);
-        let before = self.regions.get(&id).map(|stats| &stats.unhealthy_since_ms);
+        let before = self
+            .regions
+            .get(&id)
+            .map(|stats| &stats.unhealthy_since_ms)
+            .filter(|_| !owned);
         let unhealthy_since_ms: BTreeMap<u64, u64> = report
             .region
             .peers

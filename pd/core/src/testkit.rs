@@ -132,7 +132,9 @@ impl Fixture {
             self.memory.forget_region(removed);
         }
         let report = report_of(&region);
-        self.memory.record_region(report.clone(), self.now_ms);
+        let owned = self.operators.get(RegionId(region.id)).is_some();
+        self.memory
+            .record_region(report.clone(), self.now_ms, owned);
         report
     }
 
@@ -145,7 +147,8 @@ impl Fixture {
 
     /// Records `report` as the region's latest heartbeat.
     pub fn record(&mut self, report: RegionReport) {
-        self.memory.record_region(report, self.now_ms);
+        let owned = self.operators.get(RegionId(report.region.id)).is_some();
+        self.memory.record_region(report, self.now_ms, owned);
     }
 
     /// The view planners take.

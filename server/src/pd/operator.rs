@@ -61,13 +61,8 @@ impl<E: KvEngine> PdWorker<E> {
             )
             .await
             .map(|_| ())
-        } else if let Some(transfer) = response.transfer_leader.and_then(|t| t.peer) {
-            self.admin(
-                region.id,
-                admin_request::Cmd::TransferLeaderToPeer(transfer.id),
-            )
-            .await
-            .map(|_| ())
+        } else if let Some(transfer) = response.transfer_leader {
+            self.transfer_leader(region.id, transfer).await
         } else if let Some(split) = response.split_region {
             self.split_for_pd(region, split).await
         } else {
@@ -76,6 +71,31 @@ impl<E: KvEngine> PdWorker<E> {
         if let Err(error) = outcome {
             tracing::info!(region_id = response.region_id, %error, "PD instruction failed");
         }
+    }
+
+    /// Hands leadership to the first of PD's candidates (`peers`, else `peer`) the leader
+    /// finds ready (it refuses one it has not heard from lately or that trails its log).
+    async fn transfer_leader(
+        &self,
+        region_id: u64,
+        transfer: pdpb::TransferLeader,
+    ) -> Result<(), String> {
+        let mut candidates = transfer.peers;
+        if candidates.is_empty() {
+            candidates.extend(transfer.peer);
+        }
+        let mut refusals = Vec::new();
+        for candidate in candidates {
+            let cmd = admin_request::Cmd::TransferLeaderToPeer(candidate.id);
+            match self.admin(region_id, cmd).await {
+                Ok(_) => return Ok(()),
+                Err(error) => refusals.push(error.to_string()),
+            }
+        }
+        Err(format!(
+            "no candidate took leadership: {}",
+            refusals.join("; ")
+        ))
     }
 
     fn is_destroy_order(

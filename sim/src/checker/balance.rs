@@ -2,7 +2,10 @@
 //! most `SPREAD` between the fullest and the emptiest store. PD's balancers stop within a
 //! tolerance of 1 (`leader_balance_tolerance`, `region_balance_tolerance`); one more move
 //! may be in flight when the check looks. A store that joined during the run starts empty,
-//! so this is what shows that PD moved replicas and leaders onto it.
+//! so this is what shows that PD moved replicas and leaders onto it. Two more rules keep the
+//! check from passing on nothing: there must be regions, and when there are at least as
+//! many replicas as live stores every live store holds one (a spread of 2 alone lets an
+//! empty store pass beside stores holding 2 each).
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,8 @@ pub struct Load {
     pub peers: BTreeMap<u64, u64>,
     /// Region leaders per store.
     pub leaders: BTreeMap<u64, u64>,
+    /// Regions counted.
+    pub regions: u64,
 }
 
 /// Counts the load of every store in `live` (0 if it holds nothing) from the reports.
@@ -27,8 +32,10 @@ pub fn load(reports: &[StoreReports], live: &[u64]) -> Load {
     let mut load = Load {
         peers: live.iter().map(|store| (*store, 0)).collect(),
         leaders: live.iter().map(|store| (*store, 0)).collect(),
+        regions: 0,
     };
     for (region_id, region) in newest_regions(reports) {
+        load.regions += 1;
         for peer in &region.peers {
             if let Some(count) = load.peers.get_mut(&peer.store_id) {
                 *count += 1;
@@ -60,6 +67,22 @@ fn spread(counts: &BTreeMap<u64, u64>) -> u64 {
 
 /// Ok if peers and leaders are each spread within `SPREAD` over the live stores.
 pub fn check(load: &Load) -> Result<(), String> {
+    if load.regions == 0 || load.peers.is_empty() {
+        return Err("no regions or no live stores reported: nothing to judge".into());
+    }
+    let replicas: u64 = load.peers.values().sum();
+    let empty: Vec<u64> = load
+        .peers
+        .iter()
+        .filter(|(_, count)| **count == 0)
+        .map(|(store, _)| *store)
+        .collect();
+    if replicas >= load.peers.len() as u64 && !empty.is_empty() {
+        return Err(format!(
+            "stores {empty:?} hold no peer among {replicas} replicas: peers per store {:?}",
+            load.peers
+        ));
+    }
     let (peers, leaders) = (spread(&load.peers), spread(&load.leaders));
     if peers > SPREAD || leaders > SPREAD {
         return Err(format!(
@@ -140,6 +163,13 @@ mod tests {
         assert_eq!(load.peers, [(1, 3), (2, 3), (3, 3), (4, 3)].into());
         assert_eq!(load.leaders, [(1, 1), (2, 1), (3, 1), (4, 1)].into());
         assert_eq!(check(&load), Ok(()));
+
+        let two: Vec<(u64, &[u64], u64)> = vec![(1, three, 1), (2, three, 2)];
+        let load = super::load(&reports(&two, &live), &live);
+        assert_eq!(load.peers, [(1, 2), (2, 2), (3, 2), (4, 0)].into());
+        let why = check(&load).expect_err("spread 2, but store 4 is empty");
+        assert!(why.contains("[4]"), "{why}");
+        assert!(check(&super::load(&[], &live)).is_err(), "no regions");
     }
 
     #[test]

@@ -23,6 +23,12 @@ use crate::types::KeyRange;
 /// start (TiKV's `leader-transfer-max-log-lag`).
 pub const TRANSFER_MAX_LOG_LAG: u64 = 128;
 
+/// The leader-transfer rule of `check_transferee_ready`, on plain numbers.
+fn transferee_ready(answered_lately: bool, matched: u64, last: u64, pending_change: bool) -> bool {
+    let caught_up = matched > 0 && last.saturating_sub(matched) < TRANSFER_MAX_LOG_LAG;
+    answered_lately && caught_up && !pending_change
+}
+
 fn invalid(message: impl Into<String>) -> RegionError {
     RegionError::Invalid(message.into())
 }
@@ -191,22 +197,29 @@ impl<E: KvEngine> Peer<E> {
         })
     }
 
-    /// TiKV's rule before a leader transfer: the transferee answered within the last
-    /// election timeout (`recent_active`, kept by check_quorum) and its log is at most
-    /// `TRANSFER_MAX_LOG_LAG` entries behind. raft-rs drops every proposal while a transfer
-    /// waits for its transferee to catch up, for up to an election timeout; a transferee
-    /// that is down or far behind would hold the region's writes that long, again on every
-    /// retry (VOPR seed 5 --pd: PD re-sent one to a dead store for ~25 s).
+    /// Refuses a leader transfer raft-rs would sit on: raft-rs drops every proposal while
+    /// a transfer waits for its transferee to catch up, for up to an election timeout, so
+    /// a transferee that is dead or far behind would hold the region's writes that long,
+    /// again on every retry (VOPR seed 5 --pd: PD re-sent one to a dead store for ~25 s).
+    /// Ready means: no membership change pending, the transferee acknowledged some entry
+    /// of this leader (`matched > 0`: not a peer just added, nor one a new leader has not
+    /// heard from), it answered since the last check-quorum round (`recent_active`; with
+    /// check_quorum off raft-rs never clears it, and only the other rules apply), and its
+    /// log trails by less than `TRANSFER_MAX_LOG_LAG` entries (TiKV's
+    /// `leader-transfer-max-log-lag` and pending-conf-change rules; TiKV also refuses while
+    /// any peer receives a snapshot, which this does not).
     fn check_transferee_ready(&self, peer_id: u64) -> Result<(), RegionError> {
         assert!(self.is_leader(), "only a leader transfers");
-        let last = self.raw.raft.raft_log.last_index();
-        let progress = self.raw.raft.prs().get(peer_id);
+        let raft = &self.raw.raft;
+        let last = raft.raft_log.last_index();
+        let progress = raft.prs().get(peer_id);
         let (active, matched) = progress.map_or((false, 0), |p| (p.recent_active, p.matched));
-        if active && matched.saturating_add(TRANSFER_MAX_LOG_LAG) >= last {
+        let pending_change = raft.has_pending_conf();
+        if transferee_ready(active, matched, last, pending_change) {
             return Ok(());
         }
         Err(invalid(format!(
-            "transferee {peer_id} not ready: recently active {active}, log matched to {matched} of {last} (at most {TRANSFER_MAX_LOG_LAG} behind)"
+            "transferee {peer_id} not ready: answered lately {active}, log matched to {matched} of {last} (fewer than {TRANSFER_MAX_LOG_LAG} behind needed), membership change pending {pending_change}"
         )))
     }
 
@@ -378,5 +391,34 @@ impl<E: KvEngine> Peer<E> {
         if let Err(error) = self.propose_admin_cmd(admin, None) {
             tracing::debug!(region_id = %self.region_id, %error, "log compaction not proposed");
         }
+    }
+}
+
+#[cfg(test)]
+mod transfer_rule_tests {
+    use super::{transferee_ready, TRANSFER_MAX_LOG_LAG};
+
+    #[test]
+    fn a_transferee_must_have_answered_hold_some_log_trail_by_less_than_the_lag_and_no_change_may_be_pending(
+    ) {
+        let lag = TRANSFER_MAX_LOG_LAG;
+        assert!(transferee_ready(true, 500, 500, false));
+        assert!(transferee_ready(true, 500 - lag + 1, 500, false));
+        assert!(
+            !transferee_ready(true, 500 - lag, 500, false),
+            "TiKV's bound is exclusive"
+        );
+        assert!(
+            !transferee_ready(true, 0, 6, false),
+            "never acknowledged this leader"
+        );
+        assert!(
+            !transferee_ready(false, 500, 500, false),
+            "silent since check-quorum"
+        );
+        assert!(
+            !transferee_ready(true, 500, 500, true),
+            "membership change pending"
+        );
     }
 }

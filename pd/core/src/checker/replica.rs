@@ -3,9 +3,11 @@
 //! Input: one region's registered metadata and fresh heartbeat, store health, config.
 //! Output: at most one `Replica` operator, chosen in this order:
 //! 1. a learner no operator owns: promote it if voters are missing and it caught up, wait
-//!    while it catches up, remove it if it stayed pending or down longer than an operator
-//!    gets to add a peer (its store may refuse it forever: a peer id below one the store
-//!    already destroyed for the region), or if no voter is missing;
+//!    while it catches up, remove it if it stayed pending for `operator_region_timeout_ms`
+//!    with no operator on the region (after the operator that added it, if any, finished
+//!    or timed out: the learner had two such spans; its store may refuse it forever, as a
+//!    peer id below one the store already destroyed for the region), or if no voter is
+//!    missing;
 //! 2. a voter on a lost store (down past `max_store_down_time_ms`, offline, tombstone or
 //!    unknown): remove it if there are spare voters, else rebuild it elsewhere (add learner
 //!    -> promote -> remove);

@@ -30,7 +30,8 @@ impl Coordinator {
             Err(reason) => return Ok(self.on_stale(state, &report, reason)),
         };
         self.counters.accepted += 1;
-        self.memory.record_region(report.clone(), now_ms);
+        let owned = self.operators.get(RegionId(report.region.id)).is_some();
+        self.memory.record_region(report.clone(), now_ms, owned);
         if change != RegionChange::Unchanged {
             self.counters.metadata_proposed += 1;
             proposals.push(PdCommand::PutRegion {

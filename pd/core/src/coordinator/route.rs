@@ -48,7 +48,7 @@ mod tests {
         assert_eq!(coordinator.leader_of(&current), None, "never heard");
         let mut report = report_of(&current);
         report.pending_peers = vec![current.peers[1]];
-        coordinator.memory.record_region(report, 5);
+        coordinator.memory.record_region(report, 5, false);
         assert_eq!(coordinator.leader_of(&current), Some(current.peers[0]));
         let described = coordinator.describe(&current);
         assert_eq!(described.pending_peers, vec![current.peers[1]]);

@@ -6,7 +6,8 @@
 //! - `AddVoter`        -> `change_peer { peer (Voter), AddNode }`
 //! - `PromoteLearner`  -> `change_peer { peer (Voter), AddNode }` on the existing learner
 //! - `RemovePeer`      -> `change_peer { peer, RemoveNode }`; if the peer is the leader,
-//!   `transfer_leader` to another healthy voter first (a leader cannot remove itself)
+//!   `transfer_leader` to another healthy voter first (a leader cannot remove itself): every
+//!   healthy voter is offered in `peers`, and the leader takes the first it finds ready
 //! - `TransferLeader`  -> `transfer_leader { peer, peers: [peer] }`
 //! - `SplitRegion`     -> `split_region { policy: APPROXIMATE, keys: [] }` (the store picks
 //!   the key, then asks for ids with `AskBatchSplit`)
@@ -51,7 +52,7 @@ pub fn for_step(
         }
         Step::RemovePeer { peer_id, .. } => {
             if peer_id.0 == report.leader.id {
-                response.transfer_leader = Some(transfer(successor(report)?));
+                response.transfer_leader = Some(transfer_to_any(successors(report))?);
             } else {
                 let peer = *meta::peer_by_id(&report.region, peer_id.0)?;
                 response.change_peer = Some(change(peer, ConfChangeType::RemoveNode));
@@ -123,18 +124,29 @@ fn transfer(peer: metapb::Peer) -> pdpb::TransferLeader {
     }
 }
 
-/// The voter (lowest store id) that should take over before the leader removes itself:
-/// not the leader, not pending, not down.
-fn successor(report: &RegionReport) -> Option<metapb::Peer> {
-    let mut candidates: Vec<&metapb::Peer> = report
+/// A transfer to the first of `candidates` the leader finds ready (`peer` is the first,
+/// as clients of the single-target field expect); `None` if there is none.
+fn transfer_to_any(candidates: Vec<metapb::Peer>) -> Option<pdpb::TransferLeader> {
+    Some(pdpb::TransferLeader {
+        peer: Some(*candidates.first()?),
+        peers: candidates,
+    })
+}
+
+/// The voters (lowest store id first) that may take over before the leader removes
+/// itself: not the leader, not pending, not down. All are offered: the leader refuses one
+/// it has not heard from lately or that trails its log, and takes the next.
+fn successors(report: &RegionReport) -> Vec<metapb::Peer> {
+    let mut candidates: Vec<metapb::Peer> = report
         .region
         .peers
         .iter()
         .filter(|peer| peer.id != report.leader.id && meta::is_voter(peer))
         .filter(|peer| !report.is_pending(peer.id) && !report.is_down(peer.id))
+        .copied()
         .collect();
     candidates.sort_by_key(|peer| peer.store_id);
-    candidates.first().map(|peer| **peer)
+    candidates
 }
 
 fn exactly_one_command(response: &pdpb::RegionHeartbeatResponse) -> bool {

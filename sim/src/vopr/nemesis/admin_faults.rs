@@ -28,8 +28,12 @@ fn epoch(info: &RegionInfo) -> (u64, u64) {
 }
 
 impl Nemesis {
+    /// The newest region infos the stores report. A leader on a store the cluster does not
+    /// know yet (one that joined and PD registered, before the nemesis saw it register) is
+    /// dropped: faults act only on stores they can reach.
     async fn view(&self) -> View {
         let mut view = View::new();
+        let known = self.cluster.store_ids();
         for store in self.cluster.stores() {
             let store_id = &store.id;
             let Some(infos) = region_routes(&store.addr).await else {
@@ -44,6 +48,11 @@ impl Nemesis {
                 if better {
                     view.insert(region.id, info);
                 }
+            }
+        }
+        for info in view.values_mut() {
+            if info.leader.is_some_and(|l| !known.contains(&l.store_id)) {
+                info.leader = None;
             }
         }
         view

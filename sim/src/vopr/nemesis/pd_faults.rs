@@ -282,7 +282,8 @@ impl Nemesis {
                     "a new store at {} did not register with PD in {JOIN_LIMIT:?}",
                     machine.addr
                 );
-                self.note(format!("{finding}: liveness finding"));
+                self.note(format!("{finding}: liveness finding; its machine stops"));
+                madsim::runtime::Handle::current().kill(machine.node.id());
                 return self
                     .state
                     .lock()

@@ -174,12 +174,24 @@ fn a_learner_pending_longer_than_an_operator_may_take_is_removed() {
     report.pending_peers.clear();
     fixture.record(report.clone());
     report.pending_peers = vec![report.region.peers[2]];
-    fixture.record(report);
+    fixture.record(report.clone());
     assert_eq!(
         plan_now(&fixture),
         None,
         "a healthy report in between restarts the clock"
     );
+    // While an operator owns the region (the one adding the learner), the clock stands
+    // still: the operator has its own timeout, and the learner gets a full span after it.
+    fixture.operators.add(operator);
+    fixture.now_ms += limit;
+    fixture.record(report.clone());
+    fixture.operators.cancel(REGION);
+    fixture.now_ms += limit - 1;
+    fixture.record(report.clone());
+    assert_eq!(plan_now(&fixture), None, "owned time does not count");
+    fixture.now_ms += 1;
+    fixture.record(report);
+    assert!(plan_now(&fixture).is_some(), "a full unowned span: removed");
 }
 
 #[test]

@@ -59,6 +59,18 @@ fn removing_the_leader_transfers_leadership_first() {
         Some(peer(3, 3, PeerRole::Voter)),
         "skips the pending peer"
     );
+    assert_eq!(transfer.peers, vec![peer(3, 3, PeerRole::Voter)]);
+    report.pending_peers.clear();
+    let offered = for_step(&remove_leader, &report, 7)
+        .unwrap()
+        .transfer_leader
+        .unwrap();
+    assert_eq!(
+        offered.peers,
+        vec![peer(2, 2, PeerRole::Voter), peer(3, 3, PeerRole::Voter)],
+        "every healthy voter is offered, lowest store first: the leader takes the first ready one"
+    );
+    assert_eq!(offered.peer, Some(peer(2, 2, PeerRole::Voter)));
     let remove_follower = Step::RemovePeer {
         peer_id: PeerId(3),
         store_id: StoreId(3),
