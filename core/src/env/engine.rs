@@ -11,7 +11,7 @@ use crate::types::KeyRange;
 /// Column families. Their names are part of the on-disk format.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum Cf {
-    /// Raw KV data and MVCC values of large writes.
+    /// MVCC values of large transactional writes (every key under the transactional prefix).
     Default,
     /// Percolator locks.
     Lock,
@@ -19,11 +19,14 @@ pub enum Cf {
     Write,
     /// Raft log, hard state, region and apply state.
     Raft,
+    /// Raw KV data, keys as the client sends them. A column family of its own, so raw keys
+    /// are any bytes and never meet transactional data.
+    Raw,
 }
 
 impl Cf {
     /// Every column family, in a fixed order.
-    pub const ALL: [Cf; 4] = [Cf::Default, Cf::Lock, Cf::Write, Cf::Raft];
+    pub const ALL: [Cf; 5] = [Cf::Default, Cf::Lock, Cf::Write, Cf::Raft, Cf::Raw];
 
     /// The on-disk name.
     pub const fn name(self) -> &'static str {
@@ -32,6 +35,7 @@ impl Cf {
             Cf::Lock => "lock",
             Cf::Write => "write",
             Cf::Raft => "raft",
+            Cf::Raw => "raw",
         }
     }
 }
@@ -245,6 +249,6 @@ mod tests {
     #[test]
     fn cf_names_are_stable() {
         let names: Vec<_> = Cf::ALL.iter().map(|cf| cf.name()).collect();
-        assert_eq!(names, ["default", "lock", "write", "raft"]);
+        assert_eq!(names, ["default", "lock", "write", "raft", "raw"]);
     }
 }

@@ -12,26 +12,18 @@
 //! CF default: 'x' ++ encode_bytes(user_key) ++ !start_ts    -> value longer than 255 bytes
 //! ```
 //!
-//! **Why a prefix.** Raw KV stores the user's key unencoded in CF default. CF lock and CF
-//! write hold only transactional records, but CF default holds both, and a raw scan over a
-//! range would otherwise walk into transactional values (and a raw key equal to an encoded
-//! MVCC key would overwrite one). Prefixing every transactional key with one byte gives the
-//! transactional layer a key space of its own that no MVCC read or write ever leaves:
-//! scans are clipped to it ([`storage_range`]) and every key this module builds starts with
-//! the prefix. `'x'` is the byte TiKV's API V2 uses for its transactional key space (raw is
-//! `'r'` there), so the layout lines up with V2 if we adopt it.
-//!
-//! **What the raw side must do** (not done here; `raw/` belongs to another change): keep out
-//! of `['x', 'y')` in CF default, either by storing raw keys under their own prefix (`'r'`,
-//! as API V2) or by rejecting raw keys that start with `'x'` at the service edge. Until then
-//! the separation holds for everything the MVCC layer writes and reads, but a raw client can
-//! still write into the transactional range.
+//! **Raw data never meets it.** Raw KV keeps its pairs in a column family of its own (CF
+//! raw, keys as the client sends them), so CF default, lock and write hold only
+//! transactional records and no raw key can land on an MVCC key. The prefix stays: it gives
+//! the transactional layer a key space no MVCC read or write ever leaves (scans are clipped
+//! to it, [`storage_range`]), and `'x'` is the byte TiKV's API V2 uses for its
+//! transactional key space, so the layout lines up with V2 if we adopt it.
 //!
 //! **Regions.** tikv-client's transactional API looks regions up by `encode_bytes(key)`, so a
 //! region serving transactions has memcomparable-encoded boundaries `[s, e)`; its
 //! transactional data is exactly `['x' ++ s, 'x' ++ e)` (or up to `'y'` when `e` is empty) in
-//! each data CF: see [`region_storage_range`]. Snapshot, split and range checks of such a
-//! region must use that range.
+//! each transactional CF: see [`region_storage_range`]; `raft::storage::region_data_ranges`
+//! lists it beside the raw range for snapshots, hashes, destruction and the apply check.
 
 use crate::types::codec::{self, encode_bytes_into, encoded_len, CodecError, TS_BYTES};
 use crate::types::{KeyRange, TimeStamp};

@@ -8,7 +8,7 @@
 //!   reaches the engine passed its record's invariants; a commit record of this transaction
 //!   lies above its start_ts, its rollback exactly at it; long values only go to CF default.
 
-use ferrokv_proto::ferrokv_raftpb::{write_op, CfName, DeleteOp, DeleteRangeOp, PutOp, WriteOp};
+use ferrokv_proto::ferrokv_raftpb::{write_op, DeleteOp, DeleteRangeOp, PutOp, WriteOp};
 
 use super::keys;
 use super::lock::{Lock, SHORT_VALUE_BYTES_MAX};
@@ -67,13 +67,11 @@ impl Modify {
     /// The Raft write op that carries this modification to every replica.
     pub fn to_write_op(&self) -> WriteOp {
         let cf = |cf: Cf| -> i32 {
-            let name = match cf {
-                Cf::Default => CfName::CfDefault,
-                Cf::Lock => CfName::CfLock,
-                Cf::Write => CfName::CfWrite,
-                Cf::Raft => unreachable!("MVCC never writes the raft CF"),
-            };
-            name as i32
+            assert!(
+                matches!(cf, Cf::Default | Cf::Lock | Cf::Write),
+                "MVCC writes only the transactional CFs"
+            );
+            crate::raft::storage::cf_name(cf) as i32
         };
         let op = match self {
             Modify::Put { cf: c, key, value } => write_op::Op::Put(PutOp {
@@ -351,6 +349,7 @@ impl MvccTxn {
 mod tests {
     use super::*;
     use crate::mvcc::lock::LockType;
+    use ferrokv_proto::ferrokv_raftpb::CfName;
 
     #[test]
     fn records_are_encoded_into_storage_keys() {

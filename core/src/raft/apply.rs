@@ -8,7 +8,7 @@ use ferrokv_proto::ferrokv_raftpb::{write_op, CfName, RaftCmd, SplitCmd, WriteOp
 use ferrokv_proto::metapb::{self, PeerRole};
 use raft::eraftpb::{ConfChange, ConfChangeType};
 
-use super::storage::{cf_of, region_range};
+use super::storage::{cf_of, region_data_ranges, region_range};
 use crate::env::{Cf, EngineError, Snapshot, WriteBatch};
 use crate::planted::{self, PlantedBug};
 use crate::raw::value;
@@ -91,7 +91,22 @@ fn epoch_not_match(message: String, region: &metapb::Region) -> RegionError {
     }
 }
 
-/// The keys a write touches, as ranges.
+/// The column family a write names; an unknown one is refused (never guessed: a pair
+/// written to the wrong CF would be invisible to its readers, or clobber another's data).
+pub fn write_op_cf(op: &WriteOp) -> Result<Cf, RegionError> {
+    let raw = match &op.op {
+        Some(write_op::Op::Put(put)) => put.cf,
+        Some(write_op::Op::Delete(delete)) => delete.cf,
+        Some(write_op::Op::DeleteRange(range)) => range.cf,
+        Some(write_op::Op::Cas(_)) => CfName::CfRaw as i32,
+        None => return Err(RegionError::Invalid("empty write op".into())),
+    };
+    CfName::try_from(raw)
+        .map(cf_of)
+        .map_err(|_| RegionError::Invalid(format!("unknown column family {raw}")))
+}
+
+/// The keys a write touches, as ranges (storage keys of the CF it names).
 pub fn write_op_ranges(op: &WriteOp) -> Vec<KeyRange> {
     let point = |key: &[u8]| {
         let mut end = key.to_vec();
@@ -119,8 +134,7 @@ pub fn check_ranges_in_region(
 ) -> Result<(), RegionError> {
     let owned = region_range(region);
     for range in ranges {
-        let end_inside = owned.end.is_empty() || (!range.end.is_empty() && range.end <= owned.end);
-        if !owned.contains(&range.start) || !end_inside {
+        if !range_within(range, &owned) {
             let key = range.start.clone();
             return Err(RegionError::KeyNotInRegion {
                 key,
@@ -131,8 +145,40 @@ pub fn check_ranges_in_region(
     Ok(())
 }
 
+/// Checks that every write stays inside `region`'s data range for the column family it
+/// names (`region_data_ranges`): raw keys in the region's range, transactional keys in its
+/// range under the transactional prefix.
+pub fn check_writes_in_region(ops: &[WriteOp], region: &metapb::Region) -> Result<(), RegionError> {
+    let owned = region_data_ranges(region);
+    for op in ops {
+        let cf = write_op_cf(op)?;
+        let (_, range) = owned
+            .iter()
+            .find(|(data_cf, _)| *data_cf == cf)
+            .ok_or_else(|| {
+                RegionError::Invalid(format!("{} is not a data column family", cf.name()))
+            })?;
+        for written in write_op_ranges(op) {
+            if !range_within(&written, range) {
+                return Err(RegionError::KeyNotInRegion {
+                    key: written.start,
+                    region: Box::new(region.clone()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True if `inner` lies inside `outer` (an empty end is unbounded).
+fn range_within(inner: &KeyRange, outer: &KeyRange) -> bool {
+    let end_inside = outer.end.is_empty() || (!inner.end.is_empty() && inner.end <= outer.end);
+    outer.contains(&inner.start) && end_inside
+}
+
 fn cf_from_wire(raw: i32) -> Cf {
-    cf_of(CfName::try_from(raw).unwrap_or(CfName::CfDefault))
+    let name = CfName::try_from(raw).expect("checked: every write names a known CF");
+    cf_of(name)
 }
 
 /// The result of applying one committed command. The outer error is a local storage
@@ -178,8 +224,7 @@ fn check_writes(region: &metapb::Region, cmd: &RaftCmd) -> Result<(), RegionErro
             region,
         ));
     }
-    let ranges: Vec<KeyRange> = cmd.writes.iter().flat_map(write_op_ranges).collect();
-    check_ranges_in_region(&ranges, region)
+    check_writes_in_region(&cmd.writes, region)
 }
 
 /// Stages a checked command's writes; only storage errors (a failed read, a stored value
@@ -202,14 +247,14 @@ fn stage_writes<S: Snapshot>(
                 ctx.delete_range(cf_from_wire(range.cf), &range.start_key, &end);
             }
             write_op::Op::Cas(cas) => {
-                let stored = ctx.get(Cf::Default, &cas.key)?;
+                let stored = ctx.get(Cf::Raw, &cas.key)?;
                 let current = value::live_value(stored.as_deref(), cas.now_ms)?;
                 let matches = match &current {
                     None => cas.previous_not_exist,
                     Some(found) => !cas.previous_not_exist && *found == cas.previous_value,
                 };
                 if matches {
-                    ctx.put(Cf::Default, &cas.key, &cas.value);
+                    ctx.put(Cf::Raw, &cas.key, &cas.value);
                 }
                 outcome.cas = Some((matches, current));
             }
@@ -358,7 +403,7 @@ mod tests {
 
     fn put(key: &[u8], value: &[u8]) -> write_op::Op {
         write_op::Op::Put(PutOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             key: key.to_vec(),
             value: value::encode(value, None),
         })
@@ -388,7 +433,7 @@ mod tests {
         let swapped = apply(vec![cas(b"k", Some(b"1"), b"2")]);
         assert_eq!(swapped.unwrap().cas, Some((true, Some(b"1".to_vec()))));
         let range = write_op::Op::DeleteRange(DeleteRangeOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             start_key: b"a".to_vec(),
             end_key: b"z".to_vec(),
         });
@@ -396,7 +441,7 @@ mod tests {
         let absent = apply(vec![cas(b"k", None, b"3")]);
         assert_eq!(absent.unwrap().cas, Some((true, None)));
         engine.write(&batch, WriteOptions::SYNC).unwrap();
-        let stored = engine.get(Cf::Default, b"k").unwrap();
+        let stored = engine.get(Cf::Raw, b"k").unwrap();
         assert_eq!(
             value::live_value(stored.as_deref(), 0).unwrap(),
             Some(b"3".to_vec())
@@ -433,7 +478,7 @@ mod tests {
         let mut ctx = ApplyContext::new(&view, &mut batch);
         let whole = region(b"", b"", 1);
         let inverted = write_op::Op::DeleteRange(DeleteRangeOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             start_key: b"z".to_vec(),
             end_key: b"a".to_vec(),
         });
@@ -458,7 +503,7 @@ mod tests {
     fn a_corrupt_stored_value_is_a_storage_error() {
         let engine = MemEngine::new();
         let mut seed = WriteBatch::new();
-        seed.put(Cf::Default, b"k", &[0xff, 0xff, 0xff]);
+        seed.put(Cf::Raw, b"k", &[0xff, 0xff, 0xff]);
         engine.write(&seed, WriteOptions::SYNC).unwrap();
         let view = engine.snapshot();
         let mut batch = WriteBatch::new();

@@ -30,6 +30,18 @@ pub struct OutMessage {
     pub message: RaftMessage,
 }
 
+/// What a linearizable read serves.
+#[derive(Clone, Debug)]
+pub enum ReadOp {
+    /// A raw read (scans already cut to the region).
+    Raw(RawRead),
+    /// A transactional read.
+    Txn(crate::txn::ReadCommand),
+    /// The snapshot a transactional write command runs on (the store holds the command,
+    /// and checks its keys against the region when the snapshot is taken).
+    TxnWrite,
+}
+
 /// A read whose index has been applied: evaluate it on a snapshot taken after the apply
 /// write.
 #[derive(Clone, Debug)]
@@ -37,7 +49,7 @@ pub struct ReadyRead {
     /// Who asked.
     pub token: Token,
     /// What to read.
-    pub read: RawRead,
+    pub read: ReadOp,
     /// Wall-clock time of the request, for TTL expiry.
     pub now_ms: u64,
 }

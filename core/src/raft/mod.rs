@@ -11,7 +11,7 @@ pub mod storage;
 
 pub use config::RaftConfig;
 pub use effects::{
-    Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadyRead, SnapshotTask,
+    Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadOp, ReadyRead, SnapshotTask,
 };
 pub use peer::{Peer, PendingRead};
 pub use storage::{

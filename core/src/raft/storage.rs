@@ -33,11 +33,12 @@ pub const INIT_LOG_INDEX: u64 = 5;
 pub const INIT_LOG_TERM: u64 = 5;
 
 /// Data column families, in snapshot order.
-pub const DATA_CFS: [Cf; 3] = [Cf::Default, Cf::Lock, Cf::Write];
+pub const DATA_CFS: [Cf; 4] = [Cf::Raw, Cf::Default, Cf::Lock, Cf::Write];
 
 /// The wire name of a data column family.
 pub fn cf_name(cf: Cf) -> CfName {
     match cf {
+        Cf::Raw => CfName::CfRaw,
         Cf::Default => CfName::CfDefault,
         Cf::Lock => CfName::CfLock,
         Cf::Write => CfName::CfWrite,
@@ -51,6 +52,7 @@ pub fn cf_of(name: CfName) -> Cf {
         CfName::CfDefault => Cf::Default,
         CfName::CfLock => Cf::Lock,
         CfName::CfWrite => Cf::Write,
+        CfName::CfRaw => Cf::Raw,
     }
 }
 
@@ -69,6 +71,28 @@ pub fn conf_state_of(region: &metapb::Region) -> ConfState {
 /// The key range a region owns.
 pub fn region_range(region: &metapb::Region) -> KeyRange {
     KeyRange::new(region.start_key.clone(), region.end_key.clone())
+}
+
+/// Where a region's data lives, per data column family: raw pairs in CF raw over the
+/// region's own range (raw keys are stored as sent); transactional records in CF default,
+/// lock and write over the region's range under the transactional prefix (the
+/// transactional client's regions have memcomparable-encoded bounds; `mvcc::keys`). The
+/// ranges of two regions that do not overlap never overlap in any CF, and everything a
+/// region's snapshot, hash or destruction covers is listed here.
+pub fn region_data_ranges(region: &metapb::Region) -> [(Cf, KeyRange); 4] {
+    let raw = region_range(region);
+    let txn = crate::mvcc::keys::region_storage_range(&raw);
+    let ranges = [
+        (Cf::Raw, raw),
+        (Cf::Default, txn.clone()),
+        (Cf::Lock, txn.clone()),
+        (Cf::Write, txn),
+    ];
+    assert!(
+        ranges.iter().map(|(cf, _)| *cf).eq(DATA_CFS),
+        "one range per data CF"
+    );
+    ranges
 }
 
 /// A region's persisted Raft state as loaded at startup.
@@ -315,8 +339,22 @@ impl<E: KvEngine> PeerStorage<E> {
             clear_region_data(&self.region, batch);
         }
         clear_region_data(&region, batch);
+        let owned = region_data_ranges(&region);
         for kv in &data.kvs {
-            let cf = cf_of(CfName::try_from(kv.cf).unwrap_or(CfName::CfDefault));
+            let cf = CfName::try_from(kv.cf).map(cf_of).map_err(|_| {
+                EngineError::Corruption(format!("snapshot pair in unknown column family {}", kv.cf))
+            })?;
+            let inside = owned
+                .iter()
+                .any(|(data_cf, range)| *data_cf == cf && range.contains(&kv.key));
+            if !inside {
+                return Err(EngineError::Corruption(format!(
+                    "snapshot pair {:?} in {} outside region {}",
+                    kv.key,
+                    cf.name(),
+                    region.id
+                )));
+            }
             batch.put(cf, &kv.key, &kv.value);
         }
         stage_log_op(
@@ -427,8 +465,8 @@ pub fn build_snapshot<S: Snapshot + ?Sized>(
         region: Some(region.clone()),
         kvs: Vec::new(),
     };
-    for cf in DATA_CFS {
-        scan_all(view, cf, &region_range(&region), |key, value| {
+    for (cf, range) in region_data_ranges(&region) {
+        scan_all(view, cf, &range, |key, value| {
             data.kvs.push(SnapshotKv {
                 cf: cf_name(cf) as i32,
                 key,
@@ -462,13 +500,13 @@ pub fn write_apply_state(region: RegionId, state: &RaftApplyState, batch: &mut W
 
 /// Stages deletion of every data key of `region`.
 pub fn clear_region_data(region: &metapb::Region, batch: &mut WriteBatch) {
-    let end = if region.end_key.is_empty() {
-        limits::data_key_end()
-    } else {
-        region.end_key.clone()
-    };
-    for cf in DATA_CFS {
-        batch.delete_range(cf, &region.start_key, &end);
+    for (cf, range) in region_data_ranges(region) {
+        let end = if range.end.is_empty() {
+            limits::data_key_end()
+        } else {
+            range.end
+        };
+        batch.delete_range(cf, &range.start, &end);
     }
 }
 
@@ -698,9 +736,9 @@ pub fn region_data_hash<S: Snapshot + ?Sized>(
     region: &metapb::Region,
 ) -> Result<u64, EngineError> {
     let mut hash = fnv::FNV_OFFSET;
-    for cf in DATA_CFS {
+    for (cf, range) in region_data_ranges(region) {
         fnv::fold(&mut hash, cf.name().as_bytes());
-        scan_all(view, cf, &region_range(region), |key, value| {
+        scan_all(view, cf, &range, |key, value| {
             fnv::fold(&mut hash, &key);
             fnv::fold(&mut hash, &value);
         })?;
@@ -819,6 +857,76 @@ mod tests {
         assert!(
             storage.snapshot(INIT_LOG_INDEX + 1, 1).is_err(),
             "too old for the request"
+        );
+    }
+
+    /// A region's snapshot, hash and destruction cover its raw pairs (CF raw, its own range)
+    /// and its transactional records (CF default, lock, write, its range under the
+    /// transactional prefix), and nothing of a neighbour's; a snapshot pair outside the
+    /// region is corruption, not data.
+    #[test]
+    fn a_region_owns_its_raw_and_transactional_data_and_nothing_else() {
+        let engine = MemEngine::new();
+        let mut left = region();
+        left.end_key = b"m".to_vec();
+        let mut batch = WriteBatch::new();
+        stage_initial_region(&left, initial_hard_state(), &mut batch);
+        let txn = |key: &[u8]| {
+            crate::mvcc::keys::region_storage_range(&KeyRange::new(key.to_vec(), Vec::new())).start
+        };
+        batch.put(Cf::Raw, b"a", b"raw-left");
+        batch.put(Cf::Raw, b"x", b"raw-right");
+        for cf in [Cf::Default, Cf::Lock, Cf::Write] {
+            batch.put(cf, &txn(b"b"), b"txn-left");
+            batch.put(cf, &txn(b"q"), b"txn-right");
+        }
+        engine.write(&batch, WriteOptions::SYNC).unwrap();
+        let view = engine.snapshot();
+        let snapshot = build_snapshot(RegionId(1), &view).unwrap();
+        let data = SnapshotData::decode(snapshot.data.as_ref()).unwrap();
+        let mut held: Vec<(i32, Vec<u8>, Vec<u8>)> = data
+            .kvs
+            .iter()
+            .map(|kv| (kv.cf, kv.key.clone(), kv.value.clone()))
+            .collect();
+        held.sort();
+        let mut want = vec![(CfName::CfRaw as i32, b"a".to_vec(), b"raw-left".to_vec())];
+        for cf in [CfName::CfDefault, CfName::CfLock, CfName::CfWrite] {
+            want.push((cf as i32, txn(b"b"), b"txn-left".to_vec()));
+        }
+        want.sort();
+        assert_eq!(held, want);
+
+        let mut cleared = WriteBatch::new();
+        clear_region_data(&left, &mut cleared);
+        engine.write(&cleared, WriteOptions::SYNC).unwrap();
+        let after = engine.snapshot();
+        assert_eq!(after.get(Cf::Raw, b"a").unwrap(), None);
+        assert_eq!(
+            after.get(Cf::Raw, b"x").unwrap(),
+            Some(b"raw-right".to_vec())
+        );
+        for cf in [Cf::Default, Cf::Lock, Cf::Write] {
+            assert_eq!(after.get(cf, &txn(b"b")).unwrap(), None);
+            assert!(
+                after.get(cf, &txn(b"q")).unwrap().is_some(),
+                "the neighbour keeps its data"
+            );
+        }
+
+        let mut foreign = data.clone();
+        foreign.kvs.push(SnapshotKv {
+            cf: CfName::CfLock as i32,
+            key: txn(b"q"),
+            value: b"not-mine".to_vec(),
+        });
+        let mut forged = snapshot.clone();
+        forged.data = foreign.encode_to_vec().into();
+        let mut target = storage();
+        let refused = target.apply_snapshot(&forged, &mut WriteBatch::new());
+        assert!(
+            matches!(refused, Err(EngineError::Corruption(_))),
+            "{refused:?}"
         );
     }
 

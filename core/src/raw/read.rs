@@ -107,7 +107,7 @@ pub enum RawReadResult {
 }
 
 fn get<S: Snapshot>(view: &S, key: &[u8], now_ms: u64) -> Result<Option<Vec<u8>>, EngineError> {
-    value::live_value(view.get(Cf::Default, key)?.as_deref(), now_ms)
+    value::live_value(view.get(Cf::Raw, key)?.as_deref(), now_ms)
 }
 
 /// Up to `limit` live pairs of `range`, paging past expired values.
@@ -127,7 +127,7 @@ fn scan<S: Snapshot>(
     let mut remaining = range.clone();
     while out.len() < limit {
         let want = limit - out.len();
-        let page = view.scan(Cf::Default, &remaining, want, direction)?;
+        let page = view.scan(Cf::Raw, &remaining, want, direction)?;
         let page_full = page.len() == want;
         let Some((last_key, _)) = page.last() else {
             break;
@@ -199,7 +199,7 @@ pub fn execute_read<S: Snapshot>(
             RawReadResult::Pairs(pairs)
         }
         RawRead::GetKeyTtl { key } => {
-            let stored = view.get(Cf::Default, key)?;
+            let stored = view.get(Cf::Raw, key)?;
             let raw = stored.as_deref().map(value::decode).transpose()?;
             let live = raw.filter(|raw| raw.is_live(now_ms));
             RawReadResult::Ttl(live.map(|raw| raw.ttl_seconds(now_ms)))

@@ -7,6 +7,7 @@ use ferrokv_proto::ferrokv_raftpb::{AdminRequest, WriteOp};
 use ferrokv_proto::metapb;
 
 use crate::raw::{RawRead, RawReadResult};
+use crate::txn::{self, Command, CommandResult, ReadCommand, ReadResult};
 use crate::types::{RegionEpoch, RegionId};
 
 use super::error::RegionError;
@@ -40,6 +41,29 @@ pub enum Request {
     },
     /// An operator command: split, membership change, leader transfer, log compaction.
     Admin(AdminRequest),
+    /// A transactional read (KvGet, KvBatchGet, KvScan, KvScanLock, the read phase of a
+    /// key-less KvResolveLock), served like a raw read once linearizable.
+    TxnRead {
+        header: RequestHeader,
+        read: ReadCommand,
+    },
+    /// A transactional write command: run under the store's latches on a linearizable
+    /// snapshot, its modifications proposed through Raft as one batch.
+    TxnWrite {
+        header: RequestHeader,
+        command: Command,
+    },
+}
+
+/// Why a transactional request failed: a region error (route, epoch, leadership: the
+/// client retries elsewhere) or the transaction layer's own answer (a key error, busy,
+/// invalid input).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TxnFailure {
+    /// The region could not serve it.
+    Region(RegionError),
+    /// The transaction layer refused or failed it.
+    Txn(txn::Error),
 }
 
 /// The outcome of a write.
@@ -65,6 +89,10 @@ pub enum Response {
     Read(Result<RawReadResult, RegionError>),
     /// To `Request::Admin`.
     Admin(Result<AdminOutcome, RegionError>),
+    /// To `Request::TxnRead`.
+    TxnRead(Result<ReadResult, TxnFailure>),
+    /// To `Request::TxnWrite`.
+    TxnWrite(Result<CommandResult, TxnFailure>),
 }
 
 impl Response {
@@ -74,6 +102,8 @@ impl Response {
             Request::Write { .. } => Response::Write(Err(error)),
             Request::Read { .. } => Response::Read(Err(error)),
             Request::Admin(_) => Response::Admin(Err(error)),
+            Request::TxnRead { .. } => Response::TxnRead(Err(TxnFailure::Region(error))),
+            Request::TxnWrite { .. } => Response::TxnWrite(Err(TxnFailure::Region(error))),
         }
     }
 }

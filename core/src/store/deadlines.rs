@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cmd::{Response, Token};
+use super::cmd::{Response, Token, TxnFailure};
 use super::error::RegionError;
 use crate::env::Instant;
 
@@ -14,6 +14,8 @@ enum Kind {
     Write,
     Read,
     Admin,
+    TxnRead,
+    TxnWrite,
 }
 
 /// Accepted requests by token and by deadline.
@@ -30,10 +32,17 @@ impl Deadlines {
             Response::Write(_) => Kind::Write,
             Response::Read(_) => Kind::Read,
             Response::Admin(_) => Kind::Admin,
+            Response::TxnRead(_) => Kind::TxnRead,
+            Response::TxnWrite(_) => Kind::TxnWrite,
         };
         let fresh = self.by_token.insert(token, (deadline, kind)).is_none();
         assert!(fresh, "token {token:?} accepted twice");
         self.by_deadline.insert((deadline, token));
+    }
+
+    /// True if `token` still waits for its answer.
+    pub fn is_waiting(&self, token: Token) -> bool {
+        self.by_token.contains_key(&token)
     }
 
     /// True (and forgotten) if `token` still waits: its answer should be delivered.
@@ -59,9 +68,10 @@ impl Deadlines {
             let response = match kind {
                 Kind::Write => Response::Write(Err(unknown())),
                 Kind::Admin => Response::Admin(Err(unknown())),
-                Kind::Read => Response::Read(Err(RegionError::Timeout(
-                    "no answer before the request deadline".into(),
-                ))),
+                Kind::Read => Response::Read(Err(timeout())),
+                Kind::TxnRead => Response::TxnRead(Err(TxnFailure::Region(timeout()))),
+                // A transactional write may still apply: its outcome is unknown.
+                Kind::TxnWrite => Response::TxnWrite(Err(TxnFailure::Region(unknown()))),
             };
             expired.push((token, response));
         }
@@ -72,6 +82,10 @@ impl Deadlines {
     pub fn len(&self) -> usize {
         self.by_token.len()
     }
+}
+
+fn timeout() -> RegionError {
+    RegionError::Timeout("no answer before the request deadline".into())
 }
 
 fn unknown() -> RegionError {

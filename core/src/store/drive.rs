@@ -3,12 +3,13 @@
 //! messages and acknowledge -> write the apply batch -> answer requests and serve reads.
 //! One log sync covers every peer polled in the round (group commit).
 
-use super::cmd::{Response, Token};
+use super::cmd::{Response, Token, TxnFailure};
 use super::error::RegionError;
 use super::fsm::Store;
-use crate::env::{EngineError, KvEngine, SendError, Transport, WriteOptions};
+use super::txn::{Next, Start};
+use crate::env::{EngineError, KvEngine, SendError, Snapshot, Transport, WriteOptions};
 use crate::planted::{self, PlantedBug};
-use crate::raft::{Effects, OutMessage, SnapshotTask};
+use crate::raft::{Effects, OutMessage, ReadOp, SnapshotTask};
 use crate::raw::execute_read;
 
 /// Rounds of poll-and-execute per `drive` call; more work waits for the next call so that
@@ -110,24 +111,97 @@ impl<E: KvEngine> Store<E> {
         if !effects.reads.is_empty() {
             let view = self.engine.snapshot();
             let mut answers = Vec::with_capacity(effects.reads.len());
+            let mut txn_writes = Vec::new();
             for read in effects.reads.drain(..) {
-                let result =
-                    execute_read(&view, &read.read, read.now_ms).map_err(RegionError::from);
-                answers.push((read.token, Response::Read(result)));
+                let response = match read.read {
+                    ReadOp::Raw(raw) => Response::Read(
+                        execute_read(&view, &raw, read.now_ms).map_err(RegionError::from),
+                    ),
+                    ReadOp::Txn(command) => self.txn.read(&view, &command),
+                    ReadOp::TxnWrite => {
+                        txn_writes.push(read.token);
+                        continue;
+                    }
+                };
+                answers.push((read.token, response));
             }
             self.deliver_answers(answers, output);
+            for token in txn_writes {
+                self.on_txn_snapshot(token, &view, output);
+            }
         }
         output.snapshot_tasks.append(&mut effects.snapshot_tasks);
         Ok(())
     }
 
     /// Passes on answers for requests still waiting; a request already answered by its
-    /// deadline gets nothing more.
-    fn deliver_answers(&mut self, answers: Vec<(Token, Response)>, output: &mut DriveOutput) {
-        for (token, response) in answers {
+    /// deadline gets nothing more. An answer for a transactional write command goes
+    /// through its driver first (whatever the deadline): it releases the latches.
+    pub(super) fn deliver_answers(
+        &mut self,
+        answers: Vec<(Token, Response)>,
+        output: &mut DriveOutput,
+    ) {
+        for (token, mut response) in answers {
+            if self.txn.owns(token) {
+                let (answer, woken) = self.txn.on_answer(token, response);
+                response = answer;
+                for start in woken {
+                    self.start_txn_write(start);
+                }
+            }
             if self.deadlines.answer(token) {
                 output.responses.push((token, response));
             }
+        }
+    }
+
+    /// A transactional write command's snapshot is ready: compute it, then answer or
+    /// propose its writes.
+    fn on_txn_snapshot<S: Snapshot>(&mut self, token: Token, view: &S, output: &mut DriveOutput) {
+        let header = self.txn.header(token);
+        let ranges = self.txn.user_ranges(token);
+        let keys_ok = match self.peers.get(&header.region_id) {
+            Some(peer) => peer.check_txn_ranges(&ranges),
+            None => Err(RegionError::RegionNotFound(header.region_id)),
+        };
+        let waiting = self.deadlines.is_waiting(token);
+        match self.txn.on_snapshot(token, view, waiting, keys_ok) {
+            Next::Answer(response, woken) => {
+                self.deliver_answers(vec![(token, response)], output);
+                woken
+                    .into_iter()
+                    .for_each(|start| self.start_txn_write(start));
+            }
+            Next::Dropped(woken) => woken
+                .into_iter()
+                .for_each(|start| self.start_txn_write(start)),
+            Next::Propose(ops) => {
+                let proposed = match self.peers.get_mut(&header.region_id) {
+                    Some(peer) => peer.propose_write(token, &header, ops),
+                    None => Err(RegionError::RegionNotFound(header.region_id)),
+                };
+                self.dirty.insert(header.region_id);
+                if let Err(error) = proposed {
+                    self.deliver_answers(vec![(token, Response::Write(Err(error)))], output);
+                }
+            }
+        }
+    }
+
+    /// A write command holds its latches: ask its region's leader for a linearizable
+    /// snapshot. A refusal is answered through `store_answers` (the driver sees it there).
+    pub(super) fn start_txn_write(&mut self, start: Start) {
+        let region_id = start.header.region_id;
+        let now = self.now;
+        let asked = match self.peers.get_mut(&region_id) {
+            Some(peer) => peer.read_txn(start.token, &start.header, ReadOp::TxnWrite, now),
+            None => Err(RegionError::RegionNotFound(region_id)),
+        };
+        self.dirty.insert(region_id);
+        if let Err(error) = asked {
+            let response = Response::TxnWrite(Err(TxnFailure::Region(error)));
+            self.store_answers.push((start.token, response));
         }
     }
 

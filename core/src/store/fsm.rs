@@ -12,12 +12,13 @@ use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use ferrokv_proto::metapb;
 use raft::eraftpb::HardState;
 
-use super::cmd::{Request, Response, Token};
+use super::cmd::{Request, Response, Token, TxnFailure};
 use super::deadlines::Deadlines;
 use super::error::RegionError;
 use super::load::{scan_regions, Found, StoreLoadError};
 use crate::env::{Instant, KvEngine, SeededRng, WriteBatch};
 use crate::raft::storage::{region_range, LoadedState};
+use crate::raft::ReadOp;
 use crate::raft::{OutMessage, Peer, RaftConfig};
 use crate::types::{RegionId, StoreId};
 
@@ -79,6 +80,8 @@ pub struct Store<E: KvEngine> {
     pub(super) now: Instant,
     pub(super) stats: StoreStats,
     pub(super) deadlines: Deadlines,
+    /// Transactional write commands in flight, and their latches.
+    pub(super) txn: super::txn::TxnDriver,
     /// Store-level records (peer creation) written with the next Raft log sync.
     pub(super) pending_persist: WriteBatch,
     /// Store-level messages (tombstones for stale peers) sent by the next drive.
@@ -111,6 +114,7 @@ impl<E: KvEngine> Store<E> {
             now: Instant::default(),
             stats: StoreStats::default(),
             deadlines: Deadlines::default(),
+            txn: super::txn::TxnDriver::default(),
             pending_persist: WriteBatch::new(),
             outgoing: Vec::new(),
             store_answers: Vec::new(),
@@ -283,7 +287,10 @@ impl<E: KvEngine> Store<E> {
     pub fn request(&mut self, token: Token, request: Request) -> Option<Response> {
         let now = self.now;
         let region_id = match &request {
-            Request::Write { header, .. } | Request::Read { header, .. } => header.region_id,
+            Request::Write { header, .. }
+            | Request::Read { header, .. }
+            | Request::TxnRead { header, .. }
+            | Request::TxnWrite { header, .. } => header.region_id,
             Request::Admin(admin) => RegionId(admin.region_id),
         };
         if let Some(error) = self.check_admin(&request) {
@@ -317,6 +324,28 @@ impl<E: KvEngine> Store<E> {
                 Ok(None) => Ok(()),
                 Err(error) => Err(Response::Admin(Err(error))),
             },
+            Request::TxnRead { header, read } => peer
+                .read_txn(token, &header, ReadOp::Txn(read), now)
+                .map_err(|e| Response::TxnRead(Err(TxnFailure::Region(e)))),
+            Request::TxnWrite { header, command } => {
+                let checked = peer
+                    .check_leader_and_epoch(&header)
+                    .and_then(|()| peer.check_txn_ranges(&command.user_ranges()));
+                match checked {
+                    Err(e) => Err(Response::TxnWrite(Err(TxnFailure::Region(e)))),
+                    Ok(()) => match self.txn.submit(token, header, command) {
+                        Err(failure) => Err(Response::TxnWrite(Err(failure))),
+                        Ok(start) => {
+                            let deadline = now + self.config.request_timeout;
+                            self.deadlines.accept(token, deadline, &kind);
+                            if let Some(start) = start {
+                                self.start_txn_write(start);
+                            }
+                            return None;
+                        }
+                    },
+                }
+            }
         };
         match result {
             Ok(()) => {

@@ -13,8 +13,9 @@ mod load;
 mod route;
 #[cfg(test)]
 mod tests;
+mod txn;
 
-pub use cmd::{AdminOutcome, Request, RequestHeader, Response, Token, WriteOutcome};
+pub use cmd::{AdminOutcome, Request, RequestHeader, Response, Token, TxnFailure, WriteOutcome};
 pub use drive::DriveOutput;
 pub use error::RegionError;
 pub use fsm::{RegionStatus, Store, StoreStats};

@@ -228,3 +228,66 @@ impl Command {
         keys + values
     }
 }
+
+/// The user-key ranges a command touches (points as one-key ranges).
+fn point_ranges(keys: Vec<Vec<u8>>) -> Vec<KeyRange> {
+    keys.into_iter()
+        .map(|key| {
+            let mut end = key.clone();
+            end.push(0);
+            KeyRange::new(key, end)
+        })
+        .collect()
+}
+
+impl Command {
+    /// The user keys and ranges the command touches.
+    pub fn user_ranges(&self) -> Vec<KeyRange> {
+        match self {
+            Command::DeleteRange { range } => vec![range.clone()],
+            other => point_ranges(other.latch_keys()),
+        }
+    }
+}
+
+impl ReadCommand {
+    /// The user keys and ranges the read touches.
+    pub fn user_ranges(&self) -> Vec<KeyRange> {
+        match self {
+            ReadCommand::Get { key, .. } => point_ranges(vec![key.clone()]),
+            ReadCommand::BatchGet { keys, .. } => point_ranges(keys.clone()),
+            ReadCommand::Scan(options) => vec![options.0.range.clone()],
+            ReadCommand::ScanLock { range, .. }
+            | ReadCommand::ResolveLockScan { range, .. }
+            | ReadCommand::GcScan { range } => vec![range.clone()],
+        }
+    }
+}
+
+/// The region-space form of user-key ranges: the transactional client locates regions by
+/// memcomparable-encoded keys, so a region `[s, e)` serves user key `k` iff
+/// `s <= encode(k) < e`. Encoding preserves order, so a user range maps to the encoded
+/// range of its bounds (an empty end stays unbounded).
+pub fn encoded_ranges(user: &[KeyRange]) -> Vec<KeyRange> {
+    user.iter()
+        .map(|range| {
+            let start = crate::types::codec::encode_bytes(&range.start);
+            let point = range.end.len() == range.start.len() + 1
+                && range.end.starts_with(&range.start)
+                && range.end.last() == Some(&0);
+            if point {
+                // One key: the one encoded key (a region bound may fall between the
+                // encodings of `k` and `k ++ 0`).
+                let mut end = start.clone();
+                end.push(0);
+                return KeyRange::new(start, end);
+            }
+            let end = if range.end.is_empty() {
+                Vec::new()
+            } else {
+                crate::types::codec::encode_bytes(&range.end)
+            };
+            KeyRange::new(start, end)
+        })
+        .collect()
+}

@@ -40,7 +40,8 @@ pub mod response;
 mod scenario_tests;
 
 pub use command::{
-    Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand, TxnStatusMap,
+    encoded_ranges, Command, PessimisticLock, Prewrite, ReadCommand, ScanOptionsCommand,
+    TxnStatusMap,
 };
 pub use concurrency::{ConcurrencyManager, MaxTsError};
 pub use deadlock::{Deadlock, DeadlockDetector, DetectError};

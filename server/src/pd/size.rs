@@ -37,7 +37,7 @@ pub fn measure<S: Snapshot>(
     let mut start = region.start_key.clone();
     loop {
         let range = KeyRange::new(start.clone(), region.end_key.clone());
-        let page = view.scan(Cf::Default, &range, PAGE_KEYS, Direction::Forward)?;
+        let page = view.scan(Cf::Raw, &range, PAGE_KEYS, Direction::Forward)?;
         let full = page.len() == PAGE_KEYS;
         for (key, value) in &page {
             let before = size.bytes;

@@ -61,7 +61,7 @@ fn region_only(failure: Failure) -> Result<Option<errorpb::Error>, Status> {
 fn put_op(key: Vec<u8>, stored: Vec<u8>) -> WriteOp {
     WriteOp {
         op: Some(write_op::Op::Put(PutOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             key,
             value: stored,
         })),
@@ -71,7 +71,7 @@ fn put_op(key: Vec<u8>, stored: Vec<u8>) -> WriteOp {
 fn delete_op(key: Vec<u8>) -> WriteOp {
     WriteOp {
         op: Some(write_op::Op::Delete(DeleteOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             key,
         })),
     }
@@ -295,7 +295,7 @@ impl KvService {
         validate::column_family(&request.cf)?;
         let range = validate::range(&request.start_key, &request.end_key)?;
         let op = DeleteRangeOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             start_key: range.start,
             end_key: range.end,
         };

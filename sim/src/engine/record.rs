@@ -164,6 +164,7 @@ fn cf_code(cf: Cf) -> u8 {
         Cf::Lock => 1,
         Cf::Write => 2,
         Cf::Raft => 3,
+        Cf::Raw => 4,
     }
 }
 

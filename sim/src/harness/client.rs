@@ -40,7 +40,7 @@ fn retryable(error: &RegionError) -> bool {
 /// A raw put op storing `value` without TTL.
 pub fn put_op(key: &[u8], value_bytes: &[u8]) -> WriteOp {
     let put = PutOp {
-        cf: CfName::CfDefault as i32,
+        cf: CfName::CfRaw as i32,
         key: key.to_vec(),
         value: value::encode(value_bytes, None),
     };
@@ -53,7 +53,7 @@ pub fn put_op(key: &[u8], value_bytes: &[u8]) -> WriteOp {
 pub fn delete_op(key: &[u8]) -> WriteOp {
     WriteOp {
         op: Some(write_op::Op::Delete(DeleteOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             key: key.to_vec(),
         })),
     }

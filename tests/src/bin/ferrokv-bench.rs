@@ -52,7 +52,7 @@ mod bench {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(seconds) {
             let mut batch = WriteBatch::new();
-            batch.put(Cf::Default, &key(rng.below(KEYS)), &value);
+            batch.put(Cf::Raw, &key(rng.below(KEYS)), &value);
             let began = Instant::now();
             engine
                 .write(&batch, WriteOptions::SYNC)

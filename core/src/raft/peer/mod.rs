@@ -517,7 +517,7 @@ impl<E: KvEngine> Peer<E> {
         }
         let gone = RegionError::RegionNotFound(self.region_id);
         for read in self.reads.drain() {
-            failed.push((read.token, Response::Read(Err(gone.clone()))));
+            failed.push(read.failed(gone.clone()));
         }
         failed
     }

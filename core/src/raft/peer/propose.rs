@@ -15,9 +15,8 @@ use super::Peer;
 use crate::env::KvEngine;
 use crate::limits;
 use crate::planted::{self, PlantedBug};
-use crate::raft::apply::{self, check_ranges_in_region, split_region, write_op_ranges};
+use crate::raft::apply::{self, check_writes_in_region, split_region};
 use crate::store::{AdminOutcome, RegionError, RequestHeader, Token};
-use crate::types::KeyRange;
 
 /// How far (entries) a transferee's log may trail the leader's for a leader transfer to
 /// start (TiKV's `leader-transfer-max-log-lag`).
@@ -35,7 +34,7 @@ fn invalid(message: impl Into<String>) -> RegionError {
 
 impl<E: KvEngine> Peer<E> {
     /// Checks leadership and the client's epoch (version only, as TiKV does for data).
-    pub(super) fn check_leader_and_epoch(&self, header: &RequestHeader) -> Result<(), RegionError> {
+    pub fn check_leader_and_epoch(&self, header: &RequestHeader) -> Result<(), RegionError> {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
@@ -130,8 +129,7 @@ impl<E: KvEngine> Peer<E> {
         ops: Vec<WriteOp>,
     ) -> Result<(), RegionError> {
         self.check_leader_and_epoch(header)?;
-        let ranges: Vec<KeyRange> = ops.iter().flat_map(write_op_ranges).collect();
-        check_ranges_in_region(&ranges, self.region())?;
+        check_writes_in_region(&ops, self.region())?;
         let cmd = RaftCmd {
             region_id: self.region_id.get(),
             region_epoch: self.region().region_epoch,

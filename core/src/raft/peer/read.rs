@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use crate::env::{Instant, KvEngine};
 use crate::planted::{self, PlantedBug};
 use crate::raft::apply::check_ranges_in_region;
-use crate::raft::effects::{Effects, ReadyRead};
+use crate::raft::effects::{Effects, ReadOp, ReadyRead};
 use crate::raw::RawRead;
 use crate::store::{RegionError, RequestHeader, Response, Token};
 
@@ -25,9 +25,22 @@ pub struct PendingRead {
     /// Who asked.
     pub token: Token,
     /// What to read.
-    pub read: RawRead,
+    pub read: ReadOp,
     /// Wall-clock time of the request.
     pub now_ms: u64,
+}
+
+impl PendingRead {
+    /// The answer of this read failing with `error`, shaped as its request's response.
+    pub fn failed(&self, error: RegionError) -> (Token, Response) {
+        use crate::store::TxnFailure;
+        let response = match &self.read {
+            ReadOp::Raw(_) => Response::Read(Err(error)),
+            ReadOp::Txn(_) => Response::TxnRead(Err(TxnFailure::Region(error))),
+            ReadOp::TxnWrite => Response::TxnWrite(Err(TxnFailure::Region(error))),
+        };
+        (self.token, response)
+    }
 }
 
 #[derive(Debug)]
@@ -118,7 +131,7 @@ fn id_of(ctx: &[u8]) -> Option<u64> {
 }
 
 impl<E: KvEngine> Peer<E> {
-    /// Accepts a read; it is served once linearizable (see the module doc).
+    /// Accepts a raw read; it is served once linearizable (see the module doc).
     pub fn read(
         &mut self,
         token: Token,
@@ -132,7 +145,45 @@ impl<E: KvEngine> Peer<E> {
         if !stale_reads && !kept_lease {
             self.check_leader_and_epoch(header)?;
         }
-        let read = self.clamp_read(read)?;
+        let read = ReadOp::Raw(self.clamp_read(read)?);
+        self.accept_read(token, read, now_ms, now, stale_reads, kept_lease)
+    }
+
+    /// Accepts a transactional read, or the snapshot of a transactional write command
+    /// (`ReadOp::TxnWrite`, whose keys the store checked): served once linearizable, on the
+    /// leader only (no planted stale reads, no lease kept past a step-down).
+    pub fn read_txn(
+        &mut self,
+        token: Token,
+        header: &RequestHeader,
+        read: ReadOp,
+        now: Instant,
+    ) -> Result<(), RegionError> {
+        assert!(
+            !matches!(read, ReadOp::Raw(_)),
+            "raw reads go through `read`"
+        );
+        self.check_leader_and_epoch(header)?;
+        if let ReadOp::Txn(command) = &read {
+            self.check_txn_ranges(&command.user_ranges())?;
+        }
+        self.accept_read(token, read, 0, now, false, false)
+    }
+
+    /// Checks that transactional user-key ranges lie in this region (by encoded key).
+    pub fn check_txn_ranges(&self, user: &[crate::types::KeyRange]) -> Result<(), RegionError> {
+        check_ranges_in_region(&crate::txn::encoded_ranges(user), self.region())
+    }
+
+    fn accept_read(
+        &mut self,
+        token: Token,
+        read: ReadOp,
+        now_ms: u64,
+        now: Instant,
+        stale_reads: bool,
+        kept_lease: bool,
+    ) -> Result<(), RegionError> {
         if self.reads.len() >= self.config.pending_reads_max {
             return Err(RegionError::ServerIsBusy(format!(
                 "region {} read queue full",
@@ -283,10 +334,12 @@ impl<E: KvEngine> Peer<E> {
         self.reads.waiting = kept;
         let ignore_epoch = planted::active(PlantedBug::ApplyIgnoresEpoch);
         for read in ready.into_iter().flat_map(|batch| batch.reads) {
-            let checked = if ignore_epoch {
-                Ok(())
-            } else {
-                check_ranges_in_region(&read.read.ranges(), self.region())
+            let checked = match &read.read {
+                _ if ignore_epoch => Ok(()),
+                ReadOp::Raw(raw) => check_ranges_in_region(&raw.ranges(), self.region()),
+                ReadOp::Txn(command) => self.check_txn_ranges(&command.user_ranges()),
+                // The store re-checks the command's keys when it takes the snapshot.
+                ReadOp::TxnWrite => Ok(()),
             };
             match checked {
                 Ok(()) => effects.reads.push(ReadyRead {
@@ -294,9 +347,7 @@ impl<E: KvEngine> Peer<E> {
                     read: read.read,
                     now_ms: read.now_ms,
                 }),
-                Err(error) => effects
-                    .responses
-                    .push((read.token, Response::Read(Err(error)))),
+                Err(error) => effects.responses.push(read.failed(error)),
             }
         }
     }
@@ -309,8 +360,7 @@ impl<E: KvEngine> Peer<E> {
         }
         let error = self.not_leader();
         for read in self.reads.drain_unconfirmed() {
-            self.answers
-                .push((read.token, Response::Read(Err(error.clone()))));
+            self.answers.push(read.failed(error.clone()));
         }
     }
 }

@@ -131,7 +131,7 @@ impl Net {
 fn put(key: &[u8]) -> WriteOp {
     WriteOp {
         op: Some(write_op::Op::Put(PutOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             key: key.to_vec(),
             value: crate::raw::value::encode(b"v", None),
         })),

@@ -27,7 +27,7 @@ fn a_storage_error_while_applying_stops_the_store_and_writes_nothing() {
     let engine = MemEngine::new();
     bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
     let mut garbage = WriteBatch::new();
-    garbage.put(Cf::Default, b"k", &[0xff, 0xff, 0xff]);
+    garbage.put(Cf::Raw, b"k", &[0xff, 0xff, 0xff]);
     engine.write(&garbage, WriteOptions::SYNC).unwrap();
     let cas = write_op::Op::Cas(CasOp {
         key: b"k".to_vec(),
@@ -45,7 +45,7 @@ fn a_storage_error_while_applying_stops_the_store_and_writes_nothing() {
         "{driven:?}"
     );
     assert!(
-        engine.get(Cf::Default, b"a").unwrap().is_none(),
+        engine.get(Cf::Raw, b"a").unwrap().is_none(),
         "no half-applied command"
     );
     assert_eq!(load(&engine).regions()[0].applied_index, INIT_LOG_INDEX);
@@ -63,7 +63,7 @@ fn a_committed_inverted_delete_range_is_refused_at_apply() {
     let engine = MemEngine::new();
     bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
     let inverted = write_op::Op::DeleteRange(DeleteRangeOp {
-        cf: CfName::CfDefault as i32,
+        cf: CfName::CfRaw as i32,
         start_key: b"z".to_vec(),
         end_key: b"a".to_vec(),
     });
@@ -73,7 +73,7 @@ fn a_committed_inverted_delete_range_is_refused_at_apply() {
     store.drive(&Collect::default()).unwrap();
     assert_eq!(store.regions()[0].applied_index, 6);
     assert!(
-        engine.get(Cf::Default, b"a").unwrap().is_none(),
+        engine.get(Cf::Raw, b"a").unwrap().is_none(),
         "all or nothing"
     );
 }

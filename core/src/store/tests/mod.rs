@@ -55,7 +55,7 @@ fn region(id: u64, start: &[u8], end: &[u8], peers: Vec<metapb::Peer>) -> metapb
 fn put(key: &[u8], value: &[u8]) -> WriteOp {
     WriteOp {
         op: Some(write_op::Op::Put(PutOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             key: key.to_vec(),
             value: crate::raw::value::encode(value, None),
         })),
@@ -186,7 +186,7 @@ fn replay_of_a_backlog_ending_in_compact_log_compacts_instead_of_crash_looping()
     for i in 6..=20 {
         let key = format!("k{i}");
         assert!(
-            view.get(Cf::Default, key.as_bytes()).unwrap().is_some(),
+            view.get(Cf::Raw, key.as_bytes()).unwrap().is_some(),
             "{key} applied"
         );
     }
@@ -383,3 +383,4 @@ fn a_destroyed_peer_id_is_never_recreated() {
 mod apply_safety;
 mod membership;
 mod restart;
+mod txn;

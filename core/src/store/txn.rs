@@ -1,0 +1,242 @@
+//! Transactional requests on a store: latches, a linearizable snapshot, one proposal.
+//!
+//! - **Inputs**: `Request::TxnRead` / `Request::TxnWrite` (through `Store::request`),
+//!   snapshots of reads that became linearizable, and the answers of the proposals made
+//!   here (intercepted before any deadline filter, so latches always come back).
+//! - **Outputs**: `Response::TxnRead` / `Response::TxnWrite`, proposals of MVCC
+//!   modifications through the region's peer, and commands to start again once woken.
+//! - **Invariants**: a write command holds the latches of every key it touches from before
+//!   its snapshot is taken until its proposal applied or failed, so the next command on a
+//!   key always computes on a snapshot holding the previous one's result; every task ends
+//!   with its latches released exactly once; a command whose request already got its
+//!   deadline answer proposes nothing (it may only release its latches).
+//!
+//! A write command goes: `submit` (latches; wait if another holds one) → `Peer::read_txn`
+//! with `ReadOp::TxnWrite` (ReadIndex or lease) → `on_snapshot` (`process_write` on the
+//! snapshot; answered at once if it writes nothing, else proposed) → `on_answer` for the
+//! proposal's outcome → latches released, the woken commands started in order.
+
+use std::collections::BTreeMap;
+
+use super::cmd::{RequestHeader, Response, Token, TxnFailure};
+use super::error::RegionError;
+use crate::env::Snapshot;
+use crate::limits;
+use crate::mvcc::{Modify, MvccReader};
+use crate::txn::{
+    process_read, process_write, Command, CommandId, ConcurrencyManager, LatchLock, Latches,
+    ReadCommand, WriteResult,
+};
+use crate::types::TimeStamp;
+
+/// Where a write command stands.
+#[derive(Debug)]
+enum Stage {
+    /// Waiting for latches, or for its snapshot.
+    Pending,
+    /// Proposed; answered with this once applied.
+    Proposed(Box<WriteResult>),
+}
+
+#[derive(Debug)]
+struct Task {
+    token: Token,
+    header: RequestHeader,
+    command: Command,
+    lock: LatchLock,
+    stage: Stage,
+}
+
+/// A command ready to take its snapshot: the store hands it to its region's peer.
+#[derive(Debug)]
+pub(crate) struct Start {
+    pub token: Token,
+    pub header: RequestHeader,
+}
+
+/// What the store must do after a snapshot was computed on.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Answer now (nothing to write, or the command failed); start the woken commands.
+    Answer(Response, Vec<Start>),
+    /// Propose these writes for the token's region; report the outcome with
+    /// `proposal_failed` if the peer refuses them.
+    Propose(Vec<ferrokv_proto::ferrokv_raftpb::WriteOp>),
+    /// The request was already answered (deadline): nothing to answer; start these.
+    Dropped(Vec<Start>),
+}
+
+/// The store's transactional state.
+#[derive(Debug)]
+pub(crate) struct TxnDriver {
+    latches: Latches,
+    manager: ConcurrencyManager,
+    next_id: u64,
+    tasks: BTreeMap<CommandId, Task>,
+    by_token: BTreeMap<Token, CommandId>,
+}
+
+impl Default for TxnDriver {
+    fn default() -> Self {
+        TxnDriver {
+            latches: Latches::new(limits::LATCH_SLOTS_DEFAULT),
+            manager: ConcurrencyManager::new(TimeStamp::ZERO),
+            next_id: 1,
+            tasks: BTreeMap::new(),
+            by_token: BTreeMap::new(),
+        }
+    }
+}
+
+impl TxnDriver {
+    /// Tasks in flight (waiting, reading or proposed).
+    pub fn len(&self) -> usize {
+        assert_eq!(self.tasks.len(), self.by_token.len(), "indexes agree");
+        self.tasks.len()
+    }
+
+    /// True if `token` is a write command of this driver.
+    pub fn owns(&self, token: Token) -> bool {
+        self.by_token.contains_key(&token)
+    }
+
+    /// Accepts a write command: `Some(start)` if it holds its latches now, `None` if it
+    /// waits for them (a later release returns it). Busy latch queues refuse it.
+    pub fn submit(
+        &mut self,
+        token: Token,
+        header: RequestHeader,
+        command: Command,
+    ) -> Result<Option<Start>, TxnFailure> {
+        assert!(!self.by_token.contains_key(&token), "token submitted twice");
+        let id = CommandId(self.next_id);
+        self.next_id += 1;
+        let mut lock = LatchLock::new(&command.latch_keys());
+        let acquired = self
+            .latches
+            .acquire(&mut lock, id)
+            .map_err(|busy| TxnFailure::Region(RegionError::ServerIsBusy(busy.to_string())))?;
+        let start = acquired.then(|| Start {
+            token,
+            header: header.clone(),
+        });
+        self.tasks.insert(
+            id,
+            Task {
+                token,
+                header,
+                command,
+                lock,
+                stage: Stage::Pending,
+            },
+        );
+        self.by_token.insert(token, id);
+        Ok(start)
+    }
+
+    /// Serves a transactional read on `view`.
+    pub fn read<S: Snapshot>(&mut self, view: &S, command: &ReadCommand) -> Response {
+        let reader = MvccReader::new(view);
+        let result = process_read(command, &reader, &mut self.manager);
+        Response::TxnRead(result.map_err(TxnFailure::Txn))
+    }
+
+    /// The command of `token` got its snapshot: compute it. `still_waiting` is false if the
+    /// request was already answered by its deadline; `keys_ok` is the region check of the
+    /// command's keys at snapshot time.
+    pub fn on_snapshot<S: Snapshot>(
+        &mut self,
+        token: Token,
+        view: &S,
+        still_waiting: bool,
+        keys_ok: Result<(), RegionError>,
+    ) -> Next {
+        let id = self.by_token[&token];
+        if !still_waiting {
+            return Next::Dropped(self.finish(id));
+        }
+        if let Err(error) = keys_ok {
+            let woken = self.finish(id);
+            return Next::Answer(Response::TxnWrite(Err(TxnFailure::Region(error))), woken);
+        }
+        let task = self.tasks.get_mut(&id).expect("indexed");
+        let reader = MvccReader::new(view);
+        let computed = process_write(&task.command, &reader, &mut self.manager);
+        match computed {
+            Err(error) => {
+                let woken = self.finish(id);
+                Next::Answer(Response::TxnWrite(Err(TxnFailure::Txn(error))), woken)
+            }
+            Ok(result) if result.modifies.is_empty() => {
+                self.manager.unlock_keys(&result.memory_locks);
+                let woken = self.finish(id);
+                Next::Answer(Response::TxnWrite(Ok(result.result)), woken)
+            }
+            Ok(result) => {
+                let ops = result.modifies.iter().map(Modify::to_write_op).collect();
+                task.stage = Stage::Proposed(Box::new(result));
+                Next::Propose(ops)
+            }
+        }
+    }
+
+    /// The header of `token`'s command.
+    pub fn header(&self, token: Token) -> RequestHeader {
+        self.tasks[&self.by_token[&token]].header.clone()
+    }
+
+    /// The user-key ranges `token`'s command touches.
+    pub fn user_ranges(&self, token: Token) -> Vec<crate::types::KeyRange> {
+        self.tasks[&self.by_token[&token]].command.user_ranges()
+    }
+
+    /// An answer for `token` came out of the store (its proposal applied or failed, its
+    /// snapshot read failed): shape it as a transactional answer and release the latches.
+    pub fn on_answer(&mut self, token: Token, response: Response) -> (Response, Vec<Start>) {
+        let id = self.by_token[&token];
+        let task = self.tasks.get_mut(&id).expect("indexed");
+        let stage = std::mem::replace(&mut task.stage, Stage::Pending);
+        let answer = match (stage, response) {
+            (Stage::Proposed(result), Response::Write(Ok(_))) => {
+                self.manager.unlock_keys(&result.memory_locks);
+                Response::TxnWrite(Ok(result.result))
+            }
+            (Stage::Proposed(result), Response::Write(Err(error))) => {
+                self.manager.unlock_keys(&result.memory_locks);
+                Response::TxnWrite(Err(TxnFailure::Region(error)))
+            }
+            (_, answer @ Response::TxnWrite(_)) => answer,
+            (_, other) => panic!("unexpected answer for a transactional write: {other:?}"),
+        };
+        (answer, self.finish(id))
+    }
+
+    /// Releases a task's latches and forgets it; the commands now first in line for a
+    /// released latch that hold all theirs are returned to start.
+    fn finish(&mut self, id: CommandId) -> Vec<Start> {
+        let task = self.tasks.remove(&id).expect("finished once");
+        assert_eq!(self.by_token.remove(&task.token), Some(id), "indexes agree");
+        if !task.lock.acquired() {
+            // Only a task holding every latch ever takes a snapshot.
+            unreachable!("a task finished before it held its latches");
+        }
+        let woken = self.latches.release(&task.lock, id);
+        let mut starts = Vec::new();
+        for next in woken {
+            let Some(waiting) = self.tasks.get_mut(&next) else {
+                continue;
+            };
+            let acquired = self
+                .latches
+                .acquire(&mut waiting.lock, next)
+                .expect("a queued command is never refused");
+            if acquired {
+                starts.push(Start {
+                    token: waiting.token,
+                    header: waiting.header.clone(),
+                });
+            }
+        }
+        starts
+    }
+}
