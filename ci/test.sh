@@ -55,10 +55,13 @@ step "sans-IO dependency rule" ci/deps.sh
 step "fetch tikv-client (kvproto reference)" \
   cargo fetch --manifest-path compat/Cargo.toml --locked
 step "kvproto wire compatibility" python3 ci/proto_compat.py
-# The official tikv-client 0.4 RawClient, unmodified, against 1 PD + 3 stores (processes on
-# loopback, temp dir, torn down at the end): >= 20 regions from size splits, a model check,
-# a store killed and restarted mid-run. Its own workspace and target dir (compat/target).
-step "compatibility: official tikv-client RawClient" \
+# The official tikv-client 0.4 RawClient and TransactionClient, unmodified, each against
+# 1 PD + 3 stores (processes on loopback, temp dir, torn down at the end): raw: >= 20
+# regions from size splits, a model check, a store killed and restarted mid-run; txn:
+# regions split at transactional keys, optimistic and pessimistic transactions, a write
+# conflict, a snapshot read, an abandoned lock resolved, a store killed mid-workload.
+# Its own workspace and target dir (compat/target).
+step "compatibility: official tikv-client RawClient and TransactionClient" \
   run_tests cargo test --locked --manifest-path compat/Cargo.toml -- --nocapture
 export RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim"
 step "madsim build" cargo build --workspace --all-targets --locked --target-dir target/sim

@@ -35,14 +35,14 @@ async fn send(address: &str, region_id: u64, cmd: admin_request::Cmd) -> Result<
     }
 }
 
-pub async fn split(ctx: &Ctx, key: &str) -> Result<(), String> {
+pub async fn split(ctx: &Ctx, key: &[u8]) -> Result<(), String> {
     let route = ctx
         .pd
-        .get_region(key.as_bytes())
+        .get_region(key)
         .await
         .map_err(|e| e.to_string())?
         .ok_or("no region holds this key yet")?;
-    if route.region.start_key == key.as_bytes() {
+    if route.region.start_key == key {
         return Err(format!(
             "region {} already starts at this key",
             route.region.id
@@ -57,7 +57,7 @@ pub async fn split(ctx: &Ctx, key: &str) -> Result<(), String> {
     let id = ids.into_iter().next().ok_or("PD gave no split ids")?;
     let new_region_id = id.new_region_id;
     let cmd = admin_request::Cmd::Split(SplitCmd {
-        split_key: key.as_bytes().to_vec(),
+        split_key: key.to_vec(),
         new_region_id,
         new_peer_ids: id.new_peer_ids,
     });
@@ -71,7 +71,7 @@ pub async fn split(ctx: &Ctx, key: &str) -> Result<(), String> {
         println!(
             "split region {} at {:?}: new region {new_region_id}",
             route.region.id,
-            escape(key.as_bytes())
+            escape(key)
         );
     }
     Ok(())

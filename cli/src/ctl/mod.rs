@@ -67,8 +67,13 @@ pub enum CtlCommand {
     Members,
     /// Gets a timestamp from PD.
     Tso,
-    /// Splits the region holding KEY at KEY.
-    Split { key: String },
+    /// Splits the region holding KEY at KEY (with `--txn`: at the transactional key KEY,
+    /// i.e. its memcomparable encoding, where transactional clients see region bounds).
+    Split {
+        key: String,
+        #[arg(long)]
+        txn: bool,
+    },
     /// Moves a region's leadership to its peer on a store.
     TransferLeader { region_id: u64, store_id: u64 },
     /// Lists running PD operators.
@@ -111,7 +116,14 @@ pub async fn run(args: CtlArgs) -> Result<(), String> {
         CtlCommand::Region { key } => cluster::region(&ctx, &key).await,
         CtlCommand::Members => cluster::members(&ctx).await,
         CtlCommand::Tso => cluster::tso(&ctx).await,
-        CtlCommand::Split { key } => admin::split(&ctx, &key).await,
+        CtlCommand::Split { key, txn } => {
+            let at = if txn {
+                ferrokv_core::types::codec::encode_bytes(key.as_bytes())
+            } else {
+                key.into_bytes()
+            };
+            admin::split(&ctx, &at).await
+        }
         CtlCommand::TransferLeader {
             region_id,
             store_id,

@@ -103,6 +103,7 @@ impl<E: KvEngine> Store<E> {
         rng: SeededRng,
     ) -> Result<Store<E>, StoreLoadError> {
         config.validate().map_err(StoreLoadError::Config)?;
+        super::load::check_layout(&engine)?;
         let mut store = Store {
             store_id,
             engine: engine.clone(),

@@ -34,6 +34,26 @@ pub enum StoreLoadError {
     /// The Raft configuration is invalid.
     #[error("invalid raft configuration: {0}")]
     Config(String),
+    /// The data directory was written by a FerroKV that kept raw pairs in CF default (before
+    /// CF raw existed): its raw data would be invisible and it would be served empty.
+    #[error("the data directory holds raw pairs in the old layout (CF default, key {key:?}); it was written by an older FerroKV: move it away or remove it")]
+    OldLayout { key: Vec<u8> },
+}
+
+/// Refuses a data directory of the old layout: every key in CF default must lie in the
+/// transactional key space.
+pub(super) fn check_layout<E: KvEngine>(engine: &E) -> Result<(), StoreLoadError> {
+    let view = engine.snapshot();
+    let txn = crate::mvcc::keys::storage_range(&KeyRange::all());
+    let below = KeyRange::new(Vec::new(), txn.start.clone());
+    let above = KeyRange::new(txn.end.clone(), Vec::new());
+    for outside in [below, above] {
+        let found = view.scan(Cf::Default, &outside, 1, crate::env::Direction::Forward)?;
+        if let Some((key, _)) = found.into_iter().next() {
+            return Err(StoreLoadError::OldLayout { key });
+        }
+    }
+    Ok(())
 }
 
 /// One region found on disk.

@@ -90,6 +90,7 @@ impl Default for TxnDriver {
 
 impl TxnDriver {
     /// Tasks in flight (waiting, reading or proposed).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         assert_eq!(self.tasks.len(), self.by_token.len(), "indexes agree");
         self.tasks.len()

@@ -95,7 +95,13 @@ fn request_bytes(request: &Request) -> usize {
         Request::Write { ops, .. } => ops.iter().map(|op| op.encoded_len()).sum(),
         Request::Read { .. } => 64,
         Request::Admin(admin) => admin.encoded_len(),
+        Request::TxnRead { read, .. } => 64 + ranges_bytes(&read.user_ranges()),
+        Request::TxnWrite { command, .. } => 64 + command.bytes(),
     }
+}
+
+fn ranges_bytes(ranges: &[ferrokv_core::types::KeyRange]) -> usize {
+    ranges.iter().map(|r| r.start.len() + r.end.len()).sum()
 }
 
 impl NodeHandle {

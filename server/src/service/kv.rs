@@ -15,9 +15,11 @@ use ferrokv_proto::kvrpcpb::{self, KvPair};
 use ferrokv_proto::tikvpb::tikv_server::Tikv;
 use tonic::{Request, Response, Status};
 
+use super::txn::{done_into, refuse_unsupported_prewrite, region_error_setter, respond};
 use super::validate::{self, InputError};
 use crate::clock::RuntimeClock;
 use crate::node::NodeHandle;
+use ferrokv_core::txn::{request as txn_request, response as txn_response, Command, CommandResult};
 
 /// Why a request was not served.
 enum Failure {
@@ -106,6 +108,11 @@ impl KvService {
     /// A service over `node`.
     pub fn new(node: NodeHandle, clock: RuntimeClock) -> KvService {
         KvService { node, clock }
+    }
+
+    /// The node this service serves.
+    pub(super) fn node(&self) -> &NodeHandle {
+        &self.node
     }
 
     async fn write(
@@ -378,24 +385,193 @@ macro_rules! not_served {
 #[tonic::async_trait]
 impl Tikv for KvService {
     not_served! {
-        kv_get(GetRequest) -> GetResponse;
-        kv_scan(ScanRequest) -> ScanResponse;
-        kv_prewrite(PrewriteRequest) -> PrewriteResponse;
-        kv_pessimistic_lock(PessimisticLockRequest) -> PessimisticLockResponse;
-        kv_pessimistic_rollback(PessimisticRollbackRequest) -> PessimisticRollbackResponse;
-        kv_txn_heart_beat(TxnHeartBeatRequest) -> TxnHeartBeatResponse;
-        kv_check_txn_status(CheckTxnStatusRequest) -> CheckTxnStatusResponse;
-        kv_check_secondary_locks(CheckSecondaryLocksRequest) -> CheckSecondaryLocksResponse;
-        kv_commit(CommitRequest) -> CommitResponse;
-        kv_cleanup(CleanupRequest) -> CleanupResponse;
-        kv_batch_get(BatchGetRequest) -> BatchGetResponse;
-        kv_batch_rollback(BatchRollbackRequest) -> BatchRollbackResponse;
-        kv_scan_lock(ScanLockRequest) -> ScanLockResponse;
-        kv_resolve_lock(ResolveLockRequest) -> ResolveLockResponse;
         kv_gc(GcRequest) -> GcResponse;
-        kv_delete_range(DeleteRangeRequest) -> DeleteRangeResponse;
         raw_checksum(RawChecksumRequest) -> RawChecksumResponse;
         raw_coprocessor(RawCoprocessorRequest) -> RawCoprocessorResponse;
+    }
+
+    async fn kv_get(
+        &self,
+        request: Request<kvrpcpb::GetRequest>,
+    ) -> Result<Response<kvrpcpb::GetResponse>, Status> {
+        let wire = request.into_inner();
+        let served = self
+            .txn_read(wire.context.as_ref(), txn_request::get(&wire))
+            .await?;
+        respond(served, txn_response::get, region_error_setter!())
+    }
+
+    async fn kv_batch_get(
+        &self,
+        request: Request<kvrpcpb::BatchGetRequest>,
+    ) -> Result<Response<kvrpcpb::BatchGetResponse>, Status> {
+        let wire = request.into_inner();
+        let read = txn_request::batch_get(&wire);
+        let served = self.txn_read(wire.context.as_ref(), read).await?;
+        respond(served, txn_response::batch_get, region_error_setter!())
+    }
+
+    async fn kv_scan(
+        &self,
+        request: Request<kvrpcpb::ScanRequest>,
+    ) -> Result<Response<kvrpcpb::ScanResponse>, Status> {
+        let wire = request.into_inner();
+        let served = self
+            .txn_read(wire.context.as_ref(), txn_request::scan(&wire))
+            .await?;
+        respond(served, txn_response::scan, region_error_setter!())
+    }
+
+    async fn kv_scan_lock(
+        &self,
+        request: Request<kvrpcpb::ScanLockRequest>,
+    ) -> Result<Response<kvrpcpb::ScanLockResponse>, Status> {
+        let wire = request.into_inner();
+        let read = txn_request::scan_lock(&wire);
+        let served = self.txn_read(wire.context.as_ref(), read).await?;
+        respond(served, txn_response::scan_lock, region_error_setter!())
+    }
+
+    async fn kv_prewrite(
+        &self,
+        request: Request<kvrpcpb::PrewriteRequest>,
+    ) -> Result<Response<kvrpcpb::PrewriteResponse>, Status> {
+        let wire = request.into_inner();
+        refuse_unsupported_prewrite(&wire)?;
+        let command = txn_request::prewrite(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(served, txn_response::prewrite, region_error_setter!())
+    }
+
+    async fn kv_commit(
+        &self,
+        request: Request<kvrpcpb::CommitRequest>,
+    ) -> Result<Response<kvrpcpb::CommitResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::commit(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(served, txn_response::commit, region_error_setter!())
+    }
+
+    async fn kv_batch_rollback(
+        &self,
+        request: Request<kvrpcpb::BatchRollbackRequest>,
+    ) -> Result<Response<kvrpcpb::BatchRollbackResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::batch_rollback(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        let done = done_into(|r: &mut kvrpcpb::BatchRollbackResponse, e| r.error = e);
+        respond(served, done, region_error_setter!())
+    }
+
+    async fn kv_cleanup(
+        &self,
+        request: Request<kvrpcpb::CleanupRequest>,
+    ) -> Result<Response<kvrpcpb::CleanupResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::cleanup(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(served, txn_response::cleanup, region_error_setter!())
+    }
+
+    async fn kv_check_txn_status(
+        &self,
+        request: Request<kvrpcpb::CheckTxnStatusRequest>,
+    ) -> Result<Response<kvrpcpb::CheckTxnStatusResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::check_txn_status(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(
+            served,
+            txn_response::check_txn_status,
+            region_error_setter!(),
+        )
+    }
+
+    async fn kv_check_secondary_locks(
+        &self,
+        request: Request<kvrpcpb::CheckSecondaryLocksRequest>,
+    ) -> Result<Response<kvrpcpb::CheckSecondaryLocksResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::check_secondary_locks(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(
+            served,
+            txn_response::check_secondary_locks,
+            region_error_setter!(),
+        )
+    }
+
+    async fn kv_txn_heart_beat(
+        &self,
+        request: Request<kvrpcpb::TxnHeartBeatRequest>,
+    ) -> Result<Response<kvrpcpb::TxnHeartBeatResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::txn_heart_beat(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(served, txn_response::txn_heart_beat, region_error_setter!())
+    }
+
+    async fn kv_pessimistic_lock(
+        &self,
+        request: Request<kvrpcpb::PessimisticLockRequest>,
+    ) -> Result<Response<kvrpcpb::PessimisticLockResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::pessimistic_lock(&wire).map(|command| match command {
+            // No waiting on locks yet: a conflict is answered at once.
+            Command::PessimisticLock(mut lock) => {
+                lock.wait_timeout_ms = None;
+                Command::PessimisticLock(lock)
+            }
+            other => other,
+        });
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(
+            served,
+            txn_response::pessimistic_lock,
+            region_error_setter!(),
+        )
+    }
+
+    async fn kv_pessimistic_rollback(
+        &self,
+        request: Request<kvrpcpb::PessimisticRollbackRequest>,
+    ) -> Result<Response<kvrpcpb::PessimisticRollbackResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::pessimistic_rollback(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        respond(
+            served,
+            txn_response::pessimistic_rollback,
+            region_error_setter!(),
+        )
+    }
+
+    async fn kv_resolve_lock(
+        &self,
+        request: Request<kvrpcpb::ResolveLockRequest>,
+    ) -> Result<Response<kvrpcpb::ResolveLockResponse>, Status> {
+        let wire = request.into_inner();
+        let served = self.resolve_lock(&wire).await?;
+        let done = done_into(|r: &mut kvrpcpb::ResolveLockResponse, e| r.error = e);
+        respond(served, done, region_error_setter!())
+    }
+
+    async fn kv_delete_range(
+        &self,
+        request: Request<kvrpcpb::DeleteRangeRequest>,
+    ) -> Result<Response<kvrpcpb::DeleteRangeResponse>, Status> {
+        let wire = request.into_inner();
+        let command = txn_request::delete_range(&wire);
+        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        let done = |result: Result<CommandResult, ferrokv_core::txn::Error>| {
+            let error = txn_response::done(result)?;
+            Ok(kvrpcpb::DeleteRangeResponse {
+                error: error.map(|e| format!("{e:?}")).unwrap_or_default(),
+                ..Default::default()
+            })
+        };
+        respond(served, done, region_error_setter!())
     }
 
     async fn coprocessor(

@@ -1,9 +1,10 @@
-//! gRPC services: `Tikv` (raw KV), `FerroRaft` (store-to-store Raft traffic) and
+//! gRPC services: `Tikv` (raw KV in `kv`, transactional KV in `txn`), `FerroRaft` (store-to-store Raft traffic) and
 //! `FerroAdmin` (operator commands and region status).
 
 pub mod admin;
 pub mod kv;
 pub mod raft;
+mod txn;
 pub mod validate;
 
 pub use admin::AdminService;

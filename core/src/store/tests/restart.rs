@@ -81,3 +81,19 @@ fn a_restarted_follower_ignores_votes_for_an_election_timeout() {
         "granted once the guard ran out"
     );
 }
+
+/// A data directory of the old layout (raw pairs in CF default) is refused with a clear
+/// error instead of being served as if empty.
+#[test]
+fn a_data_directory_of_the_old_layout_is_refused() {
+    let engine = MemEngine::new();
+    let mut batch = WriteBatch::new();
+    batch.put(Cf::Default, b"user-key", b"raw value, old layout");
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    let refused = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
+    assert!(
+        matches!(refused, Err(StoreLoadError::OldLayout { ref key }) if key == b"user-key"),
+        "{:?}",
+        refused.err()
+    );
+}

@@ -385,7 +385,7 @@ fn put_state(snapshot: Vec<u8>) -> ferrokv_proto::ferrokv_raftpb::WriteOp {
     use ferrokv_proto::ferrokv_raftpb::{write_op, CfName, PutOp, WriteOp};
     WriteOp {
         op: Some(write_op::Op::Put(PutOp {
-            cf: CfName::CfDefault as i32,
+            cf: CfName::CfRaw as i32,
             key: STATE_KEY.to_vec(),
             value: value::encode(&snapshot, None),
         })),

@@ -1,0 +1,243 @@
+//! The `Tikv` service, transactional part: each Kv* request is validated into a command
+//! (`ferrokv_core::txn::request`), served by the store (`Request::TxnRead` /
+//! `Request::TxnWrite`), and shaped as TiKV shapes its response
+//! (`ferrokv_core::txn::response`). Region errors travel in `region_error` so the client
+//! refreshes its routes and retries; key errors in the response's own error fields; a
+//! malformed request is `InvalidArgument` and changes nothing; an outcome the store cannot
+//! know (the node stopped, a proposal's fate unknown) is `Unavailable`.
+//!
+//! Not served yet, with a clear status: async commit and one-phase commit (a new leader
+//! would need its max_ts synced from PD first), and waiting on pessimistic locks (a lock
+//! conflict is answered at once, as TiKV does with `wait_timeout` 0).
+
+use ferrokv_core::store::{Request as StoreRequest, Response as StoreResponse, TxnFailure};
+use ferrokv_core::txn::{self, request, response, Command, CommandResult, ReadCommand, ReadResult};
+use ferrokv_core::types::KeyRange;
+use ferrokv_proto::errorpb;
+use ferrokv_proto::kvrpcpb::{self, Context};
+use tonic::Status;
+
+use super::kv::KvService;
+use super::validate;
+
+/// What serving a transactional request came to, before the response is shaped.
+pub(super) enum Served<T> {
+    /// The region could not serve it: the client retries with fresh routes.
+    Region(Box<errorpb::Error>),
+    /// The transaction layer's answer (a key error travels in the response).
+    Done(Result<T, txn::Error>),
+}
+
+fn lost() -> Status {
+    Status::unavailable("the outcome of the request is unknown: it may or may not have applied")
+}
+
+fn failure<T>(failure: TxnFailure) -> Result<Served<T>, Status> {
+    match failure {
+        TxnFailure::Region(error) if error.is_ambiguous() => Err(lost()),
+        TxnFailure::Region(error) => Ok(Served::Region(Box::new(error.to_proto()))),
+        TxnFailure::Txn(error) => Ok(Served::Done(Err(error))),
+    }
+}
+
+/// Region errors for the transaction layer's refusals that are not key errors: busy and
+/// unsynced max_ts make the client back off and retry; a malformed request is a status.
+fn shape<T, R: Default>(
+    served: Served<T>,
+    respond: impl FnOnce(Result<T, txn::Error>) -> Result<R, txn::Error>,
+    set_region_error: impl FnOnce(&mut R, errorpb::Error),
+) -> Result<R, Status> {
+    let region_error = |message: String| errorpb::Error {
+        message,
+        ..Default::default()
+    };
+    let error = match served {
+        Served::Region(error) => *error,
+        Served::Done(result) => match respond(result) {
+            Ok(response) => return Ok(response),
+            Err(txn::Error::ServerIsBusy(reason)) => errorpb::Error {
+                server_is_busy: Some(errorpb::ServerIsBusy {
+                    reason: reason.clone(),
+                    ..Default::default()
+                }),
+                ..region_error(reason)
+            },
+            Err(txn::Error::MaxTimestampNotSynced) => errorpb::Error {
+                max_timestamp_not_synced: Some(errorpb::MaxTimestampNotSynced::default()),
+                ..region_error("max timestamp not synced".into())
+            },
+            Err(other) => return Err(Status::invalid_argument(other.to_string())),
+        },
+    };
+    let mut response = R::default();
+    set_region_error(&mut response, error);
+    Ok(response)
+}
+
+impl KvService {
+    /// Serves a transactional read.
+    pub(super) async fn txn_read(
+        &self,
+        context: Option<&Context>,
+        read: Result<ReadCommand, txn::Error>,
+    ) -> Result<Served<ReadResult>, Status> {
+        let header =
+            validate::header(context).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => return Ok(Served::Done(Err(error))),
+        };
+        let request = StoreRequest::TxnRead { header, read };
+        match self.node().request(request).await.map_err(|_| lost())? {
+            StoreResponse::TxnRead(Ok(result)) => Ok(Served::Done(Ok(result))),
+            StoreResponse::TxnRead(Err(error)) => failure(error),
+            other => Err(Status::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+
+    /// Serves a transactional write command.
+    pub(super) async fn txn_write(
+        &self,
+        context: Option<&Context>,
+        command: Result<Command, txn::Error>,
+    ) -> Result<Served<CommandResult>, Status> {
+        let header =
+            validate::header(context).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let command = match command {
+            Ok(command) => command,
+            Err(error) => return Ok(Served::Done(Err(error))),
+        };
+        let request = StoreRequest::TxnWrite { header, command };
+        match self.node().request(request).await.map_err(|_| lost())? {
+            StoreResponse::TxnWrite(Ok(result)) => Ok(Served::Done(Ok(result))),
+            StoreResponse::TxnWrite(Err(error)) => failure(error),
+            other => Err(Status::internal(format!(
+                "unexpected store answer {other:?}"
+            ))),
+        }
+    }
+
+    /// KvResolveLock: with keys, one command; without, every lock of the named
+    /// transactions in the region, a batch at a time (scan, then resolve what it found).
+    pub(super) async fn resolve_lock(
+        &self,
+        wire: &kvrpcpb::ResolveLockRequest,
+    ) -> Result<Served<CommandResult>, Status> {
+        let (txn_status, keys) = match request::resolve_lock(wire) {
+            Ok(parsed) => parsed,
+            Err(error) => return Ok(Served::Done(Err(error))),
+        };
+        let context = wire.context.as_ref();
+        if !keys.is_empty() {
+            let command = Command::ResolveLock { txn_status, keys };
+            return self.txn_write(context, Ok(command)).await;
+        }
+        let region = self.region_user_range(context).await?;
+        let mut start = region.start.clone();
+        loop {
+            let range = KeyRange::new(start.clone(), region.end.clone());
+            let scan = ReadCommand::ResolveLockScan {
+                txn_status: txn_status.clone(),
+                range,
+            };
+            let (keys, next) = match self.txn_read(context, Ok(scan)).await? {
+                Served::Done(Ok(ReadResult::Keys { keys, next_start })) => (keys, next_start),
+                Served::Done(Ok(other)) => {
+                    return Err(Status::internal(format!(
+                        "unexpected scan result {other:?}"
+                    )))
+                }
+                Served::Done(Err(error)) => return Ok(Served::Done(Err(error))),
+                Served::Region(error) => return Ok(Served::Region(error)),
+            };
+            if !keys.is_empty() {
+                let command = Command::ResolveLock {
+                    txn_status: txn_status.clone(),
+                    keys,
+                };
+                match self.txn_write(context, Ok(command)).await? {
+                    Served::Done(Ok(_)) => {}
+                    other => return Ok(other),
+                }
+            }
+            match next {
+                Some(next) => start = next,
+                None => return Ok(Served::Done(Ok(CommandResult::Done))),
+            }
+        }
+    }
+
+    /// The user-key range of the context's region: its bounds decoded (transactional
+    /// regions have memcomparable-encoded bounds; an empty bound stays unbounded).
+    async fn region_user_range(&self, context: Option<&Context>) -> Result<KeyRange, Status> {
+        let header =
+            validate::header(context).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let report = self.node().report(false).await.map_err(|_| lost())?;
+        let region = report
+            .regions
+            .iter()
+            .map(|report| &report.status.region)
+            .find(|region| region.id == header.region_id.get())
+            .ok_or_else(|| {
+                Status::not_found(format!("region {} is not on this store", header.region_id))
+            })?;
+        let decode = |bound: &[u8]| -> Result<Vec<u8>, Status> {
+            if bound.is_empty() {
+                return Ok(Vec::new());
+            }
+            ferrokv_core::types::codec::decode_bytes(bound)
+                .map(|(decoded, _)| decoded)
+                .map_err(|_| {
+                    Status::failed_precondition(format!(
+                        "region {} has bound {bound:?}, not a transactional (encoded) key",
+                        region.id
+                    ))
+                })
+        };
+        Ok(KeyRange::new(
+            decode(&region.start_key)?,
+            decode(&region.end_key)?,
+        ))
+    }
+}
+
+/// Sets a response's `region_error`.
+macro_rules! region_error_setter {
+    () => {
+        |response, error| response.region_error = Some(error)
+    };
+}
+pub(super) use region_error_setter;
+
+/// The shaping of every served response.
+pub(super) fn respond<T, R: Default>(
+    served: Served<T>,
+    respond: impl FnOnce(Result<T, txn::Error>) -> Result<R, txn::Error>,
+    set_region_error: impl FnOnce(&mut R, errorpb::Error),
+) -> Result<tonic::Response<R>, Status> {
+    shape(served, respond, set_region_error).map(tonic::Response::new)
+}
+
+/// Async commit and 1PC are refused until max_ts is synced with PD on leadership changes.
+pub(super) fn refuse_unsupported_prewrite(wire: &kvrpcpb::PrewriteRequest) -> Result<(), Status> {
+    if wire.use_async_commit || wire.try_one_pc {
+        return Err(Status::unimplemented(
+            "async commit and one-phase commit are not served yet: use two-phase commit",
+        ));
+    }
+    Ok(())
+}
+
+/// `response` for commands answered with "done" (no fields but errors).
+pub(super) fn done_into<R: Default>(
+    set_error: impl FnOnce(&mut R, Option<kvrpcpb::KeyError>),
+) -> impl FnOnce(Result<CommandResult, txn::Error>) -> Result<R, txn::Error> {
+    move |result| {
+        let error = response::done(result)?;
+        let mut out = R::default();
+        set_error(&mut out, error);
+        Ok(out)
+    }
+}
