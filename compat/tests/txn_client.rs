@@ -111,9 +111,11 @@ async fn run(cluster: &mut Cluster) {
     first.put(key(20), b"first".to_vec()).await.unwrap();
     second.put(key(20), b"second".to_vec()).await.unwrap();
     first.commit().await.expect("the first commit wins");
+    let refused = second.commit().await.expect_err("the second commit meets the newer write");
+    let shown = format!("{refused:?}").to_lowercase();
     assert!(
-        second.commit().await.is_err(),
-        "the second commit meets the first's newer write"
+        shown.contains("conflict"),
+        "refused as a write conflict, not for another reason: {refused:?}"
     );
     model.insert(key(20), b"first".to_vec());
     assert_eq!(read_all(&client).await, model, "exactly one of the two committed");

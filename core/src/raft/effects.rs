@@ -52,6 +52,10 @@ pub struct ReadyRead {
     pub read: ReadOp,
     /// Wall-clock time of the request, for TTL expiry.
     pub now_ms: u64,
+    /// The term the read was confirmed in: a transactional write computed on this snapshot
+    /// may be proposed only while its peer still leads in that term (a leader deposed and
+    /// re-elected in between may not have applied what another leader committed meanwhile).
+    pub term: u64,
 }
 
 /// A snapshot to generate: the region's applied state as `view` holds it.

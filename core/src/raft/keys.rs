@@ -5,6 +5,7 @@
 //! 's' region_id(be u64)  -> RegionLocalState   (written with applied data)
 //! 'a' region_id(be u64)  -> RaftApplyState     (written with applied data)
 //! 'i'                    -> StoreIdent
+//! 'v'                    -> data layout version (`DATA_LAYOUT_VERSION`)
 //! ```
 
 use crate::types::RegionId;
@@ -13,6 +14,13 @@ const REGION_STATE_TAG: u8 = b's';
 const APPLY_STATE_TAG: u8 = b'a';
 /// Key of the store identity record.
 pub const STORE_IDENT_KEY: &[u8] = b"i";
+/// Key of the data layout version record.
+pub const DATA_LAYOUT_KEY: &[u8] = b"v";
+/// The data layout this code reads and writes: raw pairs in CF raw, transactional records
+/// in CF default, lock and write. Written with the first region a store creates (or at the
+/// first start of an empty store); a store holding regions without it was written by an
+/// older FerroKV (raw pairs in CF default) and is refused.
+pub const DATA_LAYOUT_VERSION: &[u8] = b"2";
 
 fn region_meta_key(tag: u8, region: RegionId) -> Vec<u8> {
     let mut key = Vec::with_capacity(9);

@@ -649,6 +649,9 @@ pub fn write_region_state(
     uninitialized_peer_id: u64,
     batch: &mut WriteBatch,
 ) {
+    // Every region record carries the layout stamp (one small idempotent put), so a store
+    // holding regions without it was written by an older FerroKV (`store::load`).
+    batch.put(Cf::Raft, keys::DATA_LAYOUT_KEY, keys::DATA_LAYOUT_VERSION);
     let record = RegionLocalState {
         state: state as i32,
         region: Some(region.clone()),

@@ -119,15 +119,15 @@ impl<E: KvEngine> Store<E> {
                     ),
                     ReadOp::Txn(command) => self.txn.read(&view, &command),
                     ReadOp::TxnWrite => {
-                        txn_writes.push(read.token);
+                        txn_writes.push((read.token, read.term));
                         continue;
                     }
                 };
                 answers.push((read.token, response));
             }
             self.deliver_answers(answers, output);
-            for token in txn_writes {
-                self.on_txn_snapshot(token, &view, output);
+            for (token, term) in txn_writes {
+                self.on_txn_snapshot(token, term, &view, output);
             }
         }
         output.snapshot_tasks.append(&mut effects.snapshot_tasks);
@@ -156,12 +156,23 @@ impl<E: KvEngine> Store<E> {
         }
     }
 
-    /// A transactional write command's snapshot is ready: compute it, then answer or
-    /// propose its writes.
-    fn on_txn_snapshot<S: Snapshot>(&mut self, token: Token, view: &S, output: &mut DriveOutput) {
+    /// A transactional write command's snapshot, confirmed in `term`, is ready: compute
+    /// it, then answer or propose its writes. Its peer must still lead in `term` (TiKV's
+    /// term check): the proposal goes out in this same step, so no other leader can commit
+    /// between the snapshot and it.
+    fn on_txn_snapshot<S: Snapshot>(
+        &mut self,
+        token: Token,
+        term: u64,
+        view: &S,
+        output: &mut DriveOutput,
+    ) {
         let header = self.txn.header(token);
         let ranges = self.txn.user_ranges(token);
         let keys_ok = match self.peers.get(&header.region_id) {
+            Some(peer) if !peer.is_leader() || peer.term() != term => {
+                Err(RegionError::StaleCommand)
+            }
             Some(peer) => peer.check_txn_ranges(&ranges),
             None => Err(RegionError::RegionNotFound(header.region_id)),
         };
@@ -192,6 +203,13 @@ impl<E: KvEngine> Store<E> {
     /// A write command holds its latches: ask its region's leader for a linearizable
     /// snapshot. A refusal is answered through `store_answers` (the driver sees it there).
     pub(super) fn start_txn_write(&mut self, start: Start) {
+        if !self.deadlines.is_waiting(start.token) {
+            // Answered by its deadline while it waited for latches: never run it.
+            for next in self.txn.drop_unstarted(start.token) {
+                self.start_txn_write(next);
+            }
+            return;
+        }
         let region_id = start.header.region_id;
         let now = self.now;
         let asked = match self.peers.get_mut(&region_id) {

@@ -34,26 +34,37 @@ pub enum StoreLoadError {
     /// The Raft configuration is invalid.
     #[error("invalid raft configuration: {0}")]
     Config(String),
-    /// The data directory was written by a FerroKV that kept raw pairs in CF default (before
-    /// CF raw existed): its raw data would be invisible and it would be served empty.
-    #[error("the data directory holds raw pairs in the old layout (CF default, key {key:?}); it was written by an older FerroKV: move it away or remove it")]
-    OldLayout { key: Vec<u8> },
+    /// The data directory was written in another data layout (an older FerroKV kept raw
+    /// pairs in CF default): its data would be misread, so the store does not start.
+    #[error("the data directory was written by another FerroKV version (data layout record {version:?}, this version writes \"2\"; none means an older version): move it away or remove it")]
+    OtherLayout { version: Vec<u8> },
 }
 
-/// Refuses a data directory of the old layout: every key in CF default must lie in the
-/// transactional key space.
+/// Refuses a data directory of another layout: one with regions but no layout record (an
+/// older FerroKV kept raw pairs in CF default), or a record of another version. Every
+/// region record is written with the stamp (`raft::storage::write_region_state`), so an
+/// empty store needs none.
 pub(super) fn check_layout<E: KvEngine>(engine: &E) -> Result<(), StoreLoadError> {
     let view = engine.snapshot();
-    let txn = crate::mvcc::keys::storage_range(&KeyRange::all());
-    let below = KeyRange::new(Vec::new(), txn.start.clone());
-    let above = KeyRange::new(txn.end.clone(), Vec::new());
-    for outside in [below, above] {
-        let found = view.scan(Cf::Default, &outside, 1, crate::env::Direction::Forward)?;
-        if let Some((key, _)) = found.into_iter().next() {
-            return Err(StoreLoadError::OldLayout { key });
+    if let Some(found) = view.get(Cf::Raft, keys::DATA_LAYOUT_KEY)? {
+        if found == keys::DATA_LAYOUT_VERSION {
+            return Ok(());
         }
+        return Err(StoreLoadError::OtherLayout { version: found });
     }
-    Ok(())
+    let (start, end) = keys::region_state_range();
+    let regions = view.scan(
+        Cf::Raft,
+        &KeyRange::new(start, end),
+        1,
+        crate::env::Direction::Forward,
+    )?;
+    match regions.into_iter().next() {
+        Some(_) => Err(StoreLoadError::OtherLayout {
+            version: Vec::new(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// One region found on disk.

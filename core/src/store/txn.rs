@@ -78,9 +78,14 @@ pub(crate) struct TxnDriver {
 
 impl Default for TxnDriver {
     fn default() -> Self {
+        // Unsynced: async commit and 1PC need max_ts synced from PD's TSO after every
+        // leader change, which is not done yet, so the core refuses them for any caller
+        // (plain two-phase commit does not depend on max_ts).
+        let mut manager = ConcurrencyManager::new(TimeStamp::ZERO);
+        manager.mark_unsynced();
         TxnDriver {
             latches: Latches::new(limits::LATCH_SLOTS_DEFAULT),
-            manager: ConcurrencyManager::new(TimeStamp::ZERO),
+            manager,
             next_id: 1,
             tasks: BTreeMap::new(),
             by_token: BTreeMap::new(),
@@ -207,9 +212,20 @@ impl TxnDriver {
                 Response::TxnWrite(Err(TxnFailure::Region(error)))
             }
             (_, answer @ Response::TxnWrite(_)) => answer,
-            (_, other) => panic!("unexpected answer for a transactional write: {other:?}"),
+            (_, other) => {
+                tracing::error!(?other, "unexpected answer for a transactional write");
+                let error = RegionError::Invalid(format!("unexpected store answer {other:?}"));
+                Response::TxnWrite(Err(TxnFailure::Region(error)))
+            }
         };
         (answer, self.finish(id))
+    }
+
+    /// A task whose request was already answered (deadline) before it could start: release
+    /// its latches without computing anything.
+    pub fn drop_unstarted(&mut self, token: Token) -> Vec<Start> {
+        let id = self.by_token[&token];
+        self.finish(id)
     }
 
     /// Releases a task's latches and forgets it; the commands now first in line for a

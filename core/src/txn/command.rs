@@ -251,6 +251,28 @@ impl Command {
 }
 
 impl ReadCommand {
+    /// For the region-wide scans a server runs on its own (the read phases of a key-less
+    /// KvResolveLock and of GC): cuts the range to `region` (user keys); other reads are
+    /// left as they are (the client cuts them).
+    pub fn clamp_region_scan(&mut self, region: &KeyRange) {
+        if let ReadCommand::ResolveLockScan { range, .. } | ReadCommand::GcScan { range } = self {
+            let start = range.start.clone().max(region.start.clone());
+            let end = match (range.end.is_empty(), region.end.is_empty()) {
+                (true, _) => region.end.clone(),
+                (false, true) => range.end.clone(),
+                (false, false) => range.end.clone().min(region.end.clone()),
+            };
+            *range = KeyRange::new(
+                start.clone(),
+                if !end.is_empty() && end < start {
+                    start
+                } else {
+                    end
+                },
+            );
+        }
+    }
+
     /// The user keys and ranges the read touches.
     pub fn user_ranges(&self) -> Vec<KeyRange> {
         match self {

@@ -562,6 +562,15 @@ impl Tikv for KvService {
         request: Request<kvrpcpb::DeleteRangeRequest>,
     ) -> Result<Response<kvrpcpb::DeleteRangeResponse>, Status> {
         let wire = request.into_inner();
+        if wire.notify_only {
+            // TiKV: only notify (for other engines), never delete.
+            return Ok(Response::new(kvrpcpb::DeleteRangeResponse::default()));
+        }
+        if wire.end_key.is_empty() || wire.start_key >= wire.end_key {
+            return Err(Status::invalid_argument(
+                "delete range needs start_key < end_key (a bounded range)",
+            ));
+        }
         let command = txn_request::delete_range(&wire);
         let served = self.txn_write(wire.context.as_ref(), command).await?;
         let done = |result: Result<CommandResult, ferrokv_core::txn::Error>| {

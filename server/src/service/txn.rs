@@ -134,10 +134,10 @@ impl KvService {
             let command = Command::ResolveLock { txn_status, keys };
             return self.txn_write(context, Ok(command)).await;
         }
-        let region = self.region_user_range(context).await?;
-        let mut start = region.start.clone();
+        // The store cuts the scan to the region (its bounds decoded).
+        let mut start = Vec::new();
         loop {
-            let range = KeyRange::new(start.clone(), region.end.clone());
+            let range = KeyRange::new(start.clone(), Vec::new());
             let scan = ReadCommand::ResolveLockScan {
                 txn_status: txn_status.clone(),
                 range,
@@ -167,39 +167,6 @@ impl KvService {
                 None => return Ok(Served::Done(Ok(CommandResult::Done))),
             }
         }
-    }
-
-    /// The user-key range of the context's region: its bounds decoded (transactional
-    /// regions have memcomparable-encoded bounds; an empty bound stays unbounded).
-    async fn region_user_range(&self, context: Option<&Context>) -> Result<KeyRange, Status> {
-        let header =
-            validate::header(context).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let report = self.node().report(false).await.map_err(|_| lost())?;
-        let region = report
-            .regions
-            .iter()
-            .map(|report| &report.status.region)
-            .find(|region| region.id == header.region_id.get())
-            .ok_or_else(|| {
-                Status::not_found(format!("region {} is not on this store", header.region_id))
-            })?;
-        let decode = |bound: &[u8]| -> Result<Vec<u8>, Status> {
-            if bound.is_empty() {
-                return Ok(Vec::new());
-            }
-            ferrokv_core::types::codec::decode_bytes(bound)
-                .map(|(decoded, _)| decoded)
-                .map_err(|_| {
-                    Status::failed_precondition(format!(
-                        "region {} has bound {bound:?}, not a transactional (encoded) key",
-                        region.id
-                    ))
-                })
-        };
-        Ok(KeyRange::new(
-            decode(&region.start_key)?,
-            decode(&region.end_key)?,
-        ))
     }
 }
 

@@ -164,10 +164,36 @@ impl<E: KvEngine> Peer<E> {
             "raw reads go through `read`"
         );
         self.check_leader_and_epoch(header)?;
-        if let ReadOp::Txn(command) = &read {
+        let mut read = read;
+        if let ReadOp::Txn(command) = &mut read {
+            command.clamp_region_scan(&self.user_key_range()?);
             self.check_txn_ranges(&command.user_ranges())?;
         }
         self.accept_read(token, read, 0, now, false, false)
+    }
+
+    /// This region's range in transactional user keys: its bounds decoded (the
+    /// transactional client splits at encoded keys); a bound that is not an encoded key is
+    /// refused.
+    pub fn user_key_range(&self) -> Result<crate::types::KeyRange, RegionError> {
+        let decode = |bound: &[u8]| -> Result<Vec<u8>, RegionError> {
+            if bound.is_empty() {
+                return Ok(Vec::new());
+            }
+            crate::types::codec::decode_bytes(bound)
+                .map(|(decoded, _)| decoded)
+                .map_err(|_| {
+                    RegionError::Invalid(format!(
+                        "region {} has bound {bound:?}, not a transactional (encoded) key",
+                        self.region_id
+                    ))
+                })
+        };
+        let region = self.region();
+        Ok(crate::types::KeyRange::new(
+            decode(&region.start_key)?,
+            decode(&region.end_key)?,
+        ))
     }
 
     /// Checks that transactional user-key ranges lie in this region (by encoded key).
@@ -333,7 +359,10 @@ impl<E: KvEngine> Peer<E> {
             .partition(|batch| batch.index.is_some_and(|index| index <= applied));
         self.reads.waiting = kept;
         let ignore_epoch = planted::active(PlantedBug::ApplyIgnoresEpoch);
-        for read in ready.into_iter().flat_map(|batch| batch.reads) {
+        let reads = ready
+            .into_iter()
+            .flat_map(|batch| batch.reads.into_iter().map(move |read| (batch.term, read)));
+        for (term, read) in reads {
             let checked = match &read.read {
                 _ if ignore_epoch => Ok(()),
                 ReadOp::Raw(raw) => check_ranges_in_region(&raw.ranges(), self.region()),
@@ -346,6 +375,7 @@ impl<E: KvEngine> Peer<E> {
                     token: read.token,
                     read: read.read,
                     now_ms: read.now_ms,
+                    term,
                 }),
                 Err(error) => effects.responses.push(read.failed(error)),
             }

@@ -82,18 +82,37 @@ fn a_restarted_follower_ignores_votes_for_an_election_timeout() {
     );
 }
 
-/// A data directory of the old layout (raw pairs in CF default) is refused with a clear
-/// error instead of being served as if empty.
+/// A data directory of an older layout (regions, no layout record) is refused with a clear
+/// error instead of being misread; an empty store starts, and a bootstrapped one carries
+/// the stamp and restarts.
 #[test]
-fn a_data_directory_of_the_old_layout_is_refused() {
-    let engine = MemEngine::new();
+fn a_data_directory_of_another_layout_is_refused() {
+    let old = MemEngine::new();
     let mut batch = WriteBatch::new();
+    crate::raft::storage::stage_initial_region(
+        &region(1, b"", b"", vec![peer(1, 1)]),
+        crate::raft::storage::initial_hard_state(),
+        &mut batch,
+    );
+    batch.delete(Cf::Raft, crate::raft::keys::DATA_LAYOUT_KEY);
     batch.put(Cf::Default, b"user-key", b"raw value, old layout");
-    engine.write(&batch, WriteOptions::SYNC).unwrap();
-    let refused = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
+    old.write(&batch, WriteOptions::SYNC).unwrap();
+    let refused = Store::load(old, StoreId(1), RaftConfig::default(), SeededRng::new(1));
     assert!(
-        matches!(refused, Err(StoreLoadError::OldLayout { ref key }) if key == b"user-key"),
+        matches!(refused, Err(StoreLoadError::OtherLayout { .. })),
         "{:?}",
         refused.err()
     );
+    load(&MemEngine::new());
+    let (engine, store, _) = leading_store();
+    let stamp = engine
+        .snapshot()
+        .get(Cf::Raft, crate::raft::keys::DATA_LAYOUT_KEY)
+        .unwrap();
+    assert_eq!(
+        stamp.as_deref(),
+        Some(crate::raft::keys::DATA_LAYOUT_VERSION)
+    );
+    drop(store);
+    load(&engine);
 }
