@@ -7,3 +7,4 @@ pub mod balance;
 pub mod linearizability;
 pub mod regions;
 pub mod tso;
+pub mod txn;

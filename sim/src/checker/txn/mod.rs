@@ -1,0 +1,12 @@
+//! Transaction-history checkers for snapshot-isolation testing (issue 9; not yet driven by
+//! a VOPR workload).
+//!
+//! * [`list_append`]: an Elle-style dependency-graph checker for list-append histories
+//!   (G0, G1a/b/c, G-single, G-nonadjacent, G2, lost update, ...).
+//! * [`bank`]: a bank-workload checker (constant total, provenance of every observed
+//!   balance, non-negativity, fractured reads, lost updates).
+//!
+//! Both are deterministic (no hashing, no clocks) and self-tested on hand-built histories.
+
+pub mod bank;
+pub mod list_append;
