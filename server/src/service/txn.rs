@@ -81,20 +81,12 @@ impl KvService {
         context: Option<&Context>,
         read: Result<ReadCommand, txn::Error>,
     ) -> Result<Served<ReadResult>, Status> {
-        let header =
-            validate::header(context).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let read = match read {
-            Ok(read) => read,
-            Err(error) => return Ok(Served::Done(Err(error))),
-        };
-        let request = StoreRequest::TxnRead { header, read };
-        match self.node().request(request).await.map_err(|_| lost())? {
-            StoreResponse::TxnRead(Ok(result)) => Ok(Served::Done(Ok(result))),
-            StoreResponse::TxnRead(Err(error)) => failure(error),
-            other => Err(Status::internal(format!(
-                "unexpected store answer {other:?}"
-            ))),
-        }
+        let request = |header, read| StoreRequest::TxnRead { header, read };
+        self.serve(context, read, request, |answer| match answer {
+            StoreResponse::TxnRead(result) => Ok(result),
+            other => Err(other),
+        })
+        .await
     }
 
     /// Serves a transactional write command.
@@ -103,17 +95,39 @@ impl KvService {
         context: Option<&Context>,
         command: Result<Command, txn::Error>,
     ) -> Result<Served<CommandResult>, Status> {
+        let request = |header, command| StoreRequest::TxnWrite { header, command };
+        self.serve(context, command, request, |answer| match answer {
+            StoreResponse::TxnWrite(result) => Ok(result),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// The one path of both: validate the header, send the store request built from the
+    /// validated input, and sort its answer (`expected` picks the answer of the request's
+    /// kind; anything else is an internal error).
+    async fn serve<I, T>(
+        &self,
+        context: Option<&Context>,
+        input: Result<I, txn::Error>,
+        request: impl FnOnce(ferrokv_core::store::RequestHeader, I) -> StoreRequest,
+        expected: impl FnOnce(StoreResponse) -> Result<Result<T, TxnFailure>, StoreResponse>,
+    ) -> Result<Served<T>, Status> {
         let header =
             validate::header(context).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let command = match command {
-            Ok(command) => command,
+        let input = match input {
+            Ok(input) => input,
             Err(error) => return Ok(Served::Done(Err(error))),
         };
-        let request = StoreRequest::TxnWrite { header, command };
-        match self.node().request(request).await.map_err(|_| lost())? {
-            StoreResponse::TxnWrite(Ok(result)) => Ok(Served::Done(Ok(result))),
-            StoreResponse::TxnWrite(Err(error)) => failure(error),
-            other => Err(Status::internal(format!(
+        let answer = self
+            .node()
+            .request(request(header, input))
+            .await
+            .map_err(|_| lost())?;
+        match expected(answer) {
+            Ok(Ok(result)) => Ok(Served::Done(Ok(result))),
+            Ok(Err(error)) => failure(error),
+            Err(other) => Err(Status::internal(format!(
                 "unexpected store answer {other:?}"
             ))),
         }
