@@ -8,7 +8,7 @@ use ferrokv_proto::ferrokv_raftpb::{write_op, CfName, RaftCmd, SplitCmd, WriteOp
 use ferrokv_proto::metapb::{self, PeerRole};
 use raft::eraftpb::{ConfChange, ConfChangeType};
 
-use super::storage::{cf_of, region_data_ranges, region_range};
+use super::storage::{cf_of, region_data_ranges, region_range, DATA_CFS};
 use crate::env::{Cf, EngineError, Snapshot, WriteBatch};
 use crate::planted::{self, PlantedBug};
 use crate::raw::value;
@@ -150,6 +150,7 @@ pub fn check_ranges_in_region(
 /// range under the transactional prefix.
 pub fn check_writes_in_region(ops: &[WriteOp], region: &metapb::Region) -> Result<(), RegionError> {
     let owned = region_data_ranges(region);
+    assert_eq!(owned.len(), DATA_CFS.len(), "one owned range per data CF");
     for op in ops {
         let cf = write_op_cf(op)?;
         let (_, range) = owned

@@ -81,7 +81,21 @@ pub fn region_range(region: &metapb::Region) -> KeyRange {
 /// region's snapshot, hash or destruction covers is listed here.
 pub fn region_data_ranges(region: &metapb::Region) -> [(Cf, KeyRange); 4] {
     let raw = region_range(region);
+    assert!(
+        raw.end.is_empty() || raw.start < raw.end,
+        "region {} has an empty or inverted range",
+        region.id
+    );
     let txn = crate::mvcc::keys::region_storage_range(&raw);
+    assert_eq!(
+        txn.start.first(),
+        Some(&crate::mvcc::keys::TXN_KEY_PREFIX),
+        "transactional data lies under its prefix"
+    );
+    assert!(
+        !txn.end.is_empty() && txn.start < txn.end,
+        "a bounded transactional range"
+    );
     let ranges = [
         (Cf::Raw, raw),
         (Cf::Default, txn.clone()),

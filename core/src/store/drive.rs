@@ -167,6 +167,10 @@ impl<E: KvEngine> Store<E> {
         view: &S,
         output: &mut DriveOutput,
     ) {
+        assert!(
+            self.txn.owns(token),
+            "a transactional snapshot names a live command"
+        );
         let header = self.txn.header(token);
         let ranges = self.txn.user_ranges(token);
         let keys_ok = match self.peers.get(&header.region_id) {
@@ -188,6 +192,7 @@ impl<E: KvEngine> Store<E> {
                 .into_iter()
                 .for_each(|start| self.start_txn_write(start)),
             Next::Propose(ops) => {
+                assert!(!ops.is_empty(), "only writes are proposed");
                 let proposed = match self.peers.get_mut(&header.region_id) {
                     Some(peer) => peer.propose_write(token, &header, ops),
                     None => Err(RegionError::RegionNotFound(header.region_id)),
@@ -210,6 +215,10 @@ impl<E: KvEngine> Store<E> {
             }
             return;
         }
+        assert!(
+            self.txn.owns(start.token),
+            "a started command is a live task"
+        );
         let region_id = start.header.region_id;
         let now = self.now;
         let asked = match self.peers.get_mut(&region_id) {

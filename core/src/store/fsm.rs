@@ -175,6 +175,7 @@ impl<E: KvEngine> Store<E> {
 
     /// Checks the store-wide invariants; a violation is a bug.
     pub(super) fn check_invariants(&self) {
+        self.txn.check_invariants();
         let mut ranges: Vec<(Vec<u8>, Vec<u8>, RegionId)> = self
             .peers
             .values()

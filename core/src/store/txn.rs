@@ -24,8 +24,8 @@ use crate::env::Snapshot;
 use crate::limits;
 use crate::mvcc::{Modify, MvccReader};
 use crate::txn::{
-    process_read, process_write, Command, CommandId, ConcurrencyManager, LatchLock, Latches,
-    ReadCommand, WriteResult,
+    process_read, process_write, Command, CommandId, CommandResult, ConcurrencyManager, LatchLock,
+    Latches, ReadCommand, WriteResult,
 };
 use crate::types::TimeStamp;
 
@@ -94,6 +94,33 @@ impl Default for TxnDriver {
 }
 
 impl TxnDriver {
+    /// Checks the driver's invariants: the two indexes name the same tasks; a proposed
+    /// task holds all its latches; ids are below the next id; the latch table holds at
+    /// least one entry per latch a task owns, and none without a task.
+    pub fn check_invariants(&self) {
+        assert_eq!(self.tasks.len(), self.by_token.len(), "indexes agree");
+        let mut owned = 0;
+        for (id, task) in &self.tasks {
+            assert!(id.0 < self.next_id, "task id {id:?} never handed out");
+            assert_eq!(
+                self.by_token.get(&task.token),
+                Some(id),
+                "token indexes its task"
+            );
+            if matches!(task.stage, Stage::Proposed(_)) {
+                assert!(task.lock.acquired(), "a proposed command holds its latches");
+            }
+            owned += task.lock.owned_count();
+        }
+        assert!(
+            self.latches.entries() >= owned,
+            "every latch a task owns is in the table"
+        );
+        if self.tasks.is_empty() {
+            assert_eq!(self.latches.entries(), 0, "no latch outlives its task");
+        }
+    }
+
     /// Tasks in flight (waiting, reading or proposed).
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -115,6 +142,10 @@ impl TxnDriver {
         command: Command,
     ) -> Result<Option<Start>, TxnFailure> {
         assert!(!self.by_token.contains_key(&token), "token submitted twice");
+        assert!(
+            !command.latch_keys().is_empty() || matches!(command, Command::DeleteRange { .. }),
+            "a write command names the keys it latches"
+        );
         let id = CommandId(self.next_id);
         self.next_id += 1;
         let mut lock = LatchLock::new(&command.latch_keys());
@@ -158,6 +189,14 @@ impl TxnDriver {
         keys_ok: Result<(), RegionError>,
     ) -> Next {
         let id = self.by_token[&token];
+        assert!(
+            self.tasks[&id].lock.acquired(),
+            "only a command holding its latches takes a snapshot"
+        );
+        assert!(
+            matches!(self.tasks[&id].stage, Stage::Pending),
+            "one snapshot per command"
+        );
         if !still_waiting {
             return Next::Dropped(self.finish(id));
         }
@@ -179,7 +218,13 @@ impl TxnDriver {
                 Next::Answer(Response::TxnWrite(Ok(result.result)), woken)
             }
             Ok(result) => {
-                let ops = result.modifies.iter().map(Modify::to_write_op).collect();
+                assert!(
+                    matches!(result.result, CommandResult::Prewrite { ref errors, .. } if errors.is_empty())
+                        || !matches!(result.result, CommandResult::Prewrite { .. }),
+                    "a prewrite that met lock errors writes nothing"
+                );
+                let ops: Vec<_> = result.modifies.iter().map(Modify::to_write_op).collect();
+                assert_eq!(ops.len(), result.modifies.len());
                 task.stage = Stage::Proposed(Box::new(result));
                 Next::Propose(ops)
             }
@@ -233,11 +278,18 @@ impl TxnDriver {
     fn finish(&mut self, id: CommandId) -> Vec<Start> {
         let task = self.tasks.remove(&id).expect("finished once");
         assert_eq!(self.by_token.remove(&task.token), Some(id), "indexes agree");
+        let entries_before = self.latches.entries();
         if !task.lock.acquired() {
             // Only a task holding every latch ever takes a snapshot.
             unreachable!("a task finished before it held its latches");
         }
         let woken = self.latches.release(&task.lock, id);
+        assert_eq!(
+            self.latches.entries() + task.lock.owned_count(),
+            entries_before,
+            "release frees exactly the latches the task owned"
+        );
+        assert!(!woken.contains(&id), "a finished task never wakes itself");
         let mut starts = Vec::new();
         for next in woken {
             let Some(waiting) = self.tasks.get_mut(&next) else {

@@ -49,6 +49,12 @@ impl LatchLock {
         }
     }
 
+    /// Latches held so far.
+    pub fn owned_count(&self) -> usize {
+        assert!(self.owned_count <= self.required_hashes.len());
+        self.owned_count
+    }
+
     /// True once every latch is held.
     pub fn acquired(&self) -> bool {
         self.owned_count == self.required_hashes.len()

@@ -169,6 +169,10 @@ impl<E: KvEngine> Peer<E> {
             command.clamp_region_scan(&self.user_key_range()?);
             self.check_txn_ranges(&command.user_ranges())?;
         }
+        assert!(
+            self.is_leader(),
+            "transactional reads are served by the leader only"
+        );
         self.accept_read(token, read, 0, now, false, false)
     }
 
