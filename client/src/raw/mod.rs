@@ -83,7 +83,7 @@ impl RawConfig {
 
 /// Which region a call goes to.
 #[derive(Clone, Copy, Debug)]
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     /// The region holding this key.
     Key(&'a [u8]),
     /// The region holding the keys just below this bound (empty: the last region), for
@@ -108,14 +108,14 @@ enum Attempt<T> {
 }
 
 /// Why a call ended without a value.
-enum CallError {
+pub(crate) enum CallError {
     Client(ClientError),
     /// The keys no longer share one region.
     Reshard,
 }
 
 /// The answer of one RPC: `(region_error, error message, value)`.
-type Answer<T> = Result<(Option<errorpb::Error>, String, T), tonic::Status>;
+pub(crate) type Answer<T> = Result<(Option<errorpb::Error>, String, T), tonic::Status>;
 
 /// A raw KV client.
 pub struct RawClient {
@@ -194,6 +194,11 @@ impl RawClient {
             routes_from_pd: false,
             ..RawClient::new(config)
         }
+    }
+
+    /// The overall deadline of one call, retries included.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
     }
 
     /// The address of `store_id`: configured, or learned from PD.
@@ -385,7 +390,7 @@ impl RawClient {
 
     /// Runs `attempt` against the leader of the region holding `key` until it succeeds, a
     /// definite error occurs, or the deadline passes.
-    async fn call<T, F, Fut>(
+    pub(crate) async fn call<T, F, Fut>(
         &self,
         key: &[u8],
         retry_ambiguous: bool,
@@ -409,7 +414,7 @@ impl RawClient {
     /// error occurs, or the deadline passes; `keys` must all lie in that region, or the call
     /// ends with `Reshard`. Region errors and failures before sending are retried (nothing
     /// was applied). After an ambiguous failure only reads (`retry_ambiguous`) retry.
-    async fn call_in_region<T, F, Fut>(
+    pub(crate) async fn call_in_region<T, F, Fut>(
         &self,
         target: Target<'_>,
         keys: &[Vec<u8>],

@@ -69,7 +69,11 @@ impl RawClient {
     }
 
     /// Runs `one` on each region's share of `keys`, re-cutting shares that a split broke.
-    async fn for_each_shard<T, F, Fut>(&self, keys: Vec<Vec<u8>>, one: F) -> Vec<KeysPart<T>>
+    pub(crate) async fn for_each_shard<T, F, Fut>(
+        &self,
+        keys: Vec<Vec<u8>>,
+        one: F,
+    ) -> Vec<KeysPart<T>>
     where
         F: Fn(Vec<Vec<u8>>) -> Fut,
         Fut: std::future::Future<Output = Result<T, CallError>>,

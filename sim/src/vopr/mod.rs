@@ -16,6 +16,7 @@ mod failure;
 mod liveness;
 pub mod nemesis;
 mod pd_mode;
+mod txn_workload;
 mod workload;
 
 use std::sync::atomic::AtomicBool;
@@ -31,6 +32,7 @@ pub use failure::{Failure, FailureKind};
 use nemesis::Nemesis;
 pub use nemesis::{Fault, FaultMask, NemesisStats};
 pub use pd_mode::PdStats;
+use txn_workload::{TxnHistory, TxnKind, TxnTask};
 use workload::{ClientTask, HealedAt, Progress};
 
 use crate::checker::linearizability::{self, Verdict};
@@ -102,6 +104,10 @@ pub struct SeedReport {
     pub calls: usize,
     /// Calls with a definite answer.
     pub definite_calls: usize,
+    /// Transactions recorded (and checked).
+    pub txns: usize,
+    /// What the transaction checkers covered, if they passed.
+    pub txn_checked: Option<txn_workload::TxnChecked>,
     /// Simulated seconds the run covered.
     pub simulated_secs: f64,
     /// Fingerprint of the run: every store incarnation's trace and the history.
@@ -124,6 +130,8 @@ struct Shape {
     stores: u64,
     voters: u64,
     clients: u64,
+    /// Transactional clients (bank and list-append, alternating).
+    txn_clients: u64,
     keys: u64,
     actors: u64,
     raft: RaftSection,
@@ -136,6 +144,8 @@ struct Shape {
 /// The random stream a seed picks PD mode and PD faults from (apart from the main stream,
 /// which a seed without PD uses exactly as before PD mode existed).
 const PD_STREAM: u64 = 0x5044;
+/// The random stream of the transactional clients (apart from the main stream too).
+const TXN_STREAM: u64 = 0x5458;
 
 /// Whether `config`'s seed runs with PD.
 pub fn runs_with_pd(config: &SeedConfig) -> bool {
@@ -169,6 +179,7 @@ fn shape(config: &SeedConfig, rng: &mut SeededRng) -> Shape {
         stores,
         voters: 3,
         clients: rng.range(3, 9),
+        txn_clients: SeededRng::new(config.seed).fork(TXN_STREAM).range(2, 6),
         keys: GROUP_KEYS * rng.range(2, 7),
         actors: rng.range(1, 4),
         raft,
@@ -236,14 +247,24 @@ async fn simulate(config: SeedConfig) -> SeedReport {
         let control = cluster.client_node("control", 250);
         (cluster, control)
     };
+    let nemesis = Nemesis::new(cluster.clone(), &shape.faults, shape.keys);
+    let splitter = nemesis.clone();
+    let split = control
+        .spawn(async move { split_txn_space(&splitter).await })
+        .await
+        .expect("split task");
+    if let Err(failure) = split {
+        planted::set(None);
+        return unformed_report(&config, &shape, failure);
+    }
     let start = tokio::time::Instant::now();
     let history = Arc::new(Mutex::new(History::default()));
-    let clients = spawn_clients(&cluster, &shape, &mut rng, start, &history);
+    let txn_history = Arc::new(Mutex::new(TxnHistory::default()));
+    let clients = spawn_clients(&cluster, &shape, &mut rng, start, &history, &txn_history);
     let pd_run = cluster
         .pd
         .as_ref()
         .map(|pd| pd_mode::PdRun::start(pd, 2, &rng.fork(PD_STREAM + 2), start));
-    let nemesis = Nemesis::new(cluster.clone(), &shape.faults, shape.keys);
     let nemesis_rng = rng.fork(7);
     let phase = (
         cluster.clone(),
@@ -288,17 +309,36 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     .await;
     report.pd = pd_stats;
     fold_tso_calls(&mut report.trace_hash, &tso_calls);
+    judge_txns(&mut report, &txn_history.lock().expect("txn history lock"));
     planted::set(None);
     report
 }
 
-/// The report of a seed whose cluster never formed through PD.
+/// Splits at the encoded start of the transactional space before any client runs, so
+/// transactional regions are bounded by encoded keys (`txn_workload::TXN_SPACE`).
+async fn split_txn_space(nemesis: &Nemesis) -> Result<(), Failure> {
+    let bound = ferrokv_core::types::codec::encode_bytes(txn_workload::TXN_SPACE);
+    for _ in 0..120 {
+        if nemesis.region_starts_at(&bound).await {
+            return Ok(());
+        }
+        nemesis.split_at(bound.clone(), None).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(Failure::liveness(
+        "the transactional space was not split off within 60 s of a fault-free start",
+    ))
+}
+
+/// The report of a seed whose cluster (or its transactional space) never formed.
 fn unformed_report(config: &SeedConfig, shape: &Shape, failure: Failure) -> SeedReport {
     SeedReport {
         seed: config.seed,
         stores: shape.stores,
         calls: 0,
         definite_calls: 0,
+        txns: 0,
+        txn_checked: None,
         simulated_secs: 0.0,
         trace_hash: 0,
         failure: Some(failure),
@@ -307,6 +347,25 @@ fn unformed_report(config: &SeedConfig, shape: &Shape, failure: Failure) -> Seed
         nemesis_stats: NemesisStats::default(),
         faults: shape.faults.describe(),
         pd: Some(PdStats::default()),
+    }
+}
+
+/// Judges the transactions and folds them into the run's fingerprint. A transactional
+/// violation is the finding, whatever else failed (a run cut short by a liveness failure
+/// still recorded a valid history).
+fn judge_txns(report: &mut SeedReport, history: &TxnHistory) {
+    report.txns = history.timed.len();
+    for txn in &history.timed {
+        fnv::fold(&mut report.trace_hash, format!("{txn:?}").as_bytes());
+    }
+    match txn_workload::judge(history) {
+        Ok(checked) => report.txn_checked = Some(checked),
+        Err(violation) => {
+            let already = report.failure.as_ref().map(|f| f.kind);
+            if already != Some(FailureKind::Violation) {
+                report.failure = Some(violation);
+            }
+        }
     }
 }
 
@@ -324,53 +383,104 @@ fn spawn_clients(
     rng: &mut SeededRng,
     start: tokio::time::Instant,
     history: &Arc<Mutex<History>>,
+    txn_history: &Arc<Mutex<TxnHistory>>,
 ) -> Clients {
-    let stop = Arc::new(AtomicBool::new(false));
-    let healed_at = HealedAt::default();
-    let mut progress = Vec::new();
-    let mut tasks = Vec::new();
+    let mut clients = Clients {
+        tasks: Vec::new(),
+        stop: Arc::new(AtomicBool::new(false)),
+        healed_at: HealedAt::default(),
+        progress: Vec::new(),
+    };
     for process in 1..=shape.clients {
         let node = cluster.client_node(&format!("client{process}"), process as u8);
-        let counter = Arc::new(Progress::default());
         let task = ClientTask {
             process,
             keys: shape.keys,
             start,
-            stop: stop.clone(),
-            healed_at: healed_at.clone(),
-            progress: counter.clone(),
+            stop: clients.stop.clone(),
+            healed_at: clients.healed_at.clone(),
+            progress: clients.new_progress(),
             history: history.clone(),
         };
-        progress.push(counter);
-        let mut config = cluster.client_config();
-        // Some clients give up on a silent store quickly (and re-route), some wait long.
-        config.attempt_timeout = Duration::from_millis(rng.range(300, 2000));
-        if rng.ratio(1, 2) {
-            // Half the clients send each call first to a random peer, so some reach every
-            // side of a partition (a deposed leader included).
-            config.first_attempt = ferrokv_client::FirstAttempt::RandomPeer {
-                seed: rng.next_u64(),
-            };
-        }
-        let client = match &cluster.pd {
-            // With PD, half the clients find regions and stores through PD (as the
-            // official client does), the others ask the stores (and PD for the address
-            // of a store that joined after they started).
-            Some(pd) if rng.ratio(1, 2) => {
-                config.stores.clear();
-                ferrokv_client::RawClient::with_pd_config(pd.pd_client(), config)
-            }
-            Some(pd) => ferrokv_client::RawClient::with_store_directory(pd.pd_client(), config),
-            None => ferrokv_client::RawClient::new(config),
-        };
+        let client = raw_client(cluster, rng);
         let client_rng = rng.fork(100 + process);
-        tasks.push(node.spawn(task.run(client, client_rng)));
+        clients.tasks.push(node.spawn(task.run(client, client_rng)));
     }
-    Clients {
-        tasks,
-        stop,
-        healed_at,
-        progress,
+    spawn_txn_clients(cluster, shape, rng, start, txn_history, &mut clients);
+    clients
+}
+
+/// The transactional clients, on a random stream of their own: a seed's raw clients do
+/// what they did before these existed.
+fn spawn_txn_clients(
+    cluster: &SimCluster,
+    shape: &Shape,
+    main_rng: &SeededRng,
+    start: tokio::time::Instant,
+    history: &Arc<Mutex<TxnHistory>>,
+    clients: &mut Clients,
+) {
+    // Forking does not advance the main stream.
+    let mut rng = main_rng.fork(TXN_STREAM + 1);
+    let oracle = match &cluster.pd {
+        Some(pd) => ferrokv_client::txn::Oracle::Pd(pd.pd_client()),
+        None => txn_workload::local_oracle(start),
+    };
+    let bank_ready = Arc::new(AtomicBool::new(false));
+    for index in 0..shape.txn_clients {
+        let process = 100 + index;
+        let node = cluster.client_node(&format!("txn{index}"), 150 + index as u8);
+        let kind = match index % 2 {
+            0 => TxnKind::Bank { setup: index == 0 },
+            _ => TxnKind::Lists,
+        };
+        let task = TxnTask {
+            process,
+            kind,
+            keys: shape.keys,
+            start,
+            stop: clients.stop.clone(),
+            healed_at: clients.healed_at.clone(),
+            progress: clients.new_progress(),
+            history: history.clone(),
+            bank_ready: bank_ready.clone(),
+        };
+        let client =
+            ferrokv_client::txn::TxnClient::new(raw_client(cluster, &mut rng), oracle.clone());
+        let client_rng = rng.fork(TXN_STREAM + 16 + index);
+        clients.tasks.push(node.spawn(task.run(client, client_rng)));
+    }
+}
+
+impl Clients {
+    fn new_progress(&mut self) -> Arc<Progress> {
+        let progress = Arc::new(Progress::default());
+        self.progress.push(progress.clone());
+        progress
+    }
+}
+
+/// A routing client as the workload's clients use it: some give up on a silent store
+/// quickly, some wait long; half send each call first to a random peer; with PD, half
+/// find routes through PD, the others ask the stores.
+fn raw_client(cluster: &SimCluster, rng: &mut SeededRng) -> ferrokv_client::RawClient {
+    let mut config = cluster.client_config();
+    config.attempt_timeout = Duration::from_millis(rng.range(300, 2000));
+    if rng.ratio(1, 2) {
+        // Some reach every side of a partition (a deposed leader included).
+        config.first_attempt = ferrokv_client::FirstAttempt::RandomPeer {
+            seed: rng.next_u64(),
+        };
+    }
+    match &cluster.pd {
+        // As the official client does.
+        Some(pd) if rng.ratio(1, 2) => {
+            config.stores.clear();
+            ferrokv_client::RawClient::with_pd_config(pd.pd_client(), config)
+        }
+        // And the address of a store that joined after they started from PD.
+        Some(pd) => ferrokv_client::RawClient::with_store_directory(pd.pd_client(), config),
+        None => ferrokv_client::RawClient::new(config),
     }
 }
 
@@ -398,6 +508,8 @@ async fn finish(
         seed: config.seed,
         stores: shape.stores,
         calls: history.events.len(),
+        txns: 0,
+        txn_checked: None,
         definite_calls: history.events.iter().filter(|e| e.is_definite()).count(),
         simulated_secs: start.elapsed().as_secs_f64(),
         trace_hash,

@@ -73,6 +73,40 @@ pub struct Progress {
     pub stuck: Mutex<Option<String>>,
 }
 
+impl Progress {
+    /// True if a call invoked at `invoked_ns` is judged: it started once the grace period
+    /// after healing was over.
+    fn judged(healed_at: &HealedAt, invoked_ns: u64) -> Option<u64> {
+        let healed_at = healed_at.load(Ordering::Relaxed);
+        let grace_ns = u64::try_from(super::PROGRESS_GRACE.as_nanos()).unwrap_or(u64::MAX);
+        (healed_at != 0 && invoked_ns >= healed_at.saturating_add(grace_ns)).then_some(healed_at)
+    }
+
+    /// Counts a success (an acknowledged write if `wrote`) invoked at `invoked_ns`.
+    pub fn note_success(&self, healed_at: &HealedAt, invoked_ns: u64, wrote: bool) {
+        if Self::judged(healed_at, invoked_ns).is_some() {
+            self.successes.fetch_add(1, Ordering::Relaxed);
+            if wrote {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records the first judged call that did not succeed (`why` describes it).
+    pub fn note_failure(
+        &self,
+        healed_at: &HealedAt,
+        invoked_ns: u64,
+        why: impl FnOnce() -> String,
+    ) {
+        if let Some(healed_at) = Self::judged(healed_at, invoked_ns) {
+            let after = Duration::from_nanos(invoked_ns.saturating_sub(healed_at));
+            let mut stuck = self.stuck.lock().expect("progress lock");
+            stuck.get_or_insert_with(|| format!("{}, {after:?} after healing", why()));
+        }
+    }
+}
+
 /// When the cluster was healed, in nanoseconds since the history's start (0: not yet).
 pub type HealedAt = Arc<AtomicU64>;
 
@@ -154,32 +188,22 @@ impl ClientTask {
     /// Counts a call invoked once the grace period after healing is over: a success is
     /// progress, anything else (unknown or failed) means the client is stuck.
     fn count_progress(&self, event: &Event) {
-        let healed_at = self.healed_at.load(Ordering::Relaxed);
-        let grace_ns = u64::try_from(super::PROGRESS_GRACE.as_nanos()).unwrap_or(u64::MAX);
-        if healed_at == 0 || event.invoked_ns < healed_at.saturating_add(grace_ns) {
-            return;
-        }
         match event.outcome {
             Outcome::Unknown | Outcome::Failed => {
-                let mut stuck = self.progress.stuck.lock().expect("progress lock");
-                stuck.get_or_insert_with(|| {
-                    format!(
-                        "client {}: {:?} -> {:?} (invoked {} ns) did not succeed, {:?} after healing",
-                        self.process,
-                        event.op,
-                        event.outcome,
-                        event.invoked_ns,
-                        Duration::from_nanos(event.invoked_ns - healed_at)
-                    )
-                });
+                self.progress
+                    .note_failure(&self.healed_at, event.invoked_ns, || {
+                        format!(
+                            "client {}: {:?} -> {:?} (invoked {} ns) did not succeed",
+                            self.process, event.op, event.outcome, event.invoked_ns
+                        )
+                    })
             }
-            Outcome::Written => {
-                self.progress.successes.fetch_add(1, Ordering::Relaxed);
-                self.progress.writes.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {
-                self.progress.successes.fetch_add(1, Ordering::Relaxed);
-            }
+            Outcome::Written => self
+                .progress
+                .note_success(&self.healed_at, event.invoked_ns, true),
+            _ => self
+                .progress
+                .note_success(&self.healed_at, event.invoked_ns, false),
         }
     }
 

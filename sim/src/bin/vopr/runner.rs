@@ -177,6 +177,8 @@ fn panic_report(config: &SeedConfig, panic: Box<dyn std::any::Any + Send>) -> Se
         stores: 0,
         calls: 0,
         definite_calls: 0,
+        txns: 0,
+        txn_checked: None,
         simulated_secs: 0.0,
         trace_hash: 0,
         failure: Some(Failure::new(FailureKind::Panic, message)),
@@ -253,6 +255,7 @@ struct Totals {
     kinds: BTreeMap<FailureKind, usize>,
     sim_secs: f64,
     calls: usize,
+    txns: usize,
     faults: BTreeMap<String, u64>,
     faults_noop: u64,
     /// Seeds with PD, and what PD did in them: (failovers, operators, timestamps) per seed.
@@ -289,8 +292,14 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
             pd.failovers, pd.operators, pd.tso_calls
         )
     });
+    let txns = report.txn_checked.map_or(String::new(), |t| {
+        format!(
+            ", {} txns checked ({} bank reads, {} in the list-append graph, {} oracle reads)",
+            t.txns, t.bank_reads, t.list_txns, t.oracle_reads
+        )
+    });
     println!(
-        "seed {}: {status} ({} stores{pd}, {} calls checked, {:.0} sim-s in {:.1} s, trace {:#018x})",
+        "seed {}: {status} ({} stores{pd}, {} calls{txns} checked, {:.0} sim-s in {:.1} s, trace {:#018x})",
         report.seed,
         report.stores,
         report.calls,
@@ -343,6 +352,7 @@ pub fn run(options: Options) -> bool {
                 }
                 totals.sim_secs += report.simulated_secs;
                 totals.calls += report.calls;
+                totals.txns += report.txns;
                 for (fault, count) in &report.nemesis_stats.injected {
                     *totals.faults.entry(fault.clone()).or_default() += count;
                 }
@@ -375,7 +385,7 @@ fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
         format!(" ({})", kinds.join(", "))
     };
     println!(
-        "vopr: {} seeds, {} failed, {} with a failure{kinds}; {:.1} simulated minutes in {:.1} s wall ({:.2} sim-min per wall-s); {:.0} calls checked per seed",
+        "vopr: {} seeds, {} failed, {} with a failure{kinds}; {:.1} simulated minutes in {:.1} s wall ({:.2} sim-min per wall-s); {:.0} calls and {:.0} transactions checked per seed",
         totals.seeds,
         totals.failed,
         totals.kinds.values().sum::<usize>(),
@@ -383,6 +393,7 @@ fn summarize(options: &Options, totals: &Totals, wall: Duration) -> bool {
         wall.as_secs_f64(),
         totals.sim_secs / 60.0 / wall.as_secs_f64().max(1e-9),
         totals.calls as f64 / seeds,
+        totals.txns as f64 / seeds,
     );
     let per_seed: Vec<String> = totals
         .faults

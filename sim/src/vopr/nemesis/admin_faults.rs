@@ -1,4 +1,5 @@
-//! Operator faults under load: leader transfers, splits at keys the workload uses,
+//! Operator faults under load: leader transfers, splits at keys the workloads use (raw
+//! keys, and encoded transactional bounds),
 //! membership changes (learners added and promoted, voters removed), and log compaction
 //! (half of them naming the term a naive caller would: the leader's current term, which the
 //! store must refuse when it is not the entry's).
@@ -14,6 +15,9 @@ use ferrokv_proto::metapb::{self, PeerRole};
 use raft::eraftpb::ConfChangeType;
 
 use super::{Fault, Nemesis};
+use ferrokv_core::types::codec::encode_bytes;
+
+use crate::vopr::txn_workload;
 use crate::vopr::workload::key_bytes;
 
 /// The newest view of each region, from the stores that answer: its info as its leader
@@ -155,9 +159,21 @@ impl Nemesis {
             .await;
     }
 
-    /// Splits the region holding a workload key at that key.
+    /// Splits the region holding a workload key at that key: a raw key, or (one split in
+    /// two) the encoded form of a transactional key, the bound a transactional region
+    /// needs.
     pub(super) async fn split(&self, rng: &mut SeededRng) {
-        let key = key_bytes(rng.range(1, self.keys));
+        let at = rng.range(1, self.keys);
+        let key = if rng.ratio(1, 2) {
+            key_bytes(at)
+        } else {
+            encode_bytes(&txn_workload::txn_bound(at))
+        };
+        self.split_at(key, Some(Fault::Split)).await;
+    }
+
+    /// Splits the region holding `key` at `key`; true if the leader took the command.
+    pub async fn split_at(&self, key: Vec<u8>, fault: Option<Fault>) -> bool {
         let view = self.view().await;
         let holder = view.values().find(|info| {
             info.region
@@ -166,10 +182,11 @@ impl Nemesis {
                 && info.leader.is_some()
         });
         let Some(info) = holder.cloned() else {
-            return self.noop(format!(
+            self.noop(format!(
                 "split at {:?}: no led region holds it",
                 String::from_utf8_lossy(&key)
             ));
+            return false;
         };
         let region = info.region.expect("region");
         let (new_region_id, new_peer_ids) = {
@@ -198,13 +215,15 @@ impl Nemesis {
             region.id,
             String::from_utf8_lossy(&key)
         );
-        self.send_admin(
-            Some(Fault::Split),
-            info.leader.expect("led").store_id,
-            request,
-            what,
-        )
-        .await;
+        let leader = info.leader.expect("led").store_id;
+        self.send_admin(fault, leader, request, what).await
+    }
+
+    /// True once some region starts exactly at `key`.
+    pub async fn region_starts_at(&self, key: &[u8]) -> bool {
+        let view = self.view().await;
+        view.values()
+            .any(|info| info.region.as_ref().is_some_and(|r| r.start_key == key))
     }
 
     /// Adds a learner on a store without a peer, promotes a learner, or removes a

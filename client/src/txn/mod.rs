@@ -1,0 +1,226 @@
+//! Percolator transactions (optimistic two-phase commit) over the raw client's routing:
+//! every call goes to its region's leader through the same region cache, retries and
+//! deadlines as raw calls (`crate::raw`), and speaks the `tikvpb.Tikv` Kv* RPCs the
+//! official client speaks.
+//!
+//! - **Timestamps** come from an `Oracle`: PD's TSO, or a local function (tests, and
+//!   simulated clusters without PD).
+//! - **Reads** see the latest version committed below `start_ts`, and the transaction's own
+//!   buffered writes. A read that meets another transaction's lock resolves it
+//!   (`resolve.rs`): commit or roll back by the primary's fate, or wait while it lives.
+//! - **Commit** (`commit.rs`): prewrite the primary first, then the secondaries region by
+//!   region; take a commit_ts; commit the primary (the commit point); then the secondaries,
+//!   best effort (readers resolve what is left).
+//! - **Outcomes**: `Conflict` and `Aborted` are definite (nothing was committed); `Unknown`
+//!   means the primary commit was sent without an answer, so the transaction may have
+//!   committed.
+//!
+//! All RPCs retry freely (prewrite, commit, rollback and resolve are idempotent in
+//! Percolator); only the primary commit's answer decides the outcome.
+
+mod commit;
+mod resolve;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrokv_core::types::TimeStamp;
+use ferrokv_proto::kvrpcpb;
+
+pub use commit::CommitStop;
+
+use crate::error::ClientError;
+use crate::pd::PdClient;
+use crate::raw::RawClient;
+
+/// Lock TTL of a transaction's prewrites, in milliseconds: other transactions may roll a
+/// lock back once its primary is this old.
+pub const LOCK_TTL_MS: u64 = 3_000;
+
+const WAIT_MIN: Duration = Duration::from_millis(20);
+const WAIT_MAX: Duration = Duration::from_millis(400);
+
+/// Where timestamps come from.
+#[derive(Clone)]
+pub enum Oracle {
+    /// PD's timestamp oracle.
+    Pd(Arc<PdClient>),
+    /// A local source; it must hand out strictly increasing timestamps to every caller
+    /// (tests, and a simulated cluster without PD).
+    Local(Arc<dyn Fn() -> TimeStamp + Send + Sync>),
+}
+
+/// Why a transaction failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    /// Another transaction wrote a key this one wrote, after this one started: nothing was
+    /// committed; retry with a new transaction.
+    #[error("write conflict: {0}")]
+    Conflict(String),
+    /// The transaction did not commit (its locks were rolled back, or a step before the
+    /// commit point failed); nothing was committed.
+    #[error("transaction aborted: {0}")]
+    Aborted(String),
+    /// The primary commit was sent at `commit_ts` without an answer: the transaction may
+    /// have committed, and if it did, at that commit_ts.
+    #[error("commit at {commit_ts:?} sent, outcome unknown: {why}")]
+    Unknown { commit_ts: TimeStamp, why: String },
+    /// A read failed (no answer in time, or refused input); nothing was written.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// No timestamp could be had.
+    #[error("timestamp oracle: {0}")]
+    Oracle(String),
+}
+
+impl TxnError {
+    /// True if the transaction surely did not commit.
+    pub fn is_definite_abort(&self) -> bool {
+        !matches!(self, TxnError::Unknown { .. })
+    }
+}
+
+/// A transactional client.
+pub struct TxnClient {
+    raw: RawClient,
+    oracle: Oracle,
+}
+
+impl TxnClient {
+    /// A client routing through `raw` and taking timestamps from `oracle`.
+    pub fn new(raw: RawClient, oracle: Oracle) -> TxnClient {
+        TxnClient { raw, oracle }
+    }
+
+    /// The routing client (route refreshes, raw calls).
+    pub fn raw(&self) -> &RawClient {
+        &self.raw
+    }
+
+    /// A fresh timestamp.
+    pub async fn timestamp(&self) -> Result<TimeStamp, TxnError> {
+        let ts = match &self.oracle {
+            Oracle::Pd(pd) => pd
+                .tso(1)
+                .await
+                .map_err(|error| TxnError::Oracle(error.to_string()))?,
+            Oracle::Local(next) => next(),
+        };
+        assert!(ts > TimeStamp::ZERO, "timestamps start above zero");
+        Ok(ts)
+    }
+
+    /// Starts a transaction at a fresh timestamp.
+    pub async fn begin(&self) -> Result<Transaction<'_>, TxnError> {
+        let start_ts = self.timestamp().await?;
+        Ok(self.snapshot_at(start_ts))
+    }
+
+    /// A transaction reading at `start_ts` (a snapshot at an older timestamp, if it only
+    /// reads).
+    pub fn snapshot_at(&self, start_ts: TimeStamp) -> Transaction<'_> {
+        Transaction {
+            client: self,
+            start_ts,
+            buffer: BTreeMap::new(),
+        }
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.raw.timeout()
+    }
+}
+
+/// One transaction: reads at `start_ts`, writes buffered until commit.
+pub struct Transaction<'a> {
+    client: &'a TxnClient,
+    start_ts: TimeStamp,
+    /// Buffered writes: `None` deletes.
+    buffer: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Transaction<'_> {
+    /// The timestamp this transaction reads at.
+    pub fn start_ts(&self) -> TimeStamp {
+        self.start_ts
+    }
+
+    /// Buffers a write.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.buffer.insert(key, Some(value));
+    }
+
+    /// Buffers a delete.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.buffer.insert(key, None);
+    }
+
+    /// Reads `key`: this transaction's own write if it made one, else the newest version
+    /// committed below `start_ts`. Waits for (or resolves) other transactions' locks until
+    /// the client's deadline.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, TxnError> {
+        if let Some(own) = self.buffer.get(key) {
+            return Ok(own.clone());
+        }
+        let deadline = self.client.deadline();
+        let mut wait = WAIT_MIN;
+        loop {
+            let (error, value) = self.get_once(key).await?;
+            let Some(error) = error else {
+                return Ok(value);
+            };
+            let Some(lock) = error.locked else {
+                return Err(TxnError::Aborted(format!(
+                    "read of {key:?} refused: {error:?}"
+                )));
+            };
+            if self.client.resolve(&lock, self.start_ts).await? == resolve::Fate::Alive {
+                wait_or_give_up(deadline, &mut wait, "key locked by a live transaction").await?;
+            }
+        }
+    }
+
+    async fn get_once(
+        &self,
+        key: &[u8],
+    ) -> Result<(Option<kvrpcpb::KeyError>, Option<Vec<u8>>), TxnError> {
+        let version = self.start_ts.get();
+        let answer = self
+            .client
+            .raw
+            .call(key, true, |mut rpc, context, _| {
+                let request = kvrpcpb::GetRequest {
+                    context: Some(context),
+                    key: key.to_vec(),
+                    version,
+                    ..Default::default()
+                };
+                async move {
+                    let response = rpc.kv_get(request).await?.into_inner();
+                    let value = (!response.not_found).then_some(response.value);
+                    Ok((
+                        response.region_error,
+                        String::new(),
+                        (response.error, value),
+                    ))
+                }
+            })
+            .await?;
+        Ok(answer)
+    }
+}
+
+/// Sleeps `wait` (doubling it up to `WAIT_MAX`), or fails if that would pass `deadline`.
+async fn wait_or_give_up(
+    deadline: tokio::time::Instant,
+    wait: &mut Duration,
+    why: &str,
+) -> Result<(), TxnError> {
+    if tokio::time::Instant::now() + *wait >= deadline {
+        return Err(TxnError::Client(ClientError::Unavailable(why.to_string())));
+    }
+    tokio::time::sleep(*wait).await;
+    *wait = (*wait * 2).min(WAIT_MAX);
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Lock resolution: a lock met by a read or a prewrite belongs to a transaction whose fate
+//! its primary key decides. `CheckTxnStatus` on the primary says committed (at which
+//! commit_ts), rolled back, or alive; the lock is then committed or rolled back with
+//! `ResolveLock` on its own key, or waited for while its transaction lives.
+//!
+//! A primary whose lock is missing is rolled back (`rollback_if_not_exist`) only once the
+//! lock's TTL has passed: before that its prewrite may simply not have arrived yet, and a
+//! rollback record would abort a healthy transaction.
+
+use ferrokv_core::types::TimeStamp;
+use ferrokv_proto::kvrpcpb;
+
+use super::{TxnClient, TxnError};
+
+/// What became of a lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Committed or rolled back: the key is free of it.
+    Resolved,
+    /// Its transaction still lives: wait and retry.
+    Alive,
+}
+
+/// The primary's verdict.
+enum Status {
+    Committed(TimeStamp),
+    RolledBack,
+    Alive,
+}
+
+impl TxnClient {
+    /// Resolves `lock`, met by a transaction reading or writing at `caller_start_ts`.
+    pub(super) async fn resolve(
+        &self,
+        lock: &kvrpcpb::LockInfo,
+        caller_start_ts: TimeStamp,
+    ) -> Result<Fate, TxnError> {
+        let lock_ts = TimeStamp(lock.lock_version);
+        if lock_ts == TimeStamp::ZERO || lock.primary_lock.is_empty() {
+            return Err(TxnError::Aborted(format!("malformed lock: {lock:?}")));
+        }
+        let commit_ts = match self.primary_status(lock, caller_start_ts).await? {
+            Status::Alive => return Ok(Fate::Alive),
+            Status::Committed(commit_ts) => commit_ts,
+            Status::RolledBack => TimeStamp::ZERO,
+        };
+        self.resolve_key(&lock.key, lock_ts, commit_ts).await?;
+        Ok(Fate::Resolved)
+    }
+
+    async fn primary_status(
+        &self,
+        lock: &kvrpcpb::LockInfo,
+        caller_start_ts: TimeStamp,
+    ) -> Result<Status, TxnError> {
+        let current_ts = self.timestamp().await?;
+        let lock_ts = TimeStamp(lock.lock_version);
+        let expired =
+            current_ts.physical_ms() >= lock_ts.physical_ms().saturating_add(lock.lock_ttl);
+        let primary = lock.primary_lock.clone();
+        let response = self
+            .raw
+            .call(&lock.primary_lock, true, |mut rpc, context, _| {
+                let request = kvrpcpb::CheckTxnStatusRequest {
+                    context: Some(context),
+                    primary_key: primary.clone(),
+                    lock_ts: lock_ts.get(),
+                    caller_start_ts: caller_start_ts.get(),
+                    current_ts: current_ts.get(),
+                    rollback_if_not_exist: expired,
+                    ..Default::default()
+                };
+                async move {
+                    let response = rpc.kv_check_txn_status(request).await?.into_inner();
+                    Ok((response.region_error.clone(), String::new(), response))
+                }
+            })
+            .await?;
+        status_of(&response, lock_ts)
+    }
+
+    /// Commits (`commit_ts` > 0) or rolls back (0) the lock of transaction `lock_ts` on
+    /// `key`.
+    async fn resolve_key(
+        &self,
+        key: &[u8],
+        lock_ts: TimeStamp,
+        commit_ts: TimeStamp,
+    ) -> Result<(), TxnError> {
+        let error = self
+            .raw
+            .call(key, true, |mut rpc, context, _| {
+                let request = kvrpcpb::ResolveLockRequest {
+                    context: Some(context),
+                    start_version: lock_ts.get(),
+                    commit_version: commit_ts.get(),
+                    keys: vec![key.to_vec()],
+                    ..Default::default()
+                };
+                async move {
+                    let response = rpc.kv_resolve_lock(request).await?.into_inner();
+                    Ok((response.region_error, String::new(), response.error))
+                }
+            })
+            .await?;
+        match error {
+            None => Ok(()),
+            Some(error) => Err(TxnError::Aborted(format!(
+                "resolving the lock of txn {lock_ts:?} on {key:?}: {error:?}"
+            ))),
+        }
+    }
+}
+
+/// The verdict of a `CheckTxnStatus` answer on the primary of transaction `lock_ts`.
+fn status_of(
+    response: &kvrpcpb::CheckTxnStatusResponse,
+    lock_ts: TimeStamp,
+) -> Result<Status, TxnError> {
+    if let Some(error) = &response.error {
+        // The primary's lock is not there yet and its TTL has not passed: its prewrite
+        // may still be on the way.
+        if error.txn_not_found.is_some() {
+            return Ok(Status::Alive);
+        }
+        return Err(TxnError::Aborted(format!(
+            "checking the status of txn {lock_ts:?}: {error:?}"
+        )));
+    }
+    match (response.commit_version, response.lock_ttl) {
+        (0, 0) => Ok(Status::RolledBack),
+        (0, _) => Ok(Status::Alive),
+        (commit, 0) if commit > lock_ts.get() => Ok(Status::Committed(TimeStamp(commit))),
+        (commit, ttl) => Err(TxnError::Aborted(format!(
+            "txn {lock_ts:?}: a status both committed at {commit} and alive for {ttl} ms"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(commit_version: u64, lock_ttl: u64) -> kvrpcpb::CheckTxnStatusResponse {
+        kvrpcpb::CheckTxnStatusResponse {
+            commit_version,
+            lock_ttl,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_primary_status_decides_the_fate() {
+        let ts = TimeStamp(10);
+        assert!(matches!(
+            status_of(&answer(0, 0), ts),
+            Ok(Status::RolledBack)
+        ));
+        assert!(matches!(status_of(&answer(0, 3000), ts), Ok(Status::Alive)));
+        assert!(matches!(
+            status_of(&answer(12, 0), ts),
+            Ok(Status::Committed(TimeStamp(12)))
+        ));
+        // A commit at or below the start, or committed and alive at once: refused.
+        assert!(status_of(&answer(10, 0), ts).is_err());
+        assert!(status_of(&answer(12, 5), ts).is_err());
+        let missing = kvrpcpb::CheckTxnStatusResponse {
+            error: Some(kvrpcpb::KeyError {
+                txn_not_found: Some(kvrpcpb::TxnNotFound::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(status_of(&missing, ts), Ok(Status::Alive)));
+    }
+}

@@ -1,0 +1,517 @@
+//! Transactional clients: bank transfers and list appends (Elle style) through the
+//! Percolator client (`ferrokv_client::txn`), on keys of their own (`t012b3`, `t020l1`).
+//! As in TiKV's API v1, transactional regions are bounded by encoded keys and raw regions
+//! by raw keys, so the two spaces never share a region: the run first splits at the
+//! encoded `t` (`TXN_SPACE`), below which every raw key sits, and the nemesis splits the
+//! transactional space at encoded bounds `t001`, `t002`... Some commits
+//! stop early on purpose, after the prewrites or after the primary, as a client that dies
+//! mid-commit would: other clients must resolve what it left.
+//!
+//! Each transaction is recorded three ways: for the bank checker, for the list-append
+//! checker, and with its timestamps for the exact oracle (`checker::txn::oracle`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferrokv_client::txn::{CommitStop, Oracle, Transaction, TxnClient, TxnError};
+use ferrokv_core::env::{Rng, SeededRng};
+use ferrokv_core::types::TimeStamp;
+
+use super::workload::{elapsed_ns, HealedAt, Progress};
+use super::Failure;
+use crate::checker::txn::bank::{self, Balance, BankConfig, BankOp, BankTxn, GENESIS};
+use crate::checker::txn::list_append::{self, Isolation, MicroOp, Outcome};
+use crate::checker::txn::oracle::{self, Observed, TimedTxn};
+
+/// Bank accounts.
+pub const ACCOUNTS: u64 = 5;
+/// Each account's balance before any transfer.
+pub const INITIAL_BALANCE: i64 = 100;
+/// Keys of the list-append workload.
+pub const LIST_KEYS: u64 = 6;
+/// Where list keys start in the oracle's key space (accounts are `0..ACCOUNTS`).
+const LIST_ORACLE_BASE: u64 = 1000;
+
+/// What the transactional clients did.
+#[derive(Clone, Debug, Default)]
+pub struct TxnHistory {
+    /// Bank transactions (transfers and full reads).
+    pub bank: Vec<BankTxn>,
+    /// List-append transactions.
+    pub lists: Vec<list_append::Txn>,
+    /// Every transaction with its timestamps (the genesis of the accounts included).
+    pub timed: Vec<TimedTxn>,
+}
+
+/// Which workload a transactional client runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnKind {
+    /// Transfers between accounts and full reads; `setup` writes the initial balances.
+    Bank { setup: bool },
+    /// Appends to and reads of lists.
+    Lists,
+}
+
+/// Every transactional key starts with this; every raw workload key sorts below it.
+pub const TXN_SPACE: &[u8] = b"t";
+
+/// The `n`-th bound of the transactional space (split at its encoded form).
+pub fn txn_bound(n: u64) -> Vec<u8> {
+    format!("t{n:03}").into_bytes()
+}
+
+fn account_key(keys: u64, account: u64) -> Vec<u8> {
+    let mut key = txn_bound(account * keys / ACCOUNTS);
+    key.extend_from_slice(format!("b{account}").as_bytes());
+    key
+}
+
+fn list_key(keys: u64, list: u64) -> Vec<u8> {
+    let mut key = txn_bound(list * keys / LIST_KEYS);
+    key.extend_from_slice(format!("l{list}").as_bytes());
+    key
+}
+
+fn encode_balance(balance: Balance) -> Vec<u8> {
+    let mut bytes = balance.amount.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&balance.writer.to_be_bytes());
+    bytes
+}
+
+/// A malformed value decodes to a writer no transaction has, which every checker refuses.
+fn decode_balance(bytes: &[u8]) -> Balance {
+    match (bytes.get(..8), bytes.get(8..)) {
+        (Some(amount), Some(writer)) if writer.len() == 8 => Balance {
+            amount: i64::from_be_bytes(amount.try_into().expect("8 bytes")),
+            writer: u64::from_be_bytes(writer.try_into().expect("8 bytes")),
+        },
+        _ => Balance {
+            amount: 0,
+            writer: u64::MAX,
+        },
+    }
+}
+
+fn decode_list(bytes: &[u8]) -> Vec<u64> {
+    if bytes.len() % 8 != 0 {
+        return vec![u64::MAX];
+    }
+    bytes
+        .chunks(8)
+        .map(|chunk| u64::from_be_bytes(chunk.try_into().expect("8 bytes")))
+        .collect()
+}
+
+/// The oracle every transactional client of a seed without PD shares: simulated time in
+/// the physical part, strictly increasing.
+pub fn local_oracle(start: tokio::time::Instant) -> Oracle {
+    let last = Arc::new(Mutex::new(0u64));
+    Oracle::Local(Arc::new(move || {
+        let physical = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let mut last = last.lock().expect("oracle lock");
+        *last = (*last + 1).max(TimeStamp::compose(physical, 0).get());
+        TimeStamp(*last)
+    }))
+}
+
+/// The outcome a commit result means, with the commit_ts it committed at or last sent.
+fn outcome_of(result: &Result<Option<TimeStamp>, TxnError>) -> (Outcome, Option<u64>) {
+    match result {
+        Ok(commit_ts) => (Outcome::Committed, commit_ts.map(TimeStamp::get)),
+        Err(TxnError::Unknown { commit_ts, .. }) => (Outcome::Unknown, Some(commit_ts.get())),
+        Err(_) => (Outcome::Aborted, None),
+    }
+}
+
+/// How a transaction ended, for the progress phase.
+enum Ended {
+    /// Committed (wrote something, or read only).
+    Done { wrote: bool },
+    /// A definite abort (a conflict, or a refusal before the commit point): neither
+    /// progress nor a fault.
+    Aborted,
+    /// A failure: a read without an answer, an unknown outcome, no timestamp.
+    Failed(String),
+}
+
+impl Ended {
+    fn of(result: &Result<Option<TimeStamp>, TxnError>) -> Ended {
+        match result {
+            Ok(commit_ts) => Ended::Done {
+                wrote: commit_ts.is_some(),
+            },
+            Err(TxnError::Conflict(_) | TxnError::Aborted(_)) => Ended::Aborted,
+            Err(error) => Ended::Failed(error.to_string()),
+        }
+    }
+}
+
+/// One transactional client.
+pub struct TxnTask {
+    /// Process id (also the high part of its transaction ids).
+    pub process: u64,
+    /// Its workload.
+    pub kind: TxnKind,
+    /// Number of raw workload keys (transactional keys are spread among them).
+    pub keys: u64,
+    /// Time zero of the history.
+    pub start: tokio::time::Instant,
+    /// Set to stop.
+    pub stop: Arc<AtomicBool>,
+    /// When the cluster was healed (0: not yet).
+    pub healed_at: HealedAt,
+    /// What it achieved since healing.
+    pub progress: Arc<Progress>,
+    /// Where transactions are recorded.
+    pub history: Arc<Mutex<TxnHistory>>,
+    /// Set once the accounts hold their initial balances.
+    pub bank_ready: Arc<AtomicBool>,
+}
+
+impl TxnTask {
+    /// Runs transactions until `stop`.
+    pub async fn run(self, client: TxnClient, mut rng: SeededRng) {
+        let mut counter = 0u64;
+        let refresh_every = Duration::from_millis(rng.range(200, 2000));
+        let mut last_refresh = tokio::time::Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            if last_refresh.elapsed() >= refresh_every {
+                client.raw().refresh().await;
+                last_refresh = tokio::time::Instant::now();
+            }
+            counter += 1;
+            let id = self.process * 1_000_000 + counter;
+            let invoked_ns = elapsed_ns(self.start);
+            let ended = match self.kind {
+                TxnKind::Bank { setup } if !self.bank_ready.load(Ordering::Relaxed) => {
+                    if setup {
+                        self.setup(&client).await
+                    } else {
+                        None
+                    }
+                }
+                TxnKind::Bank { .. } if rng.ratio(1, 3) => self.bank_read(&client, id).await,
+                TxnKind::Bank { .. } => self.transfer(&client, id, &mut rng).await,
+                TxnKind::Lists => self.lists(&client, id, &mut rng).await,
+            };
+            if let Some(ended) = ended {
+                self.count_progress(invoked_ns, ended);
+            }
+            tokio::time::sleep(Duration::from_millis(rng.range(2, 30))).await;
+        }
+    }
+
+    fn count_progress(&self, invoked_ns: u64, ended: Ended) {
+        match ended {
+            Ended::Done { wrote } => self
+                .progress
+                .note_success(&self.healed_at, invoked_ns, wrote),
+            Ended::Aborted => {}
+            Ended::Failed(why) => self.progress.note_failure(&self.healed_at, invoked_ns, || {
+                format!("txn client {}: {why}", self.process)
+            }),
+        }
+    }
+
+    /// A commit that may stop early, as a client dying mid-commit would (never after
+    /// healing: progress is judged then).
+    fn commit_stop(&self, rng: &mut SeededRng) -> CommitStop {
+        if self.healed_at.load(Ordering::Relaxed) != 0 || !rng.ratio(1, 12) {
+            return CommitStop::Never;
+        }
+        if rng.ratio(1, 2) {
+            CommitStop::AfterPrewrite
+        } else {
+            CommitStop::AfterPrimary
+        }
+    }
+
+    /// Writes the initial balances unless a transaction already did; sets `bank_ready`
+    /// once they are known to be there.
+    async fn setup(&self, client: &TxnClient) -> Option<Ended> {
+        let mut txn = client.begin().await.ok()?;
+        let mut present = 0;
+        for account in 0..ACCOUNTS {
+            match txn.get(&account_key(self.keys, account)).await {
+                Ok(Some(_)) => present += 1,
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+        }
+        assert!(
+            present == 0 || present == ACCOUNTS,
+            "the accounts are written together"
+        );
+        if present == ACCOUNTS {
+            self.bank_ready.store(true, Ordering::Relaxed);
+            return None;
+        }
+        let genesis = encode_balance(Balance {
+            amount: INITIAL_BALANCE,
+            writer: GENESIS,
+        });
+        for account in 0..ACCOUNTS {
+            txn.put(account_key(self.keys, account), genesis.clone());
+        }
+        if txn.commit().await.is_ok() {
+            self.bank_ready.store(true, Ordering::Relaxed);
+        }
+        None
+    }
+
+    async fn read_balance(&self, txn: &Transaction<'_>, account: u64) -> Result<Balance, Ended> {
+        match txn.get(&account_key(self.keys, account)).await {
+            Ok(Some(bytes)) => Ok(decode_balance(&bytes)),
+            Ok(None) => Ok(Balance {
+                amount: 0,
+                writer: u64::MAX,
+            }),
+            Err(error) => Err(Ended::Failed(error.to_string())),
+        }
+    }
+
+    async fn bank_read(&self, client: &TxnClient, id: u64) -> Option<Ended> {
+        let txn = match client.begin().await {
+            Ok(txn) => txn,
+            Err(error) => return Some(Ended::Failed(error.to_string())),
+        };
+        let mut balances = BTreeMap::new();
+        for account in 0..ACCOUNTS {
+            match self.read_balance(&txn, account).await {
+                Ok(balance) => balances.insert(account, balance),
+                Err(ended) => return Some(ended),
+            };
+        }
+        let reads = balances
+            .iter()
+            .map(|(account, b)| (*account, Observed::Last(Some(b.writer))))
+            .collect();
+        let mut history = self.history.lock().expect("txn history lock");
+        history.timed.push(TimedTxn {
+            id,
+            start_ts: txn.start_ts().get(),
+            commit_ts: None,
+            outcome: Outcome::Committed,
+            writes: Vec::new(),
+            reads,
+        });
+        history.bank.push(BankTxn {
+            id,
+            process: self.process,
+            outcome: Outcome::Committed,
+            op: BankOp::Read {
+                balances: Some(balances),
+            },
+        });
+        Some(Ended::Done { wrote: false })
+    }
+
+    async fn transfer(&self, client: &TxnClient, id: u64, rng: &mut SeededRng) -> Option<Ended> {
+        let from = rng.below(ACCOUNTS);
+        let to = (from + rng.range(1, ACCOUNTS)) % ACCOUNTS;
+        let amount = i64::try_from(rng.range(1, 6)).expect("small");
+        let mut txn = match client.begin().await {
+            Ok(txn) => txn,
+            Err(error) => return Some(Ended::Failed(error.to_string())),
+        };
+        let read = match (
+            self.read_balance(&txn, from).await,
+            self.read_balance(&txn, to).await,
+        ) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(ended), _) | (_, Err(ended)) => return Some(ended),
+        };
+        if read.0.amount < amount {
+            return Some(Ended::Done { wrote: false });
+        }
+        let write = |balance: Balance, delta: i64| {
+            encode_balance(Balance {
+                amount: balance.amount + delta,
+                writer: id,
+            })
+        };
+        txn.put(account_key(self.keys, from), write(read.0, -amount));
+        txn.put(account_key(self.keys, to), write(read.1, amount));
+        let start_ts = txn.start_ts().get();
+        let result = txn.commit_stopping(self.commit_stop(rng)).await;
+        let (outcome, commit_ts) = outcome_of(&result);
+        let mut history = self.history.lock().expect("txn history lock");
+        history.timed.push(TimedTxn {
+            id,
+            start_ts,
+            commit_ts,
+            outcome,
+            writes: vec![from, to],
+            reads: vec![
+                (from, Observed::Last(Some(read.0.writer))),
+                (to, Observed::Last(Some(read.1.writer))),
+            ],
+        });
+        history.bank.push(BankTxn {
+            id,
+            process: self.process,
+            outcome,
+            op: BankOp::Transfer {
+                from,
+                to,
+                amount,
+                read: Some(read),
+            },
+        });
+        Some(Ended::of(&result))
+    }
+
+    async fn lists(&self, client: &TxnClient, id: u64, rng: &mut SeededRng) -> Option<Ended> {
+        let invoke_ns = elapsed_ns(self.start);
+        let mut txn = match client.begin().await {
+            Ok(txn) => txn,
+            Err(error) => return Some(Ended::Failed(error.to_string())),
+        };
+        let start_ts = txn.start_ts().get();
+        let mut ops = Vec::new();
+        let mut reads = Vec::new();
+        let mut appended = BTreeSet::new();
+        let mut failure = None;
+        for _ in 0..rng.range(1, 5) {
+            let list = rng.below(LIST_KEYS);
+            let append = rng.ratio(1, 2) && !appended.contains(&list);
+            let found = match txn.get(&list_key(self.keys, list)).await {
+                Ok(found) => decode_list(&found.unwrap_or_default()),
+                Err(error) => {
+                    failure = Some(Ended::Failed(error.to_string()));
+                    break;
+                }
+            };
+            if !appended.contains(&list) {
+                reads.push((LIST_ORACLE_BASE + list, Observed::All(found.clone())));
+            }
+            if append {
+                let mut longer = found;
+                longer.push(id);
+                let bytes: Vec<u8> = longer.iter().flat_map(|v| v.to_be_bytes()).collect();
+                txn.put(list_key(self.keys, list), bytes);
+                appended.insert(list);
+                ops.push(MicroOp::Append(list, id));
+            } else {
+                ops.push(MicroOp::Read(list, Some(found)));
+            }
+        }
+        let (result, ended) = match failure {
+            // A read failed: the transaction ends without a commit (nothing was written).
+            Some(ended) => (Err(TxnError::Aborted("a read failed".into())), ended),
+            None => {
+                let result = txn.commit_stopping(self.commit_stop(rng)).await;
+                let ended = Ended::of(&result);
+                (result, ended)
+            }
+        };
+        let (outcome, commit_ts) = outcome_of(&result);
+        let complete_ns = elapsed_ns(self.start);
+        let mut history = self.history.lock().expect("txn history lock");
+        history.timed.push(TimedTxn {
+            id,
+            start_ts,
+            commit_ts,
+            outcome,
+            writes: appended.iter().map(|l| LIST_ORACLE_BASE + l).collect(),
+            reads,
+        });
+        history.lists.push(list_append::Txn::new(
+            self.process,
+            invoke_ns,
+            complete_ns,
+            outcome,
+            ops,
+        ));
+        Some(ended)
+    }
+}
+
+/// The accounts' initial balances as one committed transaction below every other, for
+/// the oracle (every bank transaction starts after the setup was seen committed).
+pub fn genesis() -> TimedTxn {
+    TimedTxn {
+        id: GENESIS,
+        start_ts: 0,
+        commit_ts: Some(1),
+        outcome: Outcome::Committed,
+        writes: (0..ACCOUNTS).collect(),
+        reads: Vec::new(),
+    }
+}
+
+/// What the transaction checkers covered in one seed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxnChecked {
+    /// Transactions recorded.
+    pub txns: usize,
+    /// Bank reads whose balances summed to the total.
+    pub bank_reads: usize,
+    /// List-append transactions in the dependency graph.
+    pub list_txns: usize,
+    /// Reads the timestamp oracle compared.
+    pub oracle_reads: usize,
+}
+
+/// Runs the bank checker, the list-append checker (snapshot isolation) and the exact
+/// timestamp oracle over `history`; the first that fails names the violation.
+pub fn judge(history: &TxnHistory) -> Result<TxnChecked, Failure> {
+    fn first<E: std::fmt::Display>(what: &str, errors: &[E]) -> Failure {
+        let shown: Vec<String> = errors.iter().take(3).map(E::to_string).collect();
+        Failure::violation(format!(
+            "{what}: {} violations, first: {}",
+            errors.len(),
+            shown.join("; ")
+        ))
+    }
+    let config = BankConfig::uniform(ACCOUNTS, INITIAL_BALANCE, false);
+    let bank = bank::check(&config, &history.bank).map_err(|e| first("bank", &e))?;
+    let lists = list_append::check(&history.lists, Isolation::SnapshotIsolation)
+        .map_err(|e| first("list-append (snapshot isolation)", &e))?;
+    let mut timed = history.timed.clone();
+    timed.push(genesis());
+    let oracle = oracle::check(&timed)
+        .map_err(|why| Failure::violation(format!("timestamp oracle: {why}")))?;
+    Ok(TxnChecked {
+        txns: history.timed.len(),
+        bank_reads: bank.reads_checked,
+        list_txns: lists.txns_checked,
+        oracle_reads: oracle.reads_checked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_garbage_names_no_writer() {
+        let balance = Balance {
+            amount: -3,
+            writer: 77,
+        };
+        assert_eq!(decode_balance(&encode_balance(balance)), balance);
+        assert_eq!(decode_balance(b"short").writer, u64::MAX);
+        let list: Vec<u8> = [5u64, 9].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(decode_list(&list), vec![5, 9]);
+        assert_eq!(decode_list(b"odd"), vec![u64::MAX]);
+        assert!(decode_list(b"").is_empty());
+    }
+
+    #[test]
+    fn transactional_keys_sit_among_the_raw_keys_and_never_collide() {
+        let keys = 16;
+        let all: BTreeSet<Vec<u8>> = (0..ACCOUNTS)
+            .map(|a| account_key(keys, a))
+            .chain((0..LIST_KEYS).map(|l| list_key(keys, l)))
+            .collect();
+        assert_eq!(all.len() as u64, ACCOUNTS + LIST_KEYS);
+        assert!(all.iter().all(|k| k.starts_with(TXN_SPACE) && k.len() > 4));
+        assert_eq!(account_key(keys, ACCOUNTS - 1), b"t012b4".to_vec());
+        // Raw keys sort below the transactional space, encoded or not.
+        let space = ferrokv_core::types::codec::encode_bytes(TXN_SPACE);
+        assert!(super::super::workload::key_bytes(999) < space);
+    }
+}
