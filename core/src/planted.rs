@@ -31,11 +31,20 @@ pub enum PlantedBug {
     /// PD's balancers never pick a store holding nothing as a target (a store that joined
     /// stays empty).
     BalanceSkipsEmptyStores,
+    /// An optimistic prewrite ignores a commit record newer than its start_ts (lost
+    /// updates).
+    PrewriteIgnoresNewerCommit,
+    /// Rolling back a lock leaves no rollback record, so a late prewrite of the same
+    /// transaction succeeds after its fate was decided.
+    RollbackWithoutRecord,
+    /// Commit takes whatever lock is on the key as its own, without checking that it
+    /// belongs to the committing transaction.
+    CommitSkipsLockCheck,
 }
 
 impl PlantedBug {
     /// Every planted bug, in a fixed order.
-    pub const ALL: [PlantedBug; 9] = [
+    pub const ALL: [PlantedBug; 12] = [
         PlantedBug::StaleLocalReads,
         PlantedBug::SkipRaftLogSync,
         PlantedBug::LeaseKeptAfterStepDown,
@@ -45,6 +54,9 @@ impl PlantedBug {
         PlantedBug::ApplyIgnoresEpoch,
         PlantedBug::TsoFromWallClock,
         PlantedBug::BalanceSkipsEmptyStores,
+        PlantedBug::PrewriteIgnoresNewerCommit,
+        PlantedBug::RollbackWithoutRecord,
+        PlantedBug::CommitSkipsLockCheck,
     ];
 
     /// The command-line name (`ci/sim.sh --planted-bug NAME`).
@@ -59,6 +71,9 @@ impl PlantedBug {
             PlantedBug::ApplyIgnoresEpoch => "apply-ignores-epoch",
             PlantedBug::TsoFromWallClock => "tso-from-wall-clock",
             PlantedBug::BalanceSkipsEmptyStores => "balance-skips-empty-stores",
+            PlantedBug::PrewriteIgnoresNewerCommit => "prewrite-ignores-newer-commit",
+            PlantedBug::RollbackWithoutRecord => "rollback-without-record",
+            PlantedBug::CommitSkipsLockCheck => "commit-skips-lock-check",
         }
     }
 

@@ -25,6 +25,13 @@ pub enum CommitStop {
     AfterPrewrite,
     /// Stop after the primary committed (the secondaries are committed by readers).
     AfterPrimary,
+    /// Stall this long after the prewrites (a client paused past its lock TTL), then
+    /// commit: readers may have rolled the transaction back meanwhile.
+    StallThenCommit(std::time::Duration),
+    /// Stall, then send the primary's prewrite again (a retry delayed past the pause) and
+    /// commit: a transaction rolled back meanwhile must not come back through its primary
+    /// while its secondaries stay rolled back.
+    StallThenPrewriteAgain(std::time::Duration),
 }
 
 type Mutations = Vec<kvrpcpb::Mutation>;
@@ -59,10 +66,22 @@ impl Transaction<'_> {
             self.rollback_keys(&keys).await;
             return Err(error);
         }
-        if stop == CommitStop::AfterPrewrite {
-            return Err(TxnError::Aborted(
-                "the client stopped after prewrite".into(),
-            ));
+        match stop {
+            CommitStop::AfterPrewrite => {
+                return Err(TxnError::Aborted(
+                    "the client stopped after prewrite".into(),
+                ))
+            }
+            CommitStop::StallThenCommit(pause) => tokio::time::sleep(pause).await,
+            CommitStop::StallThenPrewriteAgain(pause) => {
+                tokio::time::sleep(pause).await;
+                let first: Mutations = mutations[..1].to_vec();
+                if let Err(error) = self.prewrite(&primary, &first).await {
+                    self.rollback_keys(&keys).await;
+                    return Err(error);
+                }
+            }
+            CommitStop::Never | CommitStop::AfterPrimary => {}
         }
         let commit_ts = match self.commit_primary(&primary).await {
             Ok(commit_ts) => commit_ts,
@@ -73,7 +92,7 @@ impl Transaction<'_> {
                 return Err(error);
             }
         };
-        if stop == CommitStop::Never {
+        if stop != CommitStop::AfterPrimary {
             self.commit_secondaries(&keys[1..], commit_ts).await;
         }
         Ok(Some(commit_ts))
@@ -193,7 +212,13 @@ impl Transaction<'_> {
     async fn commit_primary(&self, primary: &[u8]) -> Result<TimeStamp, TxnError> {
         let mut commit_ts = self.client.timestamp().await?;
         loop {
-            assert!(commit_ts > self.start_ts, "commit_ts above start_ts");
+            if commit_ts <= self.start_ts {
+                // Nothing was sent at this commit_ts: the transaction surely did not commit.
+                return Err(TxnError::Oracle(format!(
+                    "timestamp {commit_ts:?} not above start_ts {:?}: the oracle went back",
+                    self.start_ts
+                )));
+            }
             let error = match self.commit_keys(&[primary.to_vec()], commit_ts).await {
                 Ok(None) => return Ok(commit_ts),
                 Ok(Some(error)) => error,

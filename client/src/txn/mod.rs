@@ -107,7 +107,9 @@ impl TxnClient {
                 .map_err(|error| TxnError::Oracle(error.to_string()))?,
             Oracle::Local(next) => next(),
         };
-        assert!(ts > TimeStamp::ZERO, "timestamps start above zero");
+        if ts == TimeStamp::ZERO {
+            return Err(TxnError::Oracle("a zero timestamp".into()));
+        }
         Ok(ts)
     }
 

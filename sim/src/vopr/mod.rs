@@ -32,7 +32,7 @@ pub use failure::{Failure, FailureKind};
 use nemesis::Nemesis;
 pub use nemesis::{Fault, FaultMask, NemesisStats};
 pub use pd_mode::PdStats;
-use txn_workload::{TxnHistory, TxnKind, TxnTask};
+use txn_workload::{TxnHistory, TxnTask};
 use workload::{ClientTask, HealedAt, Progress};
 
 use crate::checker::linearizability::{self, Verdict};
@@ -130,7 +130,7 @@ struct Shape {
     stores: u64,
     voters: u64,
     clients: u64,
-    /// Transactional clients (bank and list-append, alternating).
+    /// Transactional clients (each runs bank and list-append transactions).
     txn_clients: u64,
     keys: u64,
     actors: u64,
@@ -430,13 +430,9 @@ fn spawn_txn_clients(
     for index in 0..shape.txn_clients {
         let process = 100 + index;
         let node = cluster.client_node(&format!("txn{index}"), 150 + index as u8);
-        let kind = match index % 2 {
-            0 => TxnKind::Bank { setup: index == 0 },
-            _ => TxnKind::Lists,
-        };
         let task = TxnTask {
             process,
-            kind,
+            setup: index == 0,
             keys: shape.keys,
             start,
             stop: clients.stop.clone(),

@@ -1,4 +1,5 @@
-//! Transactional clients: bank transfers and list appends (Elle style) through the
+//! Transactional clients, each running bank transfers, full bank reads and list appends
+//! (Elle style) through the
 //! Percolator client (`ferrokv_client::txn`), on keys of their own (`t012b3`, `t020l1`).
 //! As in TiKV's API v1, transactional regions are bounded by encoded keys and raw regions
 //! by raw keys, so the two spaces never share a region: the run first splits at the
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrokv_client::txn::{CommitStop, Oracle, Transaction, TxnClient, TxnError};
+use ferrokv_client::txn::{CommitStop, Oracle, Transaction, TxnClient, TxnError, LOCK_TTL_MS};
 use ferrokv_core::env::{Rng, SeededRng};
 use ferrokv_core::types::TimeStamp;
 
@@ -43,15 +44,6 @@ pub struct TxnHistory {
     pub lists: Vec<list_append::Txn>,
     /// Every transaction with its timestamps (the genesis of the accounts included).
     pub timed: Vec<TimedTxn>,
-}
-
-/// Which workload a transactional client runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TxnKind {
-    /// Transfers between accounts and full reads; `setup` writes the initial balances.
-    Bank { setup: bool },
-    /// Appends to and reads of lists.
-    Lists,
 }
 
 /// Every transactional key starts with this; every raw workload key sorts below it.
@@ -152,8 +144,8 @@ impl Ended {
 pub struct TxnTask {
     /// Process id (also the high part of its transaction ids).
     pub process: u64,
-    /// Its workload.
-    pub kind: TxnKind,
+    /// This client writes the initial balances before anything else.
+    pub setup: bool,
     /// Number of raw workload keys (transactional keys are spread among them).
     pub keys: u64,
     /// Time zero of the history.
@@ -184,17 +176,15 @@ impl TxnTask {
             counter += 1;
             let id = self.process * 1_000_000 + counter;
             let invoked_ns = elapsed_ns(self.start);
-            let ended = match self.kind {
-                TxnKind::Bank { setup } if !self.bank_ready.load(Ordering::Relaxed) => {
-                    if setup {
-                        self.setup(&client).await
-                    } else {
-                        None
-                    }
-                }
-                TxnKind::Bank { .. } if rng.ratio(1, 3) => self.bank_read(&client, id).await,
-                TxnKind::Bank { .. } => self.transfer(&client, id, &mut rng).await,
-                TxnKind::Lists => self.lists(&client, id, &mut rng).await,
+            let bank_ready = self.bank_ready.load(Ordering::Relaxed);
+            // Half list appends, a third transfers, a sixth full bank reads: every client
+            // runs both workloads, so each key sees every client.
+            let ended = match rng.below(6) {
+                _ if self.setup && !bank_ready => self.setup(&client).await,
+                0..=2 => self.lists(&client, id, &mut rng).await,
+                3 if bank_ready => self.bank_read(&client, id).await,
+                4 | 5 if bank_ready => self.transfer(&client, id, &mut rng).await,
+                _ => None,
             };
             if let Some(ended) = ended {
                 self.count_progress(invoked_ns, ended);
@@ -215,16 +205,22 @@ impl TxnTask {
         }
     }
 
-    /// A commit that may stop early, as a client dying mid-commit would (never after
-    /// healing: progress is judged then).
+    /// A commit that may stop early, as a client dying mid-commit would, or stall past its
+    /// lock TTL, as a paused one would. Also after healing, when transactions are many: a
+    /// stop or stall ends in a definite outcome, and what it leaves behind expires within
+    /// the lock TTL, well inside every other client's deadline.
     fn commit_stop(&self, rng: &mut SeededRng) -> CommitStop {
-        if self.healed_at.load(Ordering::Relaxed) != 0 || !rng.ratio(1, 12) {
+        if !rng.ratio(1, 8) {
             return CommitStop::Never;
         }
-        if rng.ratio(1, 2) {
-            CommitStop::AfterPrewrite
-        } else {
-            CommitStop::AfterPrimary
+        // Just past the TTL: long enough for readers to roll the transaction back, short
+        // enough that the keys are often still untouched when it wakes.
+        let stall = Duration::from_millis(LOCK_TTL_MS + rng.range(100, 1500));
+        match rng.below(4) {
+            0 => CommitStop::AfterPrewrite,
+            1 => CommitStop::AfterPrimary,
+            2 => CommitStop::StallThenCommit(stall),
+            _ => CommitStop::StallThenPrewriteAgain(stall),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::mvcc::error::{ConflictReason, Error, Result};
 use crate::mvcc::lock::{Lock, LockType};
 use crate::mvcc::reader::MvccReader;
 use crate::mvcc::write::{Write, WriteType};
+use crate::planted::{self, PlantedBug};
 use crate::types::TimeStamp;
 
 /// Classifies the lock found on the key.
@@ -67,7 +68,10 @@ pub(crate) fn check_for_newer_version<S: Snapshot>(
     let mut seek_ts = TimeStamp::MAX;
     while let Some((commit_ts, write)) = reader.seek_write(&mutation.key, seek_ts)? {
         match props.kind {
-            TxnKind::Optimistic { .. } if commit_ts > props.start_ts => {
+            TxnKind::Optimistic { .. }
+                if commit_ts > props.start_ts
+                    && !planted::active(PlantedBug::PrewriteIgnoresNewerCommit) =>
+            {
                 return Err(conflict(
                     props,
                     mutation,

@@ -19,6 +19,7 @@ use crate::mvcc::lock::{Lock, LockType};
 use crate::mvcc::reader::{MvccReader, TxnCommitRecord};
 use crate::mvcc::txn::MvccTxn;
 use crate::mvcc::write::{Write, WriteType};
+use crate::planted::{self, PlantedBug};
 use crate::types::TimeStamp;
 
 /// What a status check or cleanup found or did (TiKV `TxnStatus`).
@@ -165,7 +166,8 @@ pub fn rollback_lock<S: Snapshot>(
         txn.delete_value(key, lock.ts);
     }
     let protected = lock.is_pessimistic_txn() && key == lock.primary.as_slice();
-    if let Some(write) = make_rollback(lock.ts, protected, overlapped_write) {
+    let record = make_rollback(lock.ts, protected, overlapped_write);
+    if let Some(write) = record.filter(|_| !planted::active(PlantedBug::RollbackWithoutRecord)) {
         put_rollback(txn, key, &write);
     }
     if collapse_rollback {
