@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks (never part of ci/test.sh): `ci/bench.sh raw [seconds-per-phase]`.
+# Benchmarks (never part of ci/test.sh): `ci/bench.sh raw|txn [seconds-per-phase]`.
+# raw: put and get; txn: 2-key transfer transactions beside raw put, as ratios to it.
 # Builds release binaries, then runs the load tool against a 3-replica loopback cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."

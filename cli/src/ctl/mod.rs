@@ -3,12 +3,14 @@
 //! official tools. Human-readable tables by default, one JSON value with `--json`.
 //!
 //! Keys and values on the command line are taken as their UTF-8 bytes (raw keys, no
-//! keyspace), as the official raw client sends them.
+//! keyspace), as the official raw client sends them; `txn` writes transactional keys (a
+//! separate space from raw keys, as in TiKV's API v1).
 
 mod admin;
 mod cluster;
 mod data;
 pub mod output;
+mod txn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +80,12 @@ pub enum CtlCommand {
     TransferLeader { region_id: u64, store_id: u64 },
     /// Lists running PD operators.
     Operators,
+    /// Runs one transaction and commits it: `txn put a 1 put b 2 get c delete d`
+    /// (operations in order; reads see the transaction's own writes; timestamps from PD).
+    Txn {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ops: Vec<String>,
+    },
 }
 
 /// What every command needs.
@@ -129,5 +137,6 @@ pub async fn run(args: CtlArgs) -> Result<(), String> {
             store_id,
         } => admin::transfer_leader(&ctx, region_id, store_id).await,
         CtlCommand::Operators => cluster::operators(&ctx).await,
+        CtlCommand::Txn { ops } => txn::run(&ctx, &ops).await,
     }
 }

@@ -13,7 +13,7 @@ use ferrokv_proto::kvrpcpb;
 
 use super::{resolve::Fate, wait_or_give_up, Transaction, TxnError, LOCK_TTL_MS, WAIT_MIN};
 use crate::error::ClientError;
-use crate::raw::{CallError, Target};
+use crate::raw::CallError;
 
 /// Where a commit stops early: simulated clients that die mid-commit, leaving their locks
 /// for others to resolve.
@@ -121,8 +121,7 @@ impl Transaction<'_> {
         let keys: Vec<Vec<u8>> = rest.iter().map(|m| m.key.clone()).collect();
         let parts = self
             .client
-            .raw
-            .for_each_shard(keys, |part| {
+            .for_each_region(&keys, |part| {
                 let shard: Mutations = rest
                     .iter()
                     .filter(|m| part.contains(&m.key))
@@ -188,8 +187,7 @@ impl Transaction<'_> {
     ) -> Result<Vec<kvrpcpb::KeyError>, CallError> {
         let start_ts = self.start_ts.get();
         self.client
-            .raw
-            .call_in_region(Target::Key(&keys[0]), keys, true, |mut rpc, context, _| {
+            .call_region(keys, |mut rpc, context, _| {
                 let request = kvrpcpb::PrewriteRequest {
                     context: Some(context),
                     mutations: mutations.clone(),
@@ -252,8 +250,7 @@ impl Transaction<'_> {
         }
         let parts = self
             .client
-            .raw
-            .for_each_shard(keys.to_vec(), |part| async move {
+            .for_each_region(keys, |part| async move {
                 self.commit_keys(&part, commit_ts).await
             })
             .await;
@@ -273,8 +270,7 @@ impl Transaction<'_> {
     ) -> Result<Option<kvrpcpb::KeyError>, CallError> {
         let start_ts = self.start_ts.get();
         self.client
-            .raw
-            .call_in_region(Target::Key(&keys[0]), keys, true, |mut rpc, context, _| {
+            .call_region(keys, |mut rpc, context, _| {
                 let request = kvrpcpb::CommitRequest {
                     context: Some(context),
                     start_version: start_ts,
@@ -294,11 +290,9 @@ impl Transaction<'_> {
     async fn rollback_keys(&self, keys: &[Vec<u8>]) {
         let start_ts = self.start_ts.get();
         self.client
-            .raw
-            .for_each_shard(keys.to_vec(), |part| async move {
+            .for_each_region(keys, |part| async move {
                 self.client
-                    .raw
-                    .call_in_region(Target::Key(&part[0]), &part, true, |mut rpc, context, _| {
+                    .call_region(&part, |mut rpc, context, _| {
                         let request = kvrpcpb::BatchRollbackRequest {
                             context: Some(context),
                             start_version: start_ts,

@@ -3,6 +3,8 @@
 //! deadlines as raw calls (`crate::raw`), and speaks the `tikvpb.Tikv` Kv* RPCs the
 //! official client speaks.
 //!
+//! - **Routing**: regions are found by the memcomparable encoding of a key, the form
+//!   transactional region bounds take (TiKV's API v1); requests carry the raw key.
 //! - **Timestamps** come from an `Oracle`: PD's TSO, or a local function (tests, and
 //!   simulated clusters without PD).
 //! - **Reads** see the latest version committed below `start_ts`, and the transaction's own
@@ -22,17 +24,22 @@ mod commit;
 mod resolve;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrokv_core::types::codec::encode_bytes;
 use ferrokv_core::types::TimeStamp;
-use ferrokv_proto::kvrpcpb;
+use ferrokv_proto::kvrpcpb::{self, Context};
+use ferrokv_proto::tikvpb::tikv_client::TikvClient;
+use tonic::transport::Channel;
 
 pub use commit::CommitStop;
 
 use crate::error::ClientError;
 use crate::pd::PdClient;
-use crate::raw::RawClient;
+use crate::raw::{Answer, CallError, KeysPart, RawClient, Target};
+use crate::region_cache::Route;
 
 /// Lock TTL of a transaction's prewrites, in milliseconds: other transactions may roll a
 /// lock back once its primary is this old.
@@ -132,6 +139,58 @@ impl TxnClient {
     fn deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.raw.timeout()
     }
+
+    /// Runs `attempt` on the region of the user key `key` until it answers or the
+    /// deadline passes (every transactional RPC is idempotent: ambiguous attempts retry).
+    async fn call_key<T, F, Fut>(&self, key: &[u8], attempt: F) -> Result<T, ClientError>
+    where
+        F: Fn(TikvClient<Channel>, Context, Route) -> Fut,
+        Fut: Future<Output = Answer<T>>,
+    {
+        self.raw.call(&routing_key(key), true, attempt).await
+    }
+
+    /// Runs `attempt` on the region holding every user key of `keys` (`Reshard` once they
+    /// no longer share one).
+    async fn call_region<T, F, Fut>(&self, keys: &[Vec<u8>], attempt: F) -> Result<T, CallError>
+    where
+        F: Fn(TikvClient<Channel>, Context, Route) -> Fut,
+        Fut: Future<Output = Answer<T>>,
+    {
+        let routes: Vec<Vec<u8>> = keys.iter().map(|key| routing_key(key)).collect();
+        assert!(!routes.is_empty(), "a call names at least one key");
+        self.raw
+            .call_in_region(Target::Key(&routes[0]), &routes, true, attempt)
+            .await
+    }
+
+    /// Runs `one` on each region's share of the user keys `keys`, re-cutting shares a
+    /// split broke; `one` gets the user keys of its share.
+    async fn for_each_region<T, F, Fut>(&self, keys: &[Vec<u8>], one: F) -> Vec<KeysPart<T>>
+    where
+        F: Fn(Vec<Vec<u8>>) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let by_route: BTreeMap<Vec<u8>, Vec<u8>> = keys
+            .iter()
+            .map(|key| (routing_key(key), key.clone()))
+            .collect();
+        let routes: Vec<Vec<u8>> = by_route.keys().cloned().collect();
+        self.raw
+            .for_each_shard(routes, |part| {
+                let users: Vec<Vec<u8>> =
+                    part.iter().map(|route| by_route[route].clone()).collect();
+                one(users)
+            })
+            .await
+    }
+}
+
+/// The key a user key's region is found by: as in TiKV's API v1, transactional regions
+/// are bounded by memcomparable-encoded keys, so a key is located by its encoding (its raw
+/// bytes can sort on the other side of a bound, e.g. a key equal to a split key).
+fn routing_key(key: &[u8]) -> Vec<u8> {
+    encode_bytes(key)
 }
 
 /// One transaction: reads at `start_ts`, writes buffered until commit.
@@ -190,8 +249,7 @@ impl Transaction<'_> {
         let version = self.start_ts.get();
         let answer = self
             .client
-            .raw
-            .call(key, true, |mut rpc, context, _| {
+            .call_key(key, |mut rpc, context, _| {
                 let request = kvrpcpb::GetRequest {
                     context: Some(context),
                     key: key.to_vec(),

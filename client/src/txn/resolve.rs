@@ -59,8 +59,7 @@ impl TxnClient {
             current_ts.physical_ms() >= lock_ts.physical_ms().saturating_add(lock.lock_ttl);
         let primary = lock.primary_lock.clone();
         let response = self
-            .raw
-            .call(&lock.primary_lock, true, |mut rpc, context, _| {
+            .call_key(&lock.primary_lock, |mut rpc, context, _| {
                 let request = kvrpcpb::CheckTxnStatusRequest {
                     context: Some(context),
                     primary_key: primary.clone(),
@@ -88,8 +87,7 @@ impl TxnClient {
         commit_ts: TimeStamp,
     ) -> Result<(), TxnError> {
         let error = self
-            .raw
-            .call(key, true, |mut rpc, context, _| {
+            .call_key(key, |mut rpc, context, _| {
                 let request = kvrpcpb::ResolveLockRequest {
                     context: Some(context),
                     start_version: lock_ts.get(),
