@@ -254,7 +254,6 @@ impl Transaction<'_> {
                     context: Some(context),
                     key: key.to_vec(),
                     version,
-                    ..Default::default()
                 };
                 async move {
                     let response = rpc.kv_get(request).await?.into_inner();

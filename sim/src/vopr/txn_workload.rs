@@ -87,7 +87,7 @@ fn decode_balance(bytes: &[u8]) -> Balance {
 }
 
 fn decode_list(bytes: &[u8]) -> Vec<u64> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return vec![u64::MAX];
     }
     bytes
@@ -497,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn transactional_keys_sit_among_the_raw_keys_and_never_collide() {
+    fn transactional_keys_sort_above_every_raw_key_and_never_collide() {
         let keys = 16;
         let all: BTreeSet<Vec<u8>> = (0..ACCOUNTS)
             .map(|a| account_key(keys, a))
