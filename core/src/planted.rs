@@ -40,11 +40,14 @@ pub enum PlantedBug {
     /// Commit takes whatever lock is on the key as its own, without checking that it
     /// belongs to the committing transaction.
     CommitSkipsLockCheck,
+    /// GC removes every version at or below the safe point, the newest one too (reads
+    /// above the safe point lose the value they must see).
+    GcDropsNewestVersion,
 }
 
 impl PlantedBug {
     /// Every planted bug, in a fixed order.
-    pub const ALL: [PlantedBug; 12] = [
+    pub const ALL: [PlantedBug; 13] = [
         PlantedBug::StaleLocalReads,
         PlantedBug::SkipRaftLogSync,
         PlantedBug::LeaseKeptAfterStepDown,
@@ -57,6 +60,7 @@ impl PlantedBug {
         PlantedBug::PrewriteIgnoresNewerCommit,
         PlantedBug::RollbackWithoutRecord,
         PlantedBug::CommitSkipsLockCheck,
+        PlantedBug::GcDropsNewestVersion,
     ];
 
     /// The command-line name (`ci/sim.sh --planted-bug NAME`).
@@ -74,6 +78,7 @@ impl PlantedBug {
             PlantedBug::PrewriteIgnoresNewerCommit => "prewrite-ignores-newer-commit",
             PlantedBug::RollbackWithoutRecord => "rollback-without-record",
             PlantedBug::CommitSkipsLockCheck => "commit-skips-lock-check",
+            PlantedBug::GcDropsNewestVersion => "gc-drops-newest-version",
         }
     }
 

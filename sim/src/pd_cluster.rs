@@ -181,6 +181,7 @@ impl PdCluster {
         options.store_heartbeat_interval = Duration::from_millis(500);
         options.region_heartbeat_interval = Duration::from_millis(500);
         options.size_check_interval = Duration::from_secs(1);
+        options.gc_interval = Duration::from_secs(3);
         let seed = self.handle.seed() ^ (index << 48);
         let (disk, clock) = (SimDisk::new(), RuntimeClock::new());
         let (node_disk, node_clock) = (disk.clone(), clock.clone());

@@ -1,8 +1,8 @@
 //! `ferrokv ctl txn OP...`: one transaction from the command line, for scripts. The
 //! operations run in order in one optimistic transaction (timestamps from PD), then it
 //! commits: `get KEY`, `put KEY VALUE`, `delete KEY`. Reads see the transaction's own
-//! writes. A write conflict or an unknown outcome is an error with its own exit status
-//! message, so a script can tell "retry" from "check".
+//! writes. A failure exits non-zero with the client's message, which tells a write
+//! conflict or an abort ("retry") from an unknown outcome ("check").
 
 use ferrokv_client::txn::{Oracle, TxnClient};
 use serde_json::json;

@@ -36,6 +36,10 @@ pub enum CommitStop {
 
 type Mutations = Vec<kvrpcpb::Mutation>;
 
+/// Commit timestamps one commit tries before giving up (each refused one was pushed below
+/// a reader's start_ts).
+const COMMIT_TS_TRIES: usize = 16;
+
 impl Transaction<'_> {
     /// Commits the buffered writes; `Ok(None)` for a transaction that wrote nothing,
     /// `Ok(Some(commit_ts))` once the primary committed.
@@ -149,6 +153,10 @@ impl Transaction<'_> {
         let mut wait = WAIT_MIN;
         let keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key.clone()).collect();
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                let why = "prewrite: locks kept coming back until the deadline".to_string();
+                return Ok(Err(TxnError::NotCommitted(why)));
+            }
             let errors = self
                 .prewrite_once(primary, mutations, &keys, txn_size)
                 .await?;
@@ -209,7 +217,7 @@ impl Transaction<'_> {
     /// Takes a commit_ts and commits the primary: the commit point.
     async fn commit_primary(&self, primary: &[u8]) -> Result<TimeStamp, TxnError> {
         let mut commit_ts = self.client.timestamp().await?;
-        loop {
+        for _ in 0..COMMIT_TS_TRIES {
             if commit_ts <= self.start_ts {
                 // Nothing was sent at this commit_ts: the transaction surely did not commit.
                 return Err(TxnError::Oracle(format!(
@@ -234,7 +242,7 @@ impl Transaction<'_> {
                 // one the transaction surely did not commit.
                 Some(expired) => {
                     commit_ts = self.client.timestamp().await.map_err(|e| {
-                        TxnError::Aborted(format!("no new commit_ts after {expired:?}: {e}"))
+                        TxnError::Oracle(format!("no new commit_ts after {expired:?}: {e}"))
                     })?;
                 }
                 // Any other refusal: the lock is gone and no commit record of ours exists
@@ -242,6 +250,10 @@ impl Transaction<'_> {
                 None => return Err(TxnError::Aborted(format!("commit refused: {error:?}"))),
             }
         }
+        // The last commit_ts was refused for good (expired), and none is sent again.
+        Err(TxnError::Aborted(format!(
+            "commit_ts pushed past {COMMIT_TS_TRIES} times by readers"
+        )))
     }
 
     async fn commit_secondaries(&self, keys: &[Vec<u8>], commit_ts: TimeStamp) {
@@ -325,9 +337,9 @@ fn prewrite_refusal(error: kvrpcpb::KeyError) -> TxnError {
 fn settle_prewrite(part: Result<Result<(), TxnError>, ClientError>) -> Result<(), TxnError> {
     match part {
         Ok(done) => done,
-        Err(ClientError::Unknown) => {
-            Err(TxnError::Aborted("a prewrite's outcome is unknown".into()))
-        }
-        Err(error) => Err(TxnError::Aborted(format!("prewrite failed: {error}"))),
+        Err(ClientError::Unknown) => Err(TxnError::NotCommitted(
+            "a prewrite's outcome is unknown".into(),
+        )),
+        Err(error) => Err(TxnError::NotCommitted(format!("prewrite failed: {error}"))),
     }
 }

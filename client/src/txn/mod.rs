@@ -21,6 +21,7 @@
 //! Percolator); only the primary commit's answer decides the outcome.
 
 mod commit;
+mod gc;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -73,6 +74,11 @@ pub enum TxnError {
     /// have committed, and if it did, at that commit_ts.
     #[error("commit at {commit_ts:?} sent, outcome unknown: {why}")]
     Unknown { commit_ts: TimeStamp, why: String },
+    /// A step before the commit point had no answer in time: the transaction did not
+    /// commit (its locks expire and are rolled back by readers), but the cluster did not
+    /// refuse it either.
+    #[error("transaction not committed, a step went unanswered: {0}")]
+    NotCommitted(String),
     /// A read failed (no answer in time, or refused input); nothing was written.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -227,6 +233,10 @@ impl Transaction<'_> {
         let deadline = self.client.deadline();
         let mut wait = WAIT_MIN;
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                let why = format!("read of {key:?}: locks kept coming back until the deadline");
+                return Err(TxnError::Client(ClientError::Unavailable(why)));
+            }
             let (error, value) = self.get_once(key).await?;
             let Some(error) = error else {
                 return Ok(value);

@@ -29,6 +29,17 @@ enum Status {
 }
 
 impl TxnClient {
+    /// Resolves `lock` for a caller that is no transaction (GC clearing locks below the
+    /// safe point `caller_ts`): true if it was committed or rolled back, false if its
+    /// transaction still lives.
+    pub(super) async fn resolve_lock(
+        &self,
+        lock: &kvrpcpb::LockInfo,
+        caller_ts: TimeStamp,
+    ) -> Result<bool, TxnError> {
+        Ok(self.resolve(lock, caller_ts).await? == Fate::Resolved)
+    }
+
     /// Resolves `lock`, met by a transaction reading or writing at `caller_start_ts`.
     pub(super) async fn resolve(
         &self,

@@ -162,6 +162,19 @@ pub enum ReadCommand {
     GcScan { range: KeyRange },
 }
 
+impl ReadCommand {
+    /// The timestamp a data read sees the store at (`None` for lock and key scans).
+    pub fn snapshot_ts(&self) -> Option<TimeStamp> {
+        match self {
+            ReadCommand::Get { ts, .. } | ReadCommand::BatchGet { ts, .. } => Some(*ts),
+            ReadCommand::Scan(options) => Some(options.0.ts),
+            ReadCommand::ScanLock { .. }
+            | ReadCommand::ResolveLockScan { .. }
+            | ReadCommand::GcScan { .. } => None,
+        }
+    }
+}
+
 /// Scan options as a command (a newtype so the command stays comparable).
 #[derive(Clone, Debug)]
 pub struct ScanOptionsCommand(pub ScanOptions);

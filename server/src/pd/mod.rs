@@ -9,6 +9,7 @@
 //! A store with an identity starts serving its regions without waiting for PD; a new store
 //! must reach PD first (it retries until it does or is shut down).
 
+mod gc;
 mod ident;
 pub mod join;
 mod operator;
@@ -17,6 +18,7 @@ pub mod size;
 mod worker;
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +59,9 @@ pub struct PdOptions {
     pub split_size_bytes: u64,
     /// ... or this many keys.
     pub split_keys: u64,
+    /// Period of GC rounds (PD's safe point read, stale locks resolved, old versions
+    /// collected).
+    pub gc_interval: Duration,
 }
 
 impl PdOptions {
@@ -70,6 +75,7 @@ impl PdOptions {
             size_check_interval: Duration::from_secs(2),
             split_size_bytes: 96 << 20,
             split_keys: 960_000,
+            gc_interval: Duration::from_secs(10),
         }
     }
 }
@@ -170,6 +176,9 @@ pub async fn run_with_pd<E: KvEngine>(
     let (node, handle) = Node::new(store, transport.clone(), clock.clone());
     transport.attach(&handle);
     let node_task = tokio::spawn(node.run());
+    let gc_safe_point = Arc::new(AtomicU64::new(0));
+    let kv_service =
+        KvService::new(handle.clone(), clock).with_gc_safe_point(gc_safe_point.clone());
     PdWorker {
         pd,
         node: handle.clone(),
@@ -178,9 +187,11 @@ pub async fn run_with_pd<E: KvEngine>(
         address: config.addr.clone(),
         options,
         sizes: Mutex::new(Default::default()),
+        kv: kv_service.clone(),
+        gc_safe_point,
     }
     .spawn(stopped.clone());
-    let kv = TikvServer::new(KvService::new(handle.clone(), clock))
+    let kv = TikvServer::new(kv_service)
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let raft_service = FerroRaftServer::new(RaftService::new(handle.clone()))

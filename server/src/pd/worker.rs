@@ -11,7 +11,9 @@
 //! - `measure_and_split`: every `size_check_interval`, measures the regions this store
 //!   leads (`size.rs`, off the node loop) and splits those that reached the split size or key
 //!   count (up to `SPLITS_PER_ROUND_MAX` a round), at a key near its middle (`AskBatchSplit`,
-//!   admin split, `ReportBatchSplit`).
+//!   admin split, `ReportBatchSplit`);
+//! - `gc` (`gc.rs`): follows PD's GC safe point and collects old versions in the regions
+//!   this store leads.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +60,10 @@ pub struct PdWorker<E: KvEngine> {
     pub(super) options: PdOptions,
     /// Last measurement per region id, with the region version it was taken at.
     pub(super) sizes: Mutex<BTreeMap<u64, (u64, RegionSize)>>,
+    /// The store's KV service (GC of the regions it leads goes through it).
+    pub(super) kv: crate::service::kv::KvService,
+    /// The GC safe point last heard of from PD, shared with the KV service.
+    pub(super) gc_safe_point: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a region heartbeat reports that PD must hear about at once when it changes.
@@ -87,7 +93,8 @@ impl<E: KvEngine> PdWorker<E> {
         };
         until_stopped(Box::pin(worker.clone().store_heartbeats()));
         until_stopped(Box::pin(worker.clone().region_heartbeats()));
-        until_stopped(Box::pin(worker.measure_and_split()));
+        until_stopped(Box::pin(worker.clone().measure_and_split()));
+        until_stopped(Box::pin(worker.gc()));
     }
 
     /// The regions this store holds, or `None` once the node stopped.

@@ -2,6 +2,9 @@
 //! terms. Region errors travel in `region_error` so clients refresh routes and retry; bad
 //! input travels in `error` (or as `InvalidArgument` where the response has no such field).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use ferrokv_core::env::{Clock, Direction};
 use ferrokv_core::raw::{value, RawRead, RawReadResult};
 use ferrokv_core::store::{
@@ -98,16 +101,49 @@ fn direction(reverse: bool) -> Direction {
     }
 }
 
-/// The raw KV endpoint of one node.
+/// The KV endpoint of one node (raw and transactional).
+#[derive(Clone)]
 pub struct KvService {
     node: NodeHandle,
     clock: RuntimeClock,
+    /// The GC safe point this store last heard of from PD (0: none); data reads below it
+    /// are refused.
+    gc_safe_point: Arc<AtomicU64>,
 }
 
 impl KvService {
     /// A service over `node`.
     pub fn new(node: NodeHandle, clock: RuntimeClock) -> KvService {
-        KvService { node, clock }
+        KvService {
+            node,
+            clock,
+            gc_safe_point: Arc::default(),
+        }
+    }
+
+    /// The same service, refusing data reads below the safe point `gc_safe_point` holds.
+    pub fn with_gc_safe_point(self, gc_safe_point: Arc<AtomicU64>) -> KvService {
+        KvService {
+            gc_safe_point,
+            ..self
+        }
+    }
+
+    /// `read`, unless it would read below the GC safe point.
+    pub(super) fn above_gc_safe_point(
+        &self,
+        read: ferrokv_core::txn::ReadCommand,
+    ) -> Result<ferrokv_core::txn::ReadCommand, ferrokv_core::txn::Error> {
+        let safe_point = self.gc_safe_point.load(Ordering::Acquire);
+        match read.snapshot_ts() {
+            Some(ts) if ts.get() < safe_point => Err(ferrokv_core::txn::Error::InvalidRequest(
+                format!(
+                    "read at ts {} is below the GC safe point {safe_point}: versions it needs may be gone",
+                    ts.get()
+                ),
+            )),
+            _ => Ok(read),
+        }
     }
 
     /// The node this service serves.
@@ -385,7 +421,6 @@ macro_rules! not_served {
 #[tonic::async_trait]
 impl Tikv for KvService {
     not_served! {
-        kv_gc(GcRequest) -> GcResponse;
         raw_checksum(RawChecksumRequest) -> RawChecksumResponse;
         raw_coprocessor(RawCoprocessorRequest) -> RawCoprocessorResponse;
     }
@@ -554,6 +589,17 @@ impl Tikv for KvService {
         let wire = request.into_inner();
         let served = self.resolve_lock(&wire).await?;
         let done = done_into(|r: &mut kvrpcpb::ResolveLockResponse, e| r.error = e);
+        respond(served, done, region_error_setter!())
+    }
+
+    async fn kv_gc(
+        &self,
+        request: Request<kvrpcpb::GcRequest>,
+    ) -> Result<Response<kvrpcpb::GcResponse>, Status> {
+        let wire = request.into_inner();
+        let safe_point = ferrokv_core::types::TimeStamp(wire.safe_point);
+        let served = self.gc_region(wire.context.as_ref(), safe_point).await?;
+        let done = done_into(|r: &mut kvrpcpb::GcResponse, e| r.error = e);
         respond(served, done, region_error_setter!())
     }
 

@@ -4,7 +4,7 @@
 pub mod admin;
 pub mod kv;
 pub mod raft;
-mod txn;
+pub(crate) mod txn;
 pub mod validate;
 
 pub use admin::AdminService;

@@ -6,13 +6,16 @@
 //! malformed request is `InvalidArgument` and changes nothing; an outcome the store cannot
 //! know (the node stopped, a proposal's fate unknown) is `Unavailable`.
 //!
+//! A data read below the GC safe point this store last heard of from PD is refused
+//! (`InvalidArgument`, naming both timestamps): the versions it needs may be gone.
+//!
 //! Not served yet, with a clear status: async commit and one-phase commit (a new leader
 //! would need its max_ts synced from PD first), and waiting on pessimistic locks (a lock
 //! conflict is answered at once, as TiKV does with `wait_timeout` 0).
 
 use ferrokv_core::store::{Request as StoreRequest, Response as StoreResponse, TxnFailure};
 use ferrokv_core::txn::{self, request, response, Command, CommandResult, ReadCommand, ReadResult};
-use ferrokv_core::types::KeyRange;
+use ferrokv_core::types::{KeyRange, TimeStamp};
 use ferrokv_proto::errorpb;
 use ferrokv_proto::kvrpcpb::{self, Context};
 use tonic::Status;
@@ -21,7 +24,7 @@ use super::kv::KvService;
 use super::validate;
 
 /// What serving a transactional request came to, before the response is shaped.
-pub(super) enum Served<T> {
+pub(crate) enum Served<T> {
     /// The region could not serve it: the client retries with fresh routes.
     Region(Box<errorpb::Error>),
     /// The transaction layer's answer (a key error travels in the response).
@@ -76,11 +79,12 @@ fn shape<T, R: Default>(
 
 impl KvService {
     /// Serves a transactional read.
-    pub(super) async fn txn_read(
+    pub(crate) async fn txn_read(
         &self,
         context: Option<&Context>,
         read: Result<ReadCommand, txn::Error>,
     ) -> Result<Served<ReadResult>, Status> {
+        let read = read.and_then(|read| self.above_gc_safe_point(read));
         let request = |header, read| StoreRequest::TxnRead { header, read };
         self.serve(context, read, request, |answer| match answer {
             StoreResponse::TxnRead(result) => Ok(result),
@@ -148,15 +152,46 @@ impl KvService {
             let command = Command::ResolveLock { txn_status, keys };
             return self.txn_write(context, Ok(command)).await;
         }
-        // The store cuts the scan to the region (its bounds decoded).
+        let scan = |range| ReadCommand::ResolveLockScan {
+            txn_status: txn_status.clone(),
+            range,
+        };
+        let resolve = |keys| Command::ResolveLock {
+            txn_status: txn_status.clone(),
+            keys,
+        };
+        self.region_pass(context, scan, resolve).await
+    }
+
+    /// GC of the region at `safe_point` (KvGC, and the store's GC worker): every key with
+    /// versions, a batch at a time, keeps what reads at or above the safe point see.
+    pub(crate) async fn gc_region(
+        &self,
+        context: Option<&Context>,
+        safe_point: TimeStamp,
+    ) -> Result<Served<CommandResult>, Status> {
+        if safe_point == TimeStamp::ZERO {
+            let invalid = txn::Error::InvalidRequest("GC needs a safe point above zero".into());
+            return Ok(Served::Done(Err(invalid)));
+        }
+        let scan = |range| ReadCommand::GcScan { range };
+        let collect = |keys| Command::Gc { safe_point, keys };
+        self.region_pass(context, scan, collect).await
+    }
+
+    /// One pass over the region a batch at a time: `scan(range)` finds the next batch of
+    /// keys from the range's start (the store cuts the scan to the region, its bounds
+    /// decoded), `write(keys)` is the command for them.
+    async fn region_pass(
+        &self,
+        context: Option<&Context>,
+        scan: impl Fn(KeyRange) -> ReadCommand,
+        write: impl Fn(Vec<Vec<u8>>) -> Command,
+    ) -> Result<Served<CommandResult>, Status> {
         let mut start = Vec::new();
         loop {
             let range = KeyRange::new(start.clone(), Vec::new());
-            let scan = ReadCommand::ResolveLockScan {
-                txn_status: txn_status.clone(),
-                range,
-            };
-            let (keys, next) = match self.txn_read(context, Ok(scan)).await? {
+            let (keys, next) = match self.txn_read(context, Ok(scan(range))).await? {
                 Served::Done(Ok(ReadResult::Keys { keys, next_start })) => (keys, next_start),
                 Served::Done(Ok(other)) => {
                     return Err(Status::internal(format!(
@@ -167,17 +202,16 @@ impl KvService {
                 Served::Region(error) => return Ok(Served::Region(error)),
             };
             if !keys.is_empty() {
-                let command = Command::ResolveLock {
-                    txn_status: txn_status.clone(),
-                    keys,
-                };
-                match self.txn_write(context, Ok(command)).await? {
+                match self.txn_write(context, Ok(write(keys))).await? {
                     Served::Done(Ok(_)) => {}
                     other => return Ok(other),
                 }
             }
             match next {
-                Some(next) => start = next,
+                Some(next) => {
+                    assert!(next > start, "a region pass moves forward");
+                    start = next;
+                }
                 None => return Ok(Served::Done(Ok(CommandResult::Done))),
             }
         }

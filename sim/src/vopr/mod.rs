@@ -19,7 +19,7 @@ mod pd_mode;
 mod txn_workload;
 mod workload;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -217,6 +217,8 @@ struct Clients {
     stop: Arc<AtomicBool>,
     healed_at: HealedAt,
     progress: Vec<Arc<Progress>>,
+    /// Transactional clients still running (a transaction is recorded only when it ends).
+    txn_running: Arc<AtomicU64>,
 }
 
 async fn simulate(config: SeedConfig) -> SeedReport {
@@ -261,6 +263,7 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     let history = Arc::new(Mutex::new(History::default()));
     let txn_history = Arc::new(Mutex::new(TxnHistory::default()));
     let clients = spawn_clients(&cluster, &shape, &mut rng, start, &history, &txn_history);
+    let (txn_stop, txn_running) = (clients.stop.clone(), clients.txn_running.clone());
     let pd_run = cluster
         .pd
         .as_ref()
@@ -309,7 +312,15 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     .await;
     report.pd = pd_stats;
     fold_tso_calls(&mut report.trace_hash, &tso_calls);
-    judge_txns(&mut report, &txn_history.lock().expect("txn history lock"));
+    // A run cut short by a failure may have left transactional clients mid-transaction:
+    // their history is judged only once every one of them has stopped.
+    let stopped = control
+        .spawn(stop_txn_clients(txn_stop, txn_running))
+        .await
+        .expect("stop task");
+    if stopped {
+        judge_txns(&mut report, &txn_history.lock().expect("txn history lock"));
+    }
     planted::set(None);
     report
 }
@@ -348,6 +359,19 @@ fn unformed_report(config: &SeedConfig, shape: &Shape, failure: Failure) -> Seed
         faults: shape.faults.describe(),
         pd: Some(PdStats::default()),
     }
+}
+
+/// Stops the clients and waits (a bounded time: every call has a deadline) until no
+/// transactional client runs; false if some still does.
+async fn stop_txn_clients(stop: Arc<AtomicBool>, running: Arc<AtomicU64>) -> bool {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..600 {
+        if running.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// Judges the transactions and folds them into the run's fingerprint. A transactional
@@ -390,6 +414,7 @@ fn spawn_clients(
         stop: Arc::new(AtomicBool::new(false)),
         healed_at: HealedAt::default(),
         progress: Vec::new(),
+        txn_running: Arc::default(),
     };
     for process in 1..=shape.clients {
         let node = cluster.client_node(&format!("client{process}"), process as u8);
@@ -427,6 +452,20 @@ fn spawn_txn_clients(
         None => txn_workload::local_oracle(start),
     };
     let bank_ready = Arc::new(AtomicBool::new(false));
+    let active = txn_workload::ActiveTxns::default();
+    if let Some(pd) = &cluster.pd {
+        let node = cluster.client_node("gcdriver", 149);
+        let client =
+            ferrokv_client::txn::TxnClient::new(raw_client(cluster, &mut rng), oracle.clone());
+        let driver = txn_workload::gc_driver(
+            client,
+            pd.pd_client(),
+            active.clone(),
+            clients.stop.clone(),
+            history.clone(),
+        );
+        clients.tasks.push(node.spawn(driver));
+    }
     for index in 0..shape.txn_clients {
         let process = 100 + index;
         let node = cluster.client_node(&format!("txn{index}"), 150 + index as u8);
@@ -440,6 +479,8 @@ fn spawn_txn_clients(
             progress: clients.new_progress(),
             history: history.clone(),
             bank_ready: bank_ready.clone(),
+            active: active.clone(),
+            _alive: txn_workload::Running::start(&clients.txn_running),
         };
         let client =
             ferrokv_client::txn::TxnClient::new(raw_client(cluster, &mut rng), oracle.clone());

@@ -76,8 +76,10 @@ pub fn check(history: &[TimedTxn]) -> Result<OracleSummary, String> {
             };
             if *read != expected {
                 return Err(format!(
-                    "txn {} read key {key} at start_ts {}: got {read:?}, but the versions committed below it are {expected:?}",
-                    txn.id, txn.start_ts
+                    "txn {} read key {key} at start_ts {}: got {read:?}, but the versions committed below it are {expected:?}; the writers that differ: {}",
+                    txn.id,
+                    txn.start_ts,
+                    describe_difference(history, read, &expected)
                 ));
             }
             reads_checked += 1;
@@ -87,6 +89,28 @@ pub fn check(history: &[TimedTxn]) -> Result<OracleSummary, String> {
         reads_checked,
         versions: versions.values().map(BTreeMap::len).sum(),
     })
+}
+
+/// The writers in one of `a`, `b` but not the other, with their timestamps and outcomes.
+fn describe_difference(history: &[TimedTxn], a: &Observed, b: &Observed) -> String {
+    let writers = |o: &Observed| -> BTreeSet<TxnId> {
+        match o {
+            Observed::Last(w) => w.iter().copied().collect(),
+            Observed::All(ws) => ws.iter().copied().collect(),
+        }
+    };
+    let (a, b) = (writers(a), writers(b));
+    let differ: Vec<String> = a
+        .symmetric_difference(&b)
+        .map(|id| match history.iter().find(|t| t.id == *id) {
+            Some(t) => format!(
+                "txn {id} (start_ts {}, commit_ts {:?}, {:?})",
+                t.start_ts, t.commit_ts, t.outcome
+            ),
+            None => format!("txn {id} (not in the history)"),
+        })
+        .collect();
+    differ.join(", ")
 }
 
 /// Every (key, writer) some read returned.
