@@ -24,7 +24,10 @@ struct Page {
 
 impl TxnClient {
     /// Resolves every lock below `safe_point` with a user key in `[start, end)` (empty
-    /// `end`: to the end), then sets PD's GC safe point to `safe_point`.
+    /// `end`: to the end), then sets PD's GC safe point to `safe_point`. Stores then
+    /// collect every region: the range must hold every transactional key of the cluster
+    /// (the whole space above the raw/transactional bound), or locks outside it may be
+    /// stranded.
     pub async fn gc(
         &self,
         pd: &PdClient,

@@ -10,6 +10,21 @@ use ferrokv_core::types::StoreId;
 
 use crate::transport::StoreResolver;
 
+/// The longest one address lookup may take before another may start.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A lookup in flight for `store`; dropping it lets the next miss ask again.
+struct Asking {
+    store: u64,
+    set: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.set.lock().expect("resolver lock").remove(&self.store);
+    }
+}
+
 /// Resolves store ids to addresses through PD.
 pub struct PdResolver {
     pd: Arc<PdClient>,
@@ -31,17 +46,25 @@ impl PdResolver {
         if !self.asking.lock().expect("resolver lock").insert(store) {
             return;
         }
-        let (pd, known, asking) = (self.pd.clone(), self.known.clone(), self.asking.clone());
+        let (pd, known) = (self.pd.clone(), self.known.clone());
+        // However the lookup ends (answered, failed, timed out, or its task dropped), the
+        // next miss may ask again.
+        let asking = Asking {
+            store,
+            set: self.asking.clone(),
+        };
         tokio::spawn(async move {
-            match pd.get_store(store).await {
-                Ok(found) if !found.address.is_empty() => {
+            let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, pd.get_store(store)).await;
+            match lookup {
+                Ok(Ok(found)) if !found.address.is_empty() => {
                     let address = strip_scheme(&found.address).to_string();
                     known.lock().expect("resolver lock").insert(store, address);
                 }
-                Ok(_) => tracing::warn!(store, "PD knows no address for store"),
-                Err(error) => tracing::warn!(store, %error, "store address lookup failed"),
+                Ok(Ok(_)) => tracing::warn!(store, "PD knows no address for store"),
+                Ok(Err(error)) => tracing::warn!(store, %error, "store address lookup failed"),
+                Err(_) => tracing::warn!(store, "store address lookup timed out"),
             }
-            asking.lock().expect("resolver lock").remove(&store);
+            drop(asking);
         });
     }
 }

@@ -597,6 +597,15 @@ impl Tikv for KvService {
         request: Request<kvrpcpb::GcRequest>,
     ) -> Result<Response<kvrpcpb::GcResponse>, Status> {
         let wire = request.into_inner();
+        // Collecting above PD's safe point would take versions running transactions read,
+        // and the locks below it were resolved only up to PD's: refuse it.
+        let known = self.gc_safe_point.load(Ordering::Acquire);
+        if wire.safe_point > known {
+            return Err(Status::invalid_argument(format!(
+                "GC safe point {} is above the cluster's GC safe point {known}: advance PD's first (after resolving the locks below it)",
+                wire.safe_point
+            )));
+        }
         let safe_point = ferrokv_core::types::TimeStamp(wire.safe_point);
         let served = self.gc_region(wire.context.as_ref(), safe_point).await?;
         let done = done_into(|r: &mut kvrpcpb::GcResponse, e| r.error = e);
