@@ -109,6 +109,51 @@ mod tests {
     }
 
     #[test]
+    fn a_full_store_sharing_no_region_with_the_emptiest_does_not_block_the_others() {
+        // Store 1 leads 3 regions on stores 1-3, store 2 leads 3 on stores 2-4, store 3
+        // leads 2; store 4 leads none. Store 1 (the fullest, lowest id) has no voter on
+        // store 4: store 2 must hand one over instead (VOPR seed 43 with PD).
+        let mut fixture = Fixture::new(4);
+        let layout = [
+            (1, [1, 2, 3]),
+            (1, [1, 2, 3]),
+            (1, [1, 2, 3]),
+            (2, [2, 3, 4]),
+            (2, [2, 3, 4]),
+            (2, [2, 3, 4]),
+            (3, [1, 2, 3]),
+            (3, [1, 2, 3]),
+        ];
+        let bounds = ["", "b", "c", "d", "e", "f", "g", "h", ""];
+        for (index, (leader, stores)) in layout.iter().enumerate() {
+            let id = 20 + index as u64;
+            let peers: Vec<_> = stores
+                .iter()
+                .map(|store| (id * 10 + store, *store, Voter))
+                .collect();
+            let range = (bounds[index], bounds[index + 1]);
+            let region = region(id, range, (3, 2), &peers);
+            fixture.put_region(region.clone());
+            let mut report = report_of(&region);
+            report.leader = *meta::peer_on_store(&region, StoreId(*leader)).unwrap();
+            fixture.record(report);
+        }
+        let tolerance = fixture.config.leader_balance_tolerance;
+        assert!(
+            3 > tolerance,
+            "store 1 and 2 are out of balance with store 4"
+        );
+        let operator = plan(&fixture.view(), &mut SeededRng::new(3)).expect("balances");
+        assert_eq!(
+            operator.steps(),
+            &[Step::TransferLeader {
+                from_store: StoreId(2),
+                to_store: StoreId(4)
+            }]
+        );
+    }
+
+    #[test]
     fn a_spread_within_tolerance_is_left_alone() {
         let fixture = fixture([1, 1, 2, 3]);
         assert_eq!(plan(&fixture.view(), &mut SeededRng::new(3)), None);
