@@ -380,14 +380,7 @@ impl TxnTask {
             .map(|(account, b)| (*account, Observed::Last(Some(b.writer))))
             .collect();
         let mut history = self.history.lock().expect("txn history lock");
-        history.timed.push(TimedTxn {
-            id,
-            start_ts: txn.start_ts().get(),
-            commit_ts: None,
-            outcome: Outcome::Committed,
-            writes: Vec::new(),
-            reads,
-        });
+        history.timed.push(snapshot_read(id, txn.start_ts(), reads));
         history.bank.push(BankTxn {
             id,
             process: self.process,
@@ -416,18 +409,12 @@ impl TxnTask {
         };
         if read.0.amount < amount {
             // Nothing to write; the snapshot reads are still checked.
+            let reads = vec![
+                (from, Observed::Last(Some(read.0.writer))),
+                (to, Observed::Last(Some(read.1.writer))),
+            ];
             let mut history = self.history.lock().expect("txn history lock");
-            history.timed.push(TimedTxn {
-                id,
-                start_ts: txn.start_ts().get(),
-                commit_ts: None,
-                outcome: Outcome::Committed,
-                writes: Vec::new(),
-                reads: vec![
-                    (from, Observed::Last(Some(read.0.writer))),
-                    (to, Observed::Last(Some(read.1.writer))),
-                ],
-            });
+            history.timed.push(snapshot_read(id, txn.start_ts(), reads));
             return Some(Ended::Done { wrote: false });
         }
         let write = |balance: Balance, delta: i64| {
@@ -530,6 +517,18 @@ impl TxnTask {
             ops,
         ));
         Some(ended)
+    }
+}
+
+/// A transaction that only read at `start_ts`, for the oracle.
+fn snapshot_read(id: u64, start_ts: TimeStamp, reads: Vec<(u64, Observed)>) -> TimedTxn {
+    TimedTxn {
+        id,
+        start_ts: start_ts.get(),
+        commit_ts: None,
+        outcome: Outcome::Committed,
+        writes: Vec::new(),
+        reads,
     }
 }
 
