@@ -7,7 +7,8 @@
 # Half the seeds (each seed picks) run with a Placement Driver: 3 real PD members, stores
 # joining through them, PD faults and the TSO checker; --pd forces it, --no-pd forbids it.
 # Other flags: --first-seed S, --jobs J (default: CPU count), --swarm, --twice,
-# --verbose, --no-buggify, --out DIR. Set VOPR_PROFILE=dev for a debug build.
+# --verbose, --no-buggify, --out DIR. VOPR_PROFILE picks the cargo profile: release (the
+# default), sim (opt-level 2, quicker to build; ci/test.sh uses it) or dev.
 # Builds with RUSTFLAGS="--cfg madsim" into target/sim (separate from normal builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
