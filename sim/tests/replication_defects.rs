@@ -378,6 +378,9 @@ fn a_peer_removed_while_partitioned_is_destroyed_when_it_returns() {
     let mut c = cluster(3, 40);
     let old = c.wait_for_leader(REGION, 10 * SECOND).unwrap();
     c.add_empty_store(StoreId(4));
+    // A new voter answers nothing at first, so adding it directly needs every current voter
+    // to have answered this leader (a quorum of the four must answer): one heartbeat round.
+    c.run_for(SECOND);
     let add = admin(1, change(0, peer(4, 4)));
     let token = c.submit(old, add);
     assert!(matches!(

@@ -1,6 +1,7 @@
 //! The README's first commands, as a newcomer runs them: `ferrokv playground` (1 PD + 3
-//! stores in one process), `ferrokv ctl put` and `ctl get` from a second process, Ctrl-C,
-//! and the same playground command again, which must find the data. Real processes on
+//! stores in one process), `ferrokv ctl put` and `ctl get` from a second process, a split
+//! at a transactional key and `ctl txn` on that key, Ctrl-C, and the same playground
+//! command again, which must find the data. Real processes on
 //! loopback (the debug `ferrokv` binary: `$FERROKV_BIN_DIR`, or next to this test), data in
 //! a temp dir, every process stopped at the end.
 #![cfg(not(madsim))]
@@ -140,6 +141,24 @@ fn playground_serves_ctl_and_finds_its_data_after_ctrl_c() {
     assert_eq!(
         ctl_until_ok(pd_port, &["get", "absent"], Duration::from_secs(30)),
         "(not found)"
+    );
+    // A transactional key equal to a region's start: transactional regions are bounded by
+    // encoded keys, so the client must route the key by its encoded form (by raw bytes it
+    // sorts before the bound and lands in the region to the left, which refuses it).
+    ctl_until_ok(pd_port, &["split", "--txn", "b"], Duration::from_secs(30));
+    let committed = ctl_until_ok(
+        pd_port,
+        &["txn", "put", "b", "1", "get", "b"],
+        Duration::from_secs(30),
+    );
+    let lines: Vec<Vec<&str>> = committed
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert!(lines.contains(&vec!["b", "1"]), "own write read back: {committed}");
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with(&["committed", "at"])),
+        "{committed}"
     );
     interrupt(first);
 

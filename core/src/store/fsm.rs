@@ -52,6 +52,9 @@ pub struct RegionStatus {
     /// While leader: members that need a snapshot before they can serve (PD's
     /// `pending_peers`); empty on followers.
     pub pending_peers: Vec<metapb::Peer>,
+    /// While leader: members that have not answered for a while, and for how long (PD's
+    /// `down_peers`); empty on followers.
+    pub down_peers: Vec<(metapb::Peer, std::time::Duration)>,
 }
 
 /// Counters of notable store events.
@@ -275,6 +278,7 @@ impl<E: KvEngine> Store<E> {
                 term: peer.term(),
                 lease_until: peer.lease_until(self.now),
                 pending_peers: peer.pending_peers(),
+                down_peers: peer.down_peers(),
             })
             .collect()
     }

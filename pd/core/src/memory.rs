@@ -20,8 +20,7 @@ pub struct RegionStats {
     pub report: RegionReport,
     /// When it arrived.
     pub last_heartbeat_ms: u64,
-    /// For each peer the reports have named pending (or down; stores do not report down
-    /// peers yet) without a break while no operator owned the region: since when (the
+    /// For each peer the reports have named pending or down without a break while no operator owned the region: since when (the
     /// first such report this leader saw). An operator's own peers are timed by the
     /// operator, so the clock starts only once it finished or timed out.
     pub unhealthy_since_ms: BTreeMap<u64, u64>,

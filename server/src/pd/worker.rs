@@ -6,8 +6,8 @@
 //!   once, then sends `StoreHeartbeat` every `store_heartbeat_interval`;
 //! - `region_heartbeats`: keeps one `RegionHeartbeat` stream open to the PD leader
 //!   (reopened after any error), sends a heartbeat for every region this store leads every
-//!   `region_heartbeat_interval` and at once when one's leader, epoch or pending peers
-//!   change, and hands each instruction PD sends back to `operator.rs`;
+//!   `region_heartbeat_interval` and at once when one's leader, epoch, pending peers or
+//!   down peers change, and hands each instruction PD sends back to `operator.rs`;
 //! - `measure_and_split`: every `size_check_interval`, measures the regions this store
 //!   leads (`size.rs`, off the node loop) and splits those that reached the split size or key
 //!   count (up to `SPLITS_PER_ROUND_MAX` a round), at a key near its middle (`AskBatchSplit`,
@@ -67,11 +67,17 @@ pub struct PdWorker<E: KvEngine> {
 }
 
 /// What a region heartbeat reports that PD must hear about at once when it changes.
-type Signature = (u64, Option<ferrokv_proto::metapb::RegionEpoch>, Vec<u64>);
+type Signature = (
+    u64,
+    Option<ferrokv_proto::metapb::RegionEpoch>,
+    Vec<u64>,
+    Vec<u64>,
+);
 
 fn signature(status: &RegionStatus) -> Signature {
     let pending = status.pending_peers.iter().map(|peer| peer.id).collect();
-    (status.term, status.region.region_epoch, pending)
+    let down = status.down_peers.iter().map(|(peer, _)| peer.id).collect();
+    (status.term, status.region.region_epoch, pending, down)
 }
 
 fn version(region: &ferrokv_proto::metapb::Region) -> u64 {
@@ -230,6 +236,14 @@ impl<E: KvEngine> PdWorker<E> {
                 .leader
                 .and_then(|leader| region.peers.iter().find(|p| p.id == leader.id).copied()),
             pending_peers: status.pending_peers.clone(),
+            down_peers: status
+                .down_peers
+                .iter()
+                .map(|(peer, silent)| pdpb::PeerStats {
+                    peer: Some(*peer),
+                    down_seconds: silent.as_secs(),
+                })
+                .collect(),
             approximate_size: size.bytes,
             approximate_keys: size.keys,
             term: status.term,

@@ -12,6 +12,7 @@
 //! `--no-pd` forbids it; by default a seed picks it with probability 1/2 from a stream of
 //! its own (`PD_STREAM`), so a seed without PD draws and does exactly what it always did.
 
+mod dump;
 mod failure;
 mod liveness;
 pub mod nemesis;
@@ -289,15 +290,21 @@ async fn simulate(config: SeedConfig) -> SeedReport {
             let failure = settled
                 .err()
                 .or_else(|| nemesis.findings().first().cloned().map(Failure::liveness));
+            let dump = match &failure {
+                Some(f) if f.kind == FailureKind::Liveness => {
+                    dump::regions_at_failure(&cluster, &corrupt).await
+                }
+                _ => Vec::new(),
+            };
             let pd = match pd_run {
                 Some(run) => Some(run.finish().await),
                 None => None,
             };
-            (failure, pd)
+            (failure, pd, dump)
         })
         .await
         .expect("control task");
-    let (failure, pd) = failure;
+    let (failure, pd, dump) = failure;
     let (pd_stats, tso_calls, failure) = match pd {
         // A timestamp that went back is the finding, whatever else failed.
         Some((stats, calls, Some(tso))) if tso.kind == FailureKind::Violation => {
@@ -311,6 +318,7 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     )
     .await;
     report.pd = pd_stats;
+    report.nemesis_log.extend(dump);
     fold_tso_calls(&mut report.trace_hash, &tso_calls);
     // A run cut short by a failure may have left transactional clients mid-transaction:
     // their history is judged only once every one of them has stopped.

@@ -13,6 +13,7 @@
 //! a change clears the lease and fails reads that can no longer be confirmed (raft-rs's
 //! `reset()` drops its read-only state on every role change).
 
+mod activity;
 mod apply_round;
 mod lease;
 mod proposals;
@@ -78,6 +79,8 @@ pub struct Peer<E: KvEngine> {
     /// Ticks left during which this peer, just restarted, ignores (pre)vote requests that
     /// would raise its term; see `guard_votes_after_restart`.
     restart_vote_guard: usize,
+    /// While leader: when each member was last heard from.
+    activity: activity::Activity,
 }
 
 impl<E: KvEngine> Peer<E> {
@@ -140,6 +143,7 @@ impl<E: KvEngine> Peer<E> {
             override_misses: 0,
             trace: crate::types::fnv::FNV_OFFSET,
             restart_vote_guard: 0,
+            activity: activity::Activity::default(),
         };
         created.refresh_peer_cache();
         created.draw_election_timeout();
@@ -274,6 +278,9 @@ impl<E: KvEngine> Peer<E> {
             self.lease.clear();
             if before.role == StateRole::Leader {
                 self.fail_unconfirmed_reads();
+            }
+            if now.role == StateRole::Leader {
+                self.activity.became_leader();
             }
         }
         if now.role == StateRole::Leader {
@@ -411,6 +418,27 @@ impl<E: KvEngine> Peer<E> {
             .collect()
     }
 
+    /// While leader: members silent for `DOWN_AFTER_ELECTION_TIMEOUTS` election timeouts or
+    /// more (counted from when this peer became leader), with how long they have been
+    /// silent (PD's `down_peers`: it balances no region with one, and removes a down voter
+    /// first when a region has too many).
+    pub fn down_peers(&self) -> Vec<(metapb::Peer, std::time::Duration)> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let down_after = activity::DOWN_AFTER_ELECTION_TIMEOUTS * self.config.election_tick as u64;
+        self.region()
+            .peers
+            .iter()
+            .filter(|peer| peer.id != self.peer_id.get())
+            .filter_map(|peer| {
+                let silent = self.activity.silent_ticks(peer.id);
+                let ticks = u32::try_from(silent).unwrap_or(u32::MAX);
+                (silent >= down_after).then(|| (*peer, self.config.tick_interval * ticks))
+            })
+            .collect()
+    }
+
     /// A fingerprint of this peer's random draws and applied entries, for determinism checks.
     pub fn trace(&self) -> u64 {
         self.trace
@@ -456,15 +484,35 @@ impl<E: KvEngine> Peer<E> {
             tracing::debug!(region_id = %self.region_id, from = wire.from, "restarted moments ago: ignoring a vote request");
             return;
         }
+        let answer = self.answer_of(&wire);
         if let Err(error) = self.raw.step(wire) {
             tracing::debug!(region_id = %self.region_id, %error, "raft rejected a message");
         }
+        if let Some(from) = answer {
+            self.activity.answered(from, self.raw.raft.term);
+        }
         self.observe();
+    }
+
+    /// The member whose answer `wire` is, if it is one (see `activity`): an append or
+    /// heartbeat response, or a granted vote, from a member in this peer's current term.
+    fn answer_of(&self, wire: &RaftWireMessage) -> Option<u64> {
+        use raft::eraftpb::MessageType as T;
+        let answers = match wire.get_msg_type() {
+            T::MsgAppendResponse | T::MsgHeartbeatResponse => true,
+            T::MsgRequestVoteResponse => !wire.reject,
+            _ => false,
+        };
+        let member = self.raw.raft.prs().get(wire.from).is_some();
+        (answers && member && wire.from != self.peer_id.get() && wire.term == self.raw.raft.term)
+            .then_some(wire.from)
     }
 
     /// Advances logical time by one tick.
     pub fn tick(&mut self, now: Instant) {
         self.restart_vote_guard = self.restart_vote_guard.saturating_sub(1);
+        let members: Vec<u64> = self.region().peers.iter().map(|p| p.id).collect();
+        self.activity.tick(&members);
         self.raw.tick();
         self.observe();
         self.ticks_since_gc += 1;

@@ -22,6 +22,13 @@ use crate::store::{AdminOutcome, RegionError, RequestHeader, Token};
 /// start (TiKV's `leader-transfer-max-log-lag`).
 pub const TRANSFER_MAX_LOG_LAG: u64 = 128;
 
+/// The rule of `check_answering_quorum_after`, on plain numbers: a majority of the new
+/// voters answered lately.
+fn keeps_answering_quorum(voters_after: usize, answering_after: usize) -> bool {
+    assert!(answering_after <= voters_after);
+    answering_after > voters_after / 2
+}
+
 /// The leader-transfer rule of `check_transferee_ready`, on plain numbers.
 fn transferee_ready(answered_lately: bool, matched: u64, last: u64, pending_change: bool) -> bool {
     let caught_up = matched > 0 && last.saturating_sub(matched) < TRANSFER_MAX_LOG_LAG;
@@ -314,9 +321,10 @@ impl<E: KvEngine> Peer<E> {
         let mut single = ConfChangeSingle::default();
         single.set_change_type(change_type);
         single.node_id = peer.id;
-        raft::Changer::new(self.raw.raft.prs())
+        let (after, _) = raft::Changer::new(self.raw.raft.prs())
             .simple(&[single])
             .map_err(|error| invalid(format!("membership change refused: {error}")))?;
+        self.check_answering_quorum_after(peer.id, after.voters().ids().iter().collect())?;
         let context = ConfChangeContext {
             region_epoch: self.region().region_epoch,
             peer: Some(peer),
@@ -326,6 +334,47 @@ impl<E: KvEngine> Peer<E> {
         conf_change.node_id = peer.id;
         conf_change.context = context.encode_to_vec().into();
         Ok(conf_change)
+    }
+
+    /// Refuses a change of the voter set after which fewer than a majority of the voters
+    /// answered within an election timeout in this term and are not waiting for a snapshot
+    /// (TiKV's "unsafe to perform conf change"). Else a change planned while one voter is
+    /// dead (PD had not noticed yet) could remove a live one and leave the region without
+    /// a quorum for good (VOPR seed 35: a second PD leader's replica checker removed a live
+    /// voter of {dead, live, live}). Changes of learners only, and changes of a one-voter
+    /// region, always pass. A new voter has answered nothing yet: add it as a learner,
+    /// then promote it. Unlike the other checks here this one is not repeated at apply: it
+    /// depends on this leader's view of time, and a change is proposed only while none is
+    /// pending, so the voters it judges are the ones the change applies to.
+    fn check_answering_quorum_after(
+        &self,
+        changed: u64,
+        voters_after: std::collections::BTreeSet<u64>,
+    ) -> Result<(), RegionError> {
+        let progress = self.raw.raft.prs();
+        let voters_before: std::collections::BTreeSet<u64> =
+            progress.conf().voters().ids().iter().collect();
+        if voters_after == voters_before || voters_before.len() == 1 {
+            return Ok(());
+        }
+        let (window, term) = (self.config.election_tick as u64, self.raw.raft.term);
+        let answering = voters_after
+            .iter()
+            .filter(|id| {
+                **id == self.peer_id.get()
+                    || (self.activity.answered_within(**id, term, window)
+                        && progress
+                            .get(**id)
+                            .is_some_and(|p| p.state != raft::ProgressState::Snapshot))
+            })
+            .count();
+        if keeps_answering_quorum(voters_after.len(), answering) {
+            return Ok(());
+        }
+        Err(invalid(format!(
+            "unsafe membership change of peer {changed}: only {answering} of the {} voters after it answered within {window} ticks, fewer than a quorum (add a new voter as a learner first; replace or remove silent voters first)",
+            voters_after.len()
+        )))
     }
 
     /// The lowest index of a snapshot being sent to a follower, if any.
@@ -394,7 +443,22 @@ impl<E: KvEngine> Peer<E> {
 
 #[cfg(test)]
 mod transfer_rule_tests {
-    use super::{transferee_ready, TRANSFER_MAX_LOG_LAG};
+    use super::{keeps_answering_quorum, transferee_ready, TRANSFER_MAX_LOG_LAG};
+
+    #[test]
+    fn a_membership_change_must_leave_a_majority_of_voters_that_answered_lately() {
+        assert!(
+            keeps_answering_quorum(3, 2),
+            "dead, live, live: after adding one"
+        );
+        assert!(
+            !keeps_answering_quorum(2, 1),
+            "dead, live: one live voter of two"
+        );
+        assert!(!keeps_answering_quorum(4, 2), "dead, live, live, new");
+        assert!(keeps_answering_quorum(4, 3));
+        assert!(keeps_answering_quorum(1, 1));
+    }
 
     #[test]
     fn a_transferee_must_have_answered_hold_some_log_trail_by_less_than_the_lag_and_no_change_may_be_pending(

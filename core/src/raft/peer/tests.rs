@@ -103,7 +103,10 @@ impl Net {
                 if self.cut.contains(&(from, out.to_store.get())) {
                     continue;
                 }
-                self.peers[out.to_store.get() as usize - 1].step(out.message);
+                // A peer outside the three (a learner being added) is not simulated.
+                if let Some(peer) = self.peers.get_mut(out.to_store.get() as usize - 1) {
+                    peer.step(out.message);
+                }
             }
         }
     }
@@ -326,4 +329,96 @@ fn a_transfer_to_a_silent_or_lagging_peer_is_refused_and_writes_go_on() {
     transfer_to(&mut n, leader, silent_id).expect("a ready transferee");
     n.tick(5);
     assert_eq!(n.leader(), Some(silent));
+}
+
+fn change_peer(n: &mut Net, leader: usize, change_type: i32, id: u64) -> Result<(), RegionError> {
+    use ferrokv_proto::ferrokv_raftpb::{admin_request::Cmd, AdminRequest, ChangePeerRequest};
+    let request = AdminRequest {
+        region_id: 1,
+        cmd: Some(Cmd::ChangePeer(ChangePeerRequest {
+            change_type,
+            peer: Some(metapb::Peer {
+                id,
+                store_id: id,
+                ..Default::default()
+            }),
+        })),
+    };
+    n.peers[leader]
+        .propose_admin(Token(92), request)
+        .map(|_| ())
+}
+
+/// VOPR seed 35 (5 minutes, PD): one voter's store died; before PD noticed, two operators
+/// (one from a PD leader elected meanwhile) removed live voters, leaving {dead, live} and
+/// the region without a quorum for good. A change of the voter set must now leave a
+/// majority of voters the leader heard from within an election timeout.
+#[test]
+fn a_membership_change_that_leaves_no_answering_quorum_is_refused() {
+    const ADD_VOTER: i32 = 0;
+    const REMOVE: i32 = 1;
+    const ADD_LEARNER: i32 = 2;
+    let mut n = net(4);
+    n.tick(30);
+    let leader = n.leader().expect("a leader");
+    let silent = (leader + 1) % 3;
+    let (silent_id, live_id) = (silent as u64 + 1, (leader + 2) as u64 % 3 + 1);
+    n.cut = (1..=3)
+        .flat_map(|a| (1..=3).map(move |b| (a, b)))
+        .filter(|(a, b)| *a == silent_id || *b == silent_id)
+        .collect();
+    n.tick(25);
+    assert_eq!(n.leader(), Some(leader));
+    let refused = change_peer(&mut n, leader, REMOVE, live_id).expect_err("live voter");
+    assert!(
+        refused.to_string().contains("unsafe membership change"),
+        "a clear refusal: {refused}"
+    );
+    let refused = change_peer(&mut n, leader, ADD_VOTER, 4).expect_err("a new voter");
+    assert!(
+        refused.to_string().contains("only 2 of the 4 voters"),
+        "{refused}"
+    );
+    change_peer(&mut n, leader, ADD_LEARNER, 4).expect("a learner leaves the voters alone");
+    n.tick(3);
+    let down: Vec<u64> = n.peers[leader]
+        .down_peers()
+        .iter()
+        .map(|(peer, _)| peer.id)
+        .collect();
+    assert_eq!(
+        down,
+        vec![silent_id],
+        "the silent voter, not the learner that just joined"
+    );
+    change_peer(&mut n, leader, REMOVE, silent_id).expect("removing the silent voter");
+    n.tick(3);
+    let voters = n.peers[leader].raw.raft.prs().conf().voters().ids().len();
+    assert_eq!(voters, 2, "the silent voter is gone");
+}
+
+/// A member the leader hears but cannot reach (a one-way cut) sends pre-vote requests, not
+/// answers: it does not count toward the quorum a membership change must leave.
+#[test]
+fn a_member_reachable_only_one_way_does_not_count_as_answering() {
+    let mut n = net(5);
+    n.tick(30);
+    let leader = n.leader().expect("a leader");
+    let leader_id = leader as u64 + 1;
+    let cut_off = (leader + 1) % 3;
+    let (cut_id, live_id) = (cut_off as u64 + 1, (leader + 2) as u64 % 3 + 1);
+    n.cut = vec![(leader_id, cut_id)];
+    n.tick(40);
+    assert_eq!(n.leader(), Some(leader), "the third peer keeps the leader");
+    let refused = change_peer(&mut n, leader, 1, live_id).expect_err("live voter");
+    assert!(
+        refused.to_string().contains("only 1 of the 2 voters"),
+        "{refused}"
+    );
+    let down: Vec<u64> = n.peers[leader]
+        .down_peers()
+        .iter()
+        .map(|(peer, _)| peer.id)
+        .collect();
+    assert_eq!(down, vec![cut_id]);
 }

@@ -90,6 +90,12 @@ impl OperatorController {
             "region {region_id} already has an operator"
         );
         self.counters.entry(operator.kind()).or_default().created += 1;
+        tracing::info!(
+            region_id = region_id.0,
+            kind = ?operator.kind(),
+            steps = ?operator.steps(),
+            "operator created"
+        );
         self.running.insert(region_id, operator);
     }
 
@@ -153,6 +159,7 @@ impl OperatorController {
             Progress::TimedOut => counters.timed_out += 1,
             Progress::Running => unreachable!("a running operator does not end"),
         }
+        tracing::info!(region_id = region_id.0, kind = ?operator.kind(), ?progress, "operator ended");
         assert!(counters.ended() <= counters.created);
     }
 }

@@ -1,0 +1,66 @@
+//! What every store says about its regions, written beside a failed seed's nemesis log: for
+//! a liveness failure the first question is which peers each region has, in which role,
+//! and who (if anyone) leads it.
+
+use std::collections::BTreeSet;
+
+use ferrokv_proto::metapb::{Peer, PeerRole};
+
+use super::liveness::collect_reports;
+use crate::checker::regions::StoreReports;
+use crate::cluster::SimCluster;
+
+/// The lines appended to the nemesis log of a seed that failed on liveness.
+pub(super) async fn regions_at_failure(
+    cluster: &SimCluster,
+    corrupt: &BTreeSet<u64>,
+) -> Vec<String> {
+    let (reports, silent) = collect_reports(cluster, corrupt).await;
+    let mut lines = vec![format!(
+        "--- regions as each store reports them at the failure (corrupt stores {corrupt:?}, silent {silent:?})"
+    )];
+    lines.extend(describe(&reports));
+    lines
+}
+
+/// One line per (region, store) pair, regions in id order.
+fn describe(reports: &[StoreReports]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for (store, regions) in reports {
+        for info in regions {
+            let Some(region) = &info.region else { continue };
+            let epoch = region
+                .region_epoch
+                .as_ref()
+                .map_or((0, 0), |e| (e.conf_ver, e.version));
+            let peers: Vec<String> = region.peers.iter().map(peer).collect();
+            rows.push((
+                region.id,
+                *store,
+                format!(
+                    "region {} on store {store}: epoch (conf_ver, version) {epoch:?}, peers [{}], leader {:?}, term {}, commit {}, applied {} (term {}), truncated {}",
+                    region.id,
+                    peers.join(", "),
+                    info.leader.as_ref().map(|l| l.id),
+                    info.term,
+                    info.commit_index,
+                    info.applied_index,
+                    info.applied_term,
+                    info.truncated_index,
+                ),
+            ));
+        }
+    }
+    rows.sort_by_key(|(region, store, _)| (*region, *store));
+    rows.into_iter().map(|(_, _, line)| line).collect()
+}
+
+fn peer(peer: &Peer) -> String {
+    let role = match PeerRole::try_from(peer.role).unwrap_or(PeerRole::Voter) {
+        PeerRole::Voter => "voter",
+        PeerRole::Learner => "learner",
+        PeerRole::IncomingVoter => "incoming",
+        PeerRole::DemotingVoter => "demoting",
+    };
+    format!("{}@{} {role}", peer.id, peer.store_id)
+}
