@@ -43,11 +43,15 @@ pub enum PlantedBug {
     /// GC removes every version at or below the safe point, the newest one too (reads
     /// above the safe point lose the value they must see).
     GcDropsNewestVersion,
+    /// A pessimistic prewrite whose key lost its pessimistic lock (rolled back by another
+    /// transaction's lock resolution) writes anyway, without checking what was committed
+    /// meanwhile (lost updates).
+    PrewriteSkipsPessimisticCheck,
 }
 
 impl PlantedBug {
     /// Every planted bug, in a fixed order.
-    pub const ALL: [PlantedBug; 13] = [
+    pub const ALL: [PlantedBug; 14] = [
         PlantedBug::StaleLocalReads,
         PlantedBug::SkipRaftLogSync,
         PlantedBug::LeaseKeptAfterStepDown,
@@ -61,6 +65,7 @@ impl PlantedBug {
         PlantedBug::RollbackWithoutRecord,
         PlantedBug::CommitSkipsLockCheck,
         PlantedBug::GcDropsNewestVersion,
+        PlantedBug::PrewriteSkipsPessimisticCheck,
     ];
 
     /// The command-line name (`ci/sim.sh --planted-bug NAME`).
@@ -79,6 +84,7 @@ impl PlantedBug {
             PlantedBug::RollbackWithoutRecord => "rollback-without-record",
             PlantedBug::CommitSkipsLockCheck => "commit-skips-lock-check",
             PlantedBug::GcDropsNewestVersion => "gc-drops-newest-version",
+            PlantedBug::PrewriteSkipsPessimisticCheck => "prewrite-skips-pessimistic-check",
         }
     }
 

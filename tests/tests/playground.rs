@@ -155,9 +155,14 @@ fn playground_serves_ctl_and_finds_its_data_after_ctrl_c() {
         .lines()
         .map(|line| line.split_whitespace().collect())
         .collect();
-    assert!(lines.contains(&vec!["b", "1"]), "own write read back: {committed}");
     assert!(
-        lines.last().is_some_and(|l| l.starts_with(&["committed", "at"])),
+        lines.contains(&vec!["b", "1"]),
+        "own write read back: {committed}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with(&["committed", "at"])),
         "{committed}"
     );
     interrupt(first);

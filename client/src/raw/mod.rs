@@ -201,6 +201,11 @@ impl RawClient {
         self.config.timeout
     }
 
+    /// How long one attempt may take before it is retried.
+    pub fn attempt_timeout(&self) -> Duration {
+        self.config.attempt_timeout
+    }
+
     /// The address of `store_id`: configured, or learned from PD.
     async fn address(&self, store_id: u64) -> Result<String, String> {
         if let Some(address) = self.config.stores.get(&store_id) {

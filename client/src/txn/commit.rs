@@ -41,15 +41,25 @@ type Mutations = Vec<kvrpcpb::Mutation>;
 const COMMIT_TS_TRIES: usize = 16;
 
 impl Transaction<'_> {
-    /// Commits the buffered writes; `Ok(None)` for a transaction that wrote nothing,
-    /// `Ok(Some(commit_ts))` once the primary committed.
+    /// Commits the buffered writes; `Ok(None)` for a transaction that wrote and locked
+    /// nothing, `Ok(Some(commit_ts))` once the primary committed (a pessimistic
+    /// transaction's keys locked but not written commit as `Lock` records).
     pub async fn commit(self) -> Result<Option<TimeStamp>, TxnError> {
         self.commit_stopping(CommitStop::Never).await
     }
 
     /// Commits like `commit`, but stops at `stop`.
-    pub async fn commit_stopping(self, stop: CommitStop) -> Result<Option<TimeStamp>, TxnError> {
-        let mutations: Mutations = self
+    pub async fn commit_stopping(
+        mut self,
+        stop: CommitStop,
+    ) -> Result<Option<TimeStamp>, TxnError> {
+        if self.is_pessimistic() {
+            if let Err(error) = self.lock_written_keys().await {
+                self.rollback_keys(&self.all_keys()).await;
+                return Err(error);
+            }
+        }
+        let mut mutations: Mutations = self
             .buffer
             .iter()
             .map(|(key, value)| kvrpcpb::Mutation {
@@ -62,7 +72,9 @@ impl Transaction<'_> {
                 ..Default::default()
             })
             .collect();
-        let Some(primary) = mutations.first().map(|m| m.key.clone()) else {
+        mutations.extend(self.lock_only_mutations());
+        let primary = self.locks.primary.clone();
+        let Some(primary) = primary.or_else(|| mutations.first().map(|m| m.key.clone())) else {
             return Ok(None);
         };
         let keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key.clone()).collect();
@@ -79,7 +91,11 @@ impl Transaction<'_> {
             CommitStop::StallThenCommit(pause) => tokio::time::sleep(pause).await,
             CommitStop::StallThenPrewriteAgain(pause) => {
                 tokio::time::sleep(pause).await;
-                let first: Mutations = mutations[..1].to_vec();
+                let first: Mutations = mutations
+                    .iter()
+                    .filter(|m| m.key == primary)
+                    .cloned()
+                    .collect();
                 if let Err(error) = self.prewrite(&primary, &first).await {
                     self.rollback_keys(&keys).await;
                     return Err(error);
@@ -97,15 +113,24 @@ impl Transaction<'_> {
             }
         };
         if stop != CommitStop::AfterPrimary {
-            self.commit_secondaries(&keys[1..], commit_ts).await;
+            let secondaries: Vec<Vec<u8>> =
+                keys.iter().filter(|k| **k != primary).cloned().collect();
+            self.commit_secondaries(&secondaries, commit_ts).await;
         }
         Ok(Some(commit_ts))
     }
 
-    /// Rolls this transaction back: nothing it buffered is written.
+    /// Rolls this transaction back: nothing it buffered is written, and its pessimistic
+    /// locks are released.
     pub async fn rollback(self) {
-        let keys: Vec<Vec<u8>> = self.buffer.keys().cloned().collect();
-        self.rollback_keys(&keys).await;
+        self.rollback_keys(&self.all_keys()).await;
+    }
+
+    /// Every key this transaction wrote or locked.
+    fn all_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys: std::collections::BTreeSet<Vec<u8>> = self.buffer.keys().cloned().collect();
+        keys.extend(self.locks.keys.iter().cloned());
+        keys.into_iter().collect()
     }
 
     async fn prewrite(&self, primary: &[u8], mutations: &Mutations) -> Result<(), TxnError> {
@@ -194,6 +219,14 @@ impl Transaction<'_> {
         txn_size: u64,
     ) -> Result<Vec<kvrpcpb::KeyError>, CallError> {
         let start_ts = self.start_ts.get();
+        // A pessimistic transaction locked every key it prewrites: the server checks each
+        // lock is still there (one rolled back meanwhile aborts the commit).
+        let (for_update_ts, pessimistic_actions) = if self.is_pessimistic() {
+            let check = kvrpcpb::prewrite_request::PessimisticAction::DoPessimisticCheck as i32;
+            (self.for_update_ts().get(), vec![check; mutations.len()])
+        } else {
+            (0, Vec::new())
+        };
         self.client
             .call_region(keys, |mut rpc, context, _| {
                 let request = kvrpcpb::PrewriteRequest {
@@ -203,7 +236,9 @@ impl Transaction<'_> {
                     start_version: start_ts,
                     lock_ttl: LOCK_TTL_MS,
                     txn_size,
-                    min_commit_ts: start_ts + 1,
+                    min_commit_ts: for_update_ts.max(start_ts) + 1,
+                    for_update_ts,
+                    pessimistic_actions: pessimistic_actions.clone(),
                     ..Default::default()
                 };
                 async move {
@@ -300,6 +335,9 @@ impl Transaction<'_> {
 
     /// Rolls back this transaction's locks on `keys`, best effort.
     async fn rollback_keys(&self, keys: &[Vec<u8>]) {
+        if keys.is_empty() {
+            return;
+        }
         let start_ts = self.start_ts.get();
         self.client
             .for_each_region(keys, |part| async move {

@@ -1,4 +1,5 @@
-//! Percolator transactions (optimistic two-phase commit) over the raw client's routing:
+//! Percolator transactions (two-phase commit, optimistic or pessimistic) over the raw
+//! client's routing:
 //! every call goes to its region's leader through the same region cache, retries and
 //! deadlines as raw calls (`crate::raw`), and speaks the `tikvpb.Tikv` Kv* RPCs the
 //! official client speaks.
@@ -10,6 +11,8 @@
 //! - **Reads** see the latest version committed below `start_ts`, and the transaction's own
 //!   buffered writes. A read that meets another transaction's lock resolves it
 //!   (`resolve.rs`): commit or roll back by the primary's fate, or wait while it lives.
+//! - **Pessimistic** (`pessimistic.rs`): `get_for_update` locks a key at once; once a
+//!   transaction holds such a lock, every key it writes is locked before the prewrite.
 //! - **Commit** (`commit.rs`): prewrite the primary first, then the secondaries region by
 //!   region; take a commit_ts; commit the primary (the commit point); then the secondaries,
 //!   best effort (readers resolve what is left).
@@ -22,6 +25,7 @@
 
 mod commit;
 mod gc;
+mod pessimistic;
 mod resolve;
 
 use std::collections::BTreeMap;
@@ -139,6 +143,7 @@ impl TxnClient {
             client: self,
             start_ts,
             buffer: BTreeMap::new(),
+            locks: pessimistic::Locks::default(),
         }
     }
 
@@ -205,6 +210,8 @@ pub struct Transaction<'a> {
     start_ts: TimeStamp,
     /// Buffered writes: `None` deletes.
     buffer: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Pessimistic locks taken (`get_for_update`); none for an optimistic transaction.
+    locks: pessimistic::Locks,
 }
 
 impl Transaction<'_> {

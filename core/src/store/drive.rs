@@ -57,6 +57,9 @@ impl<E: KvEngine> Store<E> {
         self.deliver_answers(answers, &mut output);
         let expired = self.deadlines.expire(self.now);
         self.stats.requests_timed_out += expired.len() as u64;
+        for (token, _) in &expired {
+            self.txn.cancel_wait(*token);
+        }
         output.responses.extend(expired);
         self.check_invariants();
         Ok(output)
@@ -154,6 +157,12 @@ impl<E: KvEngine> Store<E> {
                 output.responses.push((token, response));
             }
         }
+        for (token, response) in self.txn.take_wake_answers() {
+            assert!(!self.txn.owns(token), "a waiter's request holds no task");
+            if self.deadlines.answer(token) {
+                output.responses.push((token, response));
+            }
+        }
     }
 
     /// A transactional write command's snapshot, confirmed in `term`, is ready: compute
@@ -188,7 +197,7 @@ impl<E: KvEngine> Store<E> {
                     .into_iter()
                     .for_each(|start| self.start_txn_write(start));
             }
-            Next::Dropped(woken) => woken
+            Next::Dropped(woken) | Next::Waiting(woken) => woken
                 .into_iter()
                 .for_each(|start| self.start_txn_write(start)),
             Next::Propose(ops) => {

@@ -250,6 +250,7 @@ impl<E: KvEngine> Store<E> {
     pub fn set_now(&mut self, now: Instant) {
         assert!(now >= self.now, "store clock moved backwards");
         self.now = now;
+        self.txn.set_now(now.nanos / 1_000_000);
     }
 
     /// One logical tick for every peer.
@@ -260,6 +261,9 @@ impl<E: KvEngine> Store<E> {
             peer.tick(now);
             self.dirty.insert(*region_id);
         }
+        self.txn.tick(now.nanos / 1_000_000);
+        let woken = self.txn.take_wake_answers();
+        self.store_answers.extend(woken);
     }
 
     /// Status of every initialized region.

@@ -10,6 +10,7 @@ mod error;
 mod fsm;
 mod lifecycle;
 mod load;
+mod lock_waits;
 mod route;
 #[cfg(test)]
 mod tests;

@@ -15,17 +15,22 @@
 //! with `ReadOp::TxnWrite` (ReadIndex or lease) → `on_snapshot` (`process_write` on the
 //! snapshot; answered at once if it writes nothing, else proposed) → `on_answer` for the
 //! proposal's outcome → latches released, the woken commands started in order.
+//!
+//! **Lock waits** (`lock_waits.rs`): a `PessimisticLock` that meets another transaction's
+//! lock and may wait gives its latches back and becomes a waiter; the commands that remove
+//! locks wake their waiters once applied.
 
 use std::collections::BTreeMap;
 
 use super::cmd::{RequestHeader, Response, Token, TxnFailure};
 use super::error::RegionError;
+use super::lock_waits::LockWaits;
 use crate::env::Snapshot;
 use crate::limits;
 use crate::mvcc::{Modify, MvccReader};
 use crate::txn::{
     process_read, process_write, Command, CommandId, CommandResult, ConcurrencyManager, LatchLock,
-    Latches, ReadCommand, WriteResult,
+    Latches, ReadCommand, Waiter, WriteResult,
 };
 use crate::types::TimeStamp;
 
@@ -64,6 +69,9 @@ pub(crate) enum Next {
     Propose(Vec<ferrokv_proto::ferrokv_raftpb::WriteOp>),
     /// The request was already answered (deadline): nothing to answer; start these.
     Dropped(Vec<Start>),
+    /// The command waits for a lock (answered later, through `take_wake_answers`); start
+    /// these.
+    Waiting(Vec<Start>),
 }
 
 /// The store's transactional state.
@@ -74,6 +82,7 @@ pub(crate) struct TxnDriver {
     next_id: u64,
     tasks: BTreeMap<CommandId, Task>,
     by_token: BTreeMap<Token, CommandId>,
+    waits: LockWaits,
 }
 
 impl Default for TxnDriver {
@@ -89,6 +98,7 @@ impl Default for TxnDriver {
             next_id: 1,
             tasks: BTreeMap::new(),
             by_token: BTreeMap::new(),
+            waits: LockWaits::default(),
         }
     }
 }
@@ -119,6 +129,11 @@ impl TxnDriver {
         if self.tasks.is_empty() {
             assert_eq!(self.latches.entries(), 0, "no latch outlives its task");
         }
+        self.waits.check_invariants();
+        assert!(
+            self.tasks.keys().all(|id| !self.waits.has(*id)),
+            "a waiter holds no task (its latches are released)"
+        );
     }
 
     /// Tasks in flight (waiting, reading or proposed).
@@ -214,8 +229,36 @@ impl TxnDriver {
             }
             Ok(result) if result.modifies.is_empty() => {
                 self.manager.unlock_keys(&result.memory_locks);
+                let first_lock = match &task.command {
+                    Command::PessimisticLock(lock) => Some((lock.start_ts, lock.is_first_lock)),
+                    _ => None,
+                };
                 let woken = self.finish(id);
-                Next::Answer(Response::TxnWrite(Ok(result.result)), woken)
+                match (result.result, first_lock) {
+                    (
+                        CommandResult::WaitForLock {
+                            lock_info,
+                            wait_timeout_ms,
+                        },
+                        Some((start_ts, is_first_lock)),
+                    ) => {
+                        let waiter = Waiter {
+                            command: id,
+                            start_ts,
+                            lock_info: *lock_info,
+                            deadline_ms: self.waits.now_ms() + wait_timeout_ms,
+                            woken_early: false,
+                        };
+                        match self.waits.wait(token, waiter, is_first_lock) {
+                            Ok(()) => Next::Waiting(woken),
+                            Err(error) => Next::Answer(
+                                Response::TxnWrite(Err(TxnFailure::Txn(error.into()))),
+                                woken,
+                            ),
+                        }
+                    }
+                    (result, _) => Next::Answer(Response::TxnWrite(Ok(result)), woken),
+                }
             }
             Ok(result) => {
                 assert!(
@@ -250,6 +293,9 @@ impl TxnDriver {
         let answer = match (stage, response) {
             (Stage::Proposed(result), Response::Write(Ok(_))) => {
                 self.manager.unlock_keys(&result.memory_locks);
+                for (key, lock_ts) in &result.released_locks {
+                    self.waits.on_lock_released(key, *lock_ts);
+                }
                 Response::TxnWrite(Ok(result.result))
             }
             (Stage::Proposed(result), Response::Write(Err(error))) => {
@@ -264,6 +310,32 @@ impl TxnDriver {
             }
         };
         (answer, self.finish(id))
+    }
+
+    /// The store's clock at a tick: answers the waiters whose time came.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.waits.tick(now_ms);
+    }
+
+    /// The store's clock moved.
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.waits.set_now(now_ms);
+    }
+
+    /// The request of `token` was answered by its deadline (a waiter leaves its queue).
+    pub fn cancel_wait(&mut self, token: Token) {
+        self.waits.cancel(token);
+    }
+
+    /// Answers for waiters, woken or timed out, since the last call.
+    pub fn take_wake_answers(&mut self) -> Vec<(Token, Response)> {
+        self.waits.take_answers()
+    }
+
+    /// Requests waiting for a lock.
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        self.waits.len()
     }
 
     /// A task whose request was already answered (deadline) before it could start: release

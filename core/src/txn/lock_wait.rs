@@ -196,6 +196,20 @@ impl LockWaitQueues {
         waiter
     }
 
+    /// Removes the waiter of transaction `start_ts` on `key`, if one is queued: a request
+    /// sent again (its first answer was cut off) replaces its earlier self, as TiKV's
+    /// wait table does.
+    pub fn remove_duplicate(&mut self, key: &[u8], start_ts: TimeStamp) -> Option<Waiter> {
+        let queue = self.queues.get_mut(key)?;
+        let index = queue.iter().position(|w| w.start_ts == start_ts)?;
+        let waiter = queue.remove(index);
+        if queue.is_empty() {
+            self.queues.remove(key);
+        }
+        self.count -= 1;
+        waiter
+    }
+
     /// The earliest deadline, for the driver's timer.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         self.queues.values().flatten().map(|w| w.deadline_ms).min()

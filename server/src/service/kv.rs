@@ -22,7 +22,7 @@ use super::txn::{done_into, refuse_unsupported_prewrite, region_error_setter, re
 use super::validate::{self, InputError};
 use crate::clock::RuntimeClock;
 use crate::node::NodeHandle;
-use ferrokv_core::txn::{request as txn_request, response as txn_response, Command, CommandResult};
+use ferrokv_core::txn::{request as txn_request, response as txn_response, CommandResult};
 
 /// Why a request was not served.
 enum Failure {
@@ -552,14 +552,9 @@ impl Tikv for KvService {
         request: Request<kvrpcpb::PessimisticLockRequest>,
     ) -> Result<Response<kvrpcpb::PessimisticLockResponse>, Status> {
         let wire = request.into_inner();
-        let command = txn_request::pessimistic_lock(&wire).map(|command| match command {
-            // No waiting on locks yet: a conflict is answered at once.
-            Command::PessimisticLock(mut lock) => {
-                lock.wait_timeout_ms = None;
-                Command::PessimisticLock(lock)
-            }
-            other => other,
-        });
+        // A conflict waits up to `wait_timeout` (0: the default 1 s; negative: no wait) for
+        // the lock to go (the store's transaction driver).
+        let command = txn_request::pessimistic_lock(&wire);
         let served = self.txn_write(wire.context.as_ref(), command).await?;
         respond(
             served,

@@ -9,9 +9,13 @@
 //! A data read below the GC safe point this store last heard of from PD is refused
 //! (`InvalidArgument`, naming both timestamps): the versions it needs may be gone.
 //!
+//! A pessimistic lock that meets another transaction's lock waits for it, as TiKV does:
+//! up to `wait_timeout` (0 means the default, 1 s; negative, no wait), then `KeyIsLocked`;
+//! `WriteConflict` if the lock went meanwhile; `Deadlock` if the wait closes a cycle on
+//! this store (`ferrokv_core::store::txn`).
+//!
 //! Not served yet, with a clear status: async commit and one-phase commit (a new leader
-//! would need its max_ts synced from PD first), and waiting on pessimistic locks (a lock
-//! conflict is answered at once, as TiKV does with `wait_timeout` 0).
+//! would need its max_ts synced from PD first).
 
 use ferrokv_core::store::{Request as StoreRequest, Response as StoreResponse, TxnFailure};
 use ferrokv_core::txn::{self, request, response, Command, CommandResult, ReadCommand, ReadResult};

@@ -386,7 +386,7 @@ async fn stop_txn_clients(stop: Arc<AtomicBool>, running: Arc<AtomicU64>) -> boo
 /// violation is the finding, whatever else failed (a run cut short by a liveness failure
 /// still recorded a valid history).
 fn judge_txns(report: &mut SeedReport, history: &TxnHistory) {
-    report.txns = history.timed.len();
+    report.txns = history.transactions();
     for txn in &history.timed {
         fnv::fold(&mut report.trace_hash, format!("{txn:?}").as_bytes());
     }

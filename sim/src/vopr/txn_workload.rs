@@ -1,5 +1,8 @@
-//! Transactional clients, each running bank transfers, full bank reads and list appends
-//! (Elle style) through the
+//! Transactional clients, each running bank transfers (half of them pessimistic: both
+//! accounts locked with `get_for_update`, in either order, so transfers wait on each
+//! other's locks and can deadlock; or one locked and the other read from the snapshot and
+//! locked at start_ts on commit), full bank reads and list appends (Elle style) through
+//! the
 //! Percolator client (`ferrokv_client::txn`), on keys of their own (`t012b3`, `t020l1`).
 //! As in TiKV's API v1, transactional regions are bounded by encoded keys and raw regions
 //! by raw keys, so the two spaces never share a region: the run first splits at the
@@ -34,6 +37,9 @@ pub const INITIAL_BALANCE: i64 = 100;
 pub const LIST_KEYS: u64 = 6;
 /// Where list keys start in the oracle's key space (accounts are `0..ACCOUNTS`).
 const LIST_ORACLE_BASE: u64 = 1000;
+/// The oracle records a transfer's reads as read-only transactions of their own (each at
+/// its own timestamp), with ids above every transaction id.
+const READ_ONLY_IDS: u64 = 1 << 62;
 
 /// What the transactional clients did.
 #[derive(Clone, Debug, Default)]
@@ -46,8 +52,22 @@ pub struct TxnHistory {
     pub timed: Vec<TimedTxn>,
     /// Times the GC driver advanced PD's safe point (seeds with PD).
     pub gc_advances: u64,
+    /// Pessimistic transfers that committed.
+    pub pessimistic_commits: u64,
+    /// Pessimistic locks refused with Deadlock.
+    pub deadlocks: u64,
     /// Accounts a setup snapshot found, when it found some but not all.
     pub setup_partial: Option<u64>,
+}
+
+impl TxnHistory {
+    /// Transactions the clients ran (the oracle's per-read records of transfers aside).
+    pub fn transactions(&self) -> usize {
+        self.timed
+            .iter()
+            .filter(|txn| txn.id & READ_ONLY_IDS == 0)
+            .count()
+    }
 }
 
 /// Every transactional key starts with this; every raw workload key sorts below it.
@@ -392,29 +412,94 @@ impl TxnTask {
         Some(Ended::Done { wrote: false })
     }
 
+    /// Reads both accounts, as a snapshot at start_ts or (pessimistic) with a lock each,
+    /// taken in either order so that concurrent transfers can deadlock. Returns the
+    /// balances and, per account, the timestamp its read saw every commit below: start_ts
+    /// for a snapshot, the lock's for_update_ts for a locked read (the lock was taken on
+    /// the newest version; a commit below that timestamp not yet visible would have held a
+    /// lock the request met).
+    async fn read_pair(
+        &self,
+        txn: &mut Transaction<'_>,
+        (from, to): (u64, u64),
+        pessimistic: bool,
+        rng: &mut SeededRng,
+    ) -> Result<((Balance, Balance), [TimeStamp; 2]), Ended> {
+        if !pessimistic {
+            let read = (
+                self.read_balance(txn, from).await?,
+                self.read_balance(txn, to).await?,
+            );
+            return Ok((read, [txn.start_ts(); 2]));
+        }
+        let order = if rng.ratio(1, 2) {
+            [from, to]
+        } else {
+            [to, from]
+        };
+        // One transfer in three locks only its first account and reads the other from the
+        // snapshot: that write is locked at commit, at start_ts (a newer commit aborts).
+        let lock_both = !rng.ratio(1, 3);
+        let mut read = BTreeMap::new();
+        for (n, account) in order.into_iter().enumerate() {
+            if n == 1 && !lock_both {
+                let balance = self.read_balance(txn, account).await?;
+                read.insert(account, (balance, txn.start_ts()));
+                continue;
+            }
+            let found = txn.get_for_update(&account_key(self.keys, account)).await;
+            let balance = match found {
+                Ok(Some(bytes)) => decode_balance(&bytes),
+                Ok(None) => Balance {
+                    amount: 0,
+                    writer: u64::MAX,
+                },
+                Err(error) => {
+                    if matches!(&error, TxnError::Conflict(why) if why.starts_with("deadlock")) {
+                        self.history.lock().expect("txn history lock").deadlocks += 1;
+                    }
+                    return Err(Ended::of(&Err(error)));
+                }
+            };
+            read.insert(account, (balance, txn.for_update_ts()));
+        }
+        Ok(((read[&from].0, read[&to].0), [read[&from].1, read[&to].1]))
+    }
+
     async fn transfer(&self, client: &TxnClient, id: u64, rng: &mut SeededRng) -> Option<Ended> {
         let from = rng.below(ACCOUNTS);
         let to = (from + rng.range(1, ACCOUNTS)) % ACCOUNTS;
         let amount = i64::try_from(rng.range(1, 6)).expect("small");
+        let pessimistic = rng.ratio(1, 2);
         let mut txn = match self.begin(client).await {
             Ok(txn) => txn,
             Err(error) => return Some(Ended::Failed(error.to_string())),
         };
-        let read = match (
-            self.read_balance(&txn, from).await,
-            self.read_balance(&txn, to).await,
-        ) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(ended), _) | (_, Err(ended)) => return Some(ended),
+        let (read, read_ts) = match self.read_pair(&mut txn, (from, to), pessimistic, rng).await {
+            Ok(read) => read,
+            Err(ended) => {
+                txn.rollback().await;
+                return Some(ended);
+            }
         };
+        // Each read is checked at its own timestamp, whatever becomes of the transaction.
+        let reads = [(from, read.0.writer), (to, read.1.writer)];
+        let oracle_reads =
+            reads
+                .iter()
+                .zip(read_ts)
+                .enumerate()
+                .map(|(n, ((account, writer), at))| {
+                    let reader = READ_ONLY_IDS | (id << 1) | n as u64;
+                    snapshot_read(reader, at, vec![(*account, Observed::Last(Some(*writer)))])
+                });
+        self.history
+            .lock()
+            .expect("txn history lock")
+            .timed
+            .extend(oracle_reads);
         if read.0.amount < amount {
-            // Nothing to write; the snapshot reads are still checked.
-            let reads = vec![
-                (from, Observed::Last(Some(read.0.writer))),
-                (to, Observed::Last(Some(read.1.writer))),
-            ];
-            let mut history = self.history.lock().expect("txn history lock");
-            history.timed.push(snapshot_read(id, txn.start_ts(), reads));
+            txn.rollback().await;
             return Some(Ended::Done { wrote: false });
         }
         let write = |balance: Balance, delta: i64| {
@@ -429,16 +514,16 @@ impl TxnTask {
         let result = txn.commit_stopping(self.commit_stop(rng)).await;
         let (outcome, commit_ts) = outcome_of(&result);
         let mut history = self.history.lock().expect("txn history lock");
+        if pessimistic && outcome == Outcome::Committed {
+            history.pessimistic_commits += 1;
+        }
         history.timed.push(TimedTxn {
             id,
             start_ts,
             commit_ts,
             outcome,
             writes: vec![from, to],
-            reads: vec![
-                (from, Observed::Last(Some(read.0.writer))),
-                (to, Observed::Last(Some(read.1.writer))),
-            ],
+            reads: Vec::new(),
         });
         history.bank.push(BankTxn {
             id,
@@ -558,6 +643,10 @@ pub struct TxnChecked {
     pub oracle_reads: usize,
     /// Times PD's GC safe point was advanced while they ran.
     pub gc_advances: u64,
+    /// Pessimistic transfers that committed.
+    pub pessimistic_commits: u64,
+    /// Pessimistic locks refused with Deadlock.
+    pub deadlocks: u64,
 }
 
 /// Runs the bank checker, the list-append checker (snapshot isolation) and the exact
@@ -585,11 +674,13 @@ pub fn judge(history: &TxnHistory) -> Result<TxnChecked, Failure> {
     let oracle = oracle::check(&timed)
         .map_err(|why| Failure::violation(format!("timestamp oracle: {why}")))?;
     Ok(TxnChecked {
-        txns: history.timed.len(),
+        txns: history.transactions(),
         bank_reads: bank.reads_checked,
         list_txns: lists.txns_checked,
         oracle_reads: oracle.reads_checked,
         gc_advances: history.gc_advances,
+        pessimistic_commits: history.pessimistic_commits,
+        deadlocks: history.deadlocks,
     })
 }
 

@@ -17,6 +17,7 @@ use crate::mvcc::error::{Error, Result};
 use crate::mvcc::lock::{Lock, LockType, SHORT_VALUE_BYTES_MAX};
 use crate::mvcc::reader::MvccReader;
 use crate::mvcc::txn::MvccTxn;
+use crate::planted::{self, PlantedBug};
 use crate::types::TimeStamp;
 
 /// Optimistic or pessimistic.
@@ -183,7 +184,9 @@ pub fn prewrite<S: Snapshot>(
     let status = match reader.load_lock(&mutation.key)? {
         Some(lock) => check_lock(props, &mutation.key, lock, is_pessimistic_lock)?,
         None if is_pessimistic_lock => {
-            amend_pessimistic_lock(reader, props, mutation)?;
+            if !planted::active(PlantedBug::PrewriteSkipsPessimisticCheck) {
+                amend_pessimistic_lock(reader, props, mutation)?;
+            }
             LockStatus::None
         }
         None => LockStatus::None,

@@ -184,3 +184,259 @@ fn keys_outside_the_region_are_refused() {
     let served = call(&mut store, &transport, 2, prewrite(&[b"a"], 10));
     assert!(matches!(served, Response::TxnWrite(Ok(_))), "{served:?}");
 }
+
+fn pessimistic_lock(key: &[u8], start_ts: u64, wait_timeout: i64, first: bool) -> Request {
+    let wire = kvrpcpb::PessimisticLockRequest {
+        mutations: vec![kvrpcpb::Mutation {
+            op: kvrpcpb::Op::PessimisticLock as i32,
+            key: key.to_vec(),
+            ..Default::default()
+        }],
+        primary_lock: key.to_vec(),
+        start_version: start_ts,
+        for_update_ts: start_ts,
+        lock_ttl: 20_000,
+        wait_timeout,
+        is_first_lock: first,
+        ..Default::default()
+    };
+    Request::TxnWrite {
+        header: header(),
+        command: request::pessimistic_lock(&wire).unwrap(),
+    }
+}
+
+fn pessimistic_rollback(key: &[u8], start_ts: u64) -> Request {
+    let wire = kvrpcpb::PessimisticRollbackRequest {
+        keys: vec![key.to_vec()],
+        start_version: start_ts,
+        for_update_ts: start_ts,
+        ..Default::default()
+    };
+    Request::TxnWrite {
+        header: header(),
+        command: request::pessimistic_rollback(&wire).unwrap(),
+    }
+}
+
+/// Sends `request` and drives the store until it is answered; every answer that came out
+/// meanwhile (woken waiters among them), by token.
+fn call_all(
+    store: &mut Store<MemEngine>,
+    transport: &Collect,
+    token: u64,
+    request: Request,
+) -> std::collections::BTreeMap<Token, Response> {
+    let mut answers = std::collections::BTreeMap::new();
+    if let Some(now) = store.request(Token(token), request) {
+        answers.insert(Token(token), now);
+    }
+    for _ in 0..50 {
+        if answers.contains_key(&Token(token)) {
+            return answers;
+        }
+        answers.extend(advance(store, transport, 1));
+    }
+    panic!("token {token} never answered");
+}
+
+/// Drives the store until `token` is answered or `ticks` pass; the ticks it took.
+fn answer_within(
+    store: &mut Store<MemEngine>,
+    transport: &Collect,
+    token: u64,
+    ticks: u64,
+) -> Option<(Response, u64)> {
+    for tick in 1..=ticks {
+        for (answered, response) in advance(store, transport, 1) {
+            if answered == Token(token) {
+                return Some((response, tick));
+            }
+        }
+    }
+    None
+}
+
+fn mvcc_error(response: &Response) -> &crate::mvcc::Error {
+    match response {
+        Response::TxnWrite(Err(TxnFailure::Txn(crate::txn::Error::Mvcc(error)))) => error,
+        other => panic!("not an MVCC error: {other:?}"),
+    }
+}
+
+fn locked(response: &Response) -> bool {
+    matches!(
+        response,
+        Response::TxnWrite(Ok(CommandResult::PessimisticLocked { .. }))
+    )
+}
+
+/// A pessimistic lock on a locked key waits: woken with WriteConflict (retry with a new
+/// for_update_ts) as soon as the holder's lock goes, KeyIsLocked once its wait_timeout
+/// passes, KeyIsLocked at once with a negative wait_timeout.
+#[test]
+fn a_pessimistic_lock_waits_for_the_lock_and_is_woken_or_times_out() {
+    use crate::mvcc::{ConflictReason, Error};
+    let (_engine, mut store, transport) = leading_store();
+    assert!(locked(&call(
+        &mut store,
+        &transport,
+        1,
+        pessimistic_lock(b"k", 10, 0, true)
+    )));
+    let immediate = call(
+        &mut store,
+        &transport,
+        2,
+        pessimistic_lock(b"k", 20, -1, true),
+    );
+    assert!(
+        matches!(mvcc_error(&immediate), Error::KeyIsLocked(_)),
+        "{immediate:?}"
+    );
+
+    assert!(store
+        .request(Token(3), pessimistic_lock(b"k", 30, 0, true))
+        .is_none());
+    assert!(
+        answer_within(&mut store, &transport, 3, 3).is_none(),
+        "it waits"
+    );
+    assert_eq!(store.txn.waiting(), 1);
+    let answers = call_all(&mut store, &transport, 4, pessimistic_rollback(b"k", 10));
+    assert_eq!(
+        answers[&Token(4)],
+        Response::TxnWrite(Ok(CommandResult::Done))
+    );
+    let woken = &answers[&Token(3)];
+    assert_eq!(store.txn.waiting(), 0, "woken with the release, not later");
+    assert!(
+        matches!(
+            mvcc_error(woken),
+            Error::WriteConflict {
+                reason: ConflictReason::PessimisticRetry,
+                ..
+            }
+        ),
+        "{woken:?}"
+    );
+    assert!(locked(&call(
+        &mut store,
+        &transport,
+        5,
+        pessimistic_lock(b"k", 31, 0, true)
+    )));
+
+    assert!(store
+        .request(Token(6), pessimistic_lock(b"k", 40, 300, true))
+        .is_none());
+    let (timed_out, ticks) = answer_within(&mut store, &transport, 6, 20).expect("times out");
+    assert!(
+        matches!(mvcc_error(&timed_out), Error::KeyIsLocked(_)),
+        "{timed_out:?}"
+    );
+    assert!(
+        (3..=5).contains(&ticks),
+        "300 ms of 100 ms ticks, took {ticks}"
+    );
+    assert_eq!(store.txn.waiting(), 0);
+    store.txn.check_invariants();
+}
+
+/// T1 holds a and waits for b; T2 holds b and asks for a: T2 closes a cycle and is refused
+/// with Deadlock at once, and T1 is woken when T2 rolls b back.
+#[test]
+fn a_wait_that_closes_a_cycle_is_refused_with_deadlock() {
+    use crate::mvcc::Error;
+    let (_engine, mut store, transport) = leading_store();
+    assert!(locked(&call(
+        &mut store,
+        &transport,
+        1,
+        pessimistic_lock(b"a", 10, 0, true)
+    )));
+    assert!(locked(&call(
+        &mut store,
+        &transport,
+        2,
+        pessimistic_lock(b"b", 20, 0, true)
+    )));
+    assert!(store
+        .request(Token(3), pessimistic_lock(b"b", 10, 0, false))
+        .is_none());
+    assert!(
+        answer_within(&mut store, &transport, 3, 2).is_none(),
+        "T1 waits for b"
+    );
+    let deadlock = call(
+        &mut store,
+        &transport,
+        4,
+        pessimistic_lock(b"a", 20, 0, false),
+    );
+    let Error::Deadlock { .. } = mvcc_error(&deadlock) else {
+        panic!("T2 closes the cycle: {deadlock:?}");
+    };
+    let proto = mvcc_error(&deadlock)
+        .to_key_error()
+        .deadlock
+        .expect("deadlock");
+    assert_eq!(proto.lock_ts, 10, "T2 waited for T1");
+    let answers = call_all(&mut store, &transport, 5, pessimistic_rollback(b"b", 20));
+    let woken = &answers[&Token(3)];
+    assert!(
+        matches!(mvcc_error(woken), Error::WriteConflict { .. }),
+        "{woken:?}"
+    );
+    store.txn.check_invariants();
+}
+
+/// A lock request sent again (its first answer cut off by the client's attempt timeout)
+/// replaces its earlier self, which is answered at once; when the lock goes, the first
+/// waiter in line is woken with the release and the next one after the wake-up delay.
+#[test]
+fn a_resent_lock_request_replaces_its_earlier_self_and_later_waiters_wake_after_a_delay() {
+    use crate::mvcc::Error;
+    let (_engine, mut store, transport) = leading_store();
+    assert!(locked(&call(
+        &mut store,
+        &transport,
+        1,
+        pessimistic_lock(b"k", 10, 0, true)
+    )));
+    assert!(store
+        .request(Token(2), pessimistic_lock(b"k", 20, 0, false))
+        .is_none());
+    assert!(advance(&mut store, &transport, 1).is_empty(), "T20 waits");
+    assert!(store
+        .request(Token(3), pessimistic_lock(b"k", 30, 0, false))
+        .is_none());
+    assert!(advance(&mut store, &transport, 1).is_empty(), "T30 waits");
+    assert!(store
+        .request(Token(4), pessimistic_lock(b"k", 20, 0, false))
+        .is_none());
+    let replaced = advance(&mut store, &transport, 1);
+    assert_eq!(replaced.len(), 1, "{replaced:?}");
+    assert_eq!(replaced[0].0, Token(2), "T20's earlier request is answered");
+    assert!(matches!(mvcc_error(&replaced[0].1), Error::KeyIsLocked(_)));
+    assert_eq!(store.txn.waiting(), 2);
+    store.txn.check_invariants();
+    let released = call_all(&mut store, &transport, 5, pessimistic_rollback(b"k", 10));
+    let first = &released[&Token(3)];
+    assert!(
+        matches!(mvcc_error(first), Error::WriteConflict { .. }),
+        "{first:?}"
+    );
+    assert!(
+        !released.contains_key(&Token(4)),
+        "the next waits for the delay"
+    );
+    let (later, ticks) = answer_within(&mut store, &transport, 4, 3).expect("after the delay");
+    assert!(
+        matches!(mvcc_error(&later), Error::WriteConflict { .. }),
+        "{later:?}"
+    );
+    assert_eq!(ticks, 1, "the 20 ms delay ends by the next tick");
+    assert_eq!(store.txn.waiting(), 0);
+    store.txn.check_invariants();
+}

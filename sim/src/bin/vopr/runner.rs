@@ -294,8 +294,8 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
     });
     let txns = report.txn_checked.map_or(String::new(), |t| {
         format!(
-            ", {} txns checked ({} bank reads, {} in the list-append graph, {} oracle reads, {} GC safe point advances)",
-            t.txns, t.bank_reads, t.list_txns, t.oracle_reads, t.gc_advances
+            ", {} txns checked ({} bank reads, {} in the list-append graph, {} oracle reads, {} pessimistic commits, {} deadlocks, {} GC safe point advances)",
+            t.txns, t.bank_reads, t.list_txns, t.oracle_reads, t.pessimistic_commits, t.deadlocks, t.gc_advances
         )
     });
     println!(

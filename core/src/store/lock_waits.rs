@@ -1,0 +1,200 @@
+//! The store's pessimistic-lock waiters (TiKV's legacy wake-up mode), around the pure
+//! queues and deadlock detector of `crate::txn`.
+//!
+//! - **Inputs**: a waiter per `PessimisticLock` command that met another transaction's lock
+//!   and may wait (its latches already released), locks released by applied commands, the
+//!   store's monotonic clock, and requests answered by their deadline.
+//! - **Outputs**: one answer per waiter (`take_answers`): `WriteConflict(PessimisticRetry)`
+//!   when the lock it waits for goes (the first waiter at once, the others of the key
+//!   after the wake-up delay), `KeyIsLocked` at its timeout; or at once, instead of
+//!   waiting, `Deadlock` (the wait would close a cycle) or `KeyIsLocked` (queues full).
+//! - **Invariants**: every queued waiter has exactly one request and vice versa; the
+//!   detector holds exactly the edges of queued waiters that are not their transaction's
+//!   first lock; a request sent again (its first answer cut off) replaces its earlier
+//!   self; a request answered by its deadline leaves the queue and the graph.
+//!
+//! The detector sees this store's waits only (TiKV runs one for the cluster): a cycle
+//! across stores is not refused; its waits time out, and the client resolves the locks
+//! once their TTL runs out. A waiter whose region changes leader hears nothing more here
+//! and times out (at most `LOCK_WAIT_TIMEOUT_MS_MAX`).
+
+use std::collections::BTreeMap;
+
+use super::cmd::{Response, Token, TxnFailure};
+use crate::limits;
+use crate::mvcc;
+use crate::txn::{
+    key_hash, CommandId, DeadlockDetector, DetectError, LockWaitQueues, Waiter, WakeReason,
+};
+use crate::types::TimeStamp;
+
+#[derive(Debug)]
+pub(crate) struct LockWaits {
+    queues: LockWaitQueues,
+    detector: DeadlockDetector,
+    /// The request of each queued waiter, and whether the detector holds its edge.
+    waiting: BTreeMap<CommandId, (Token, bool)>,
+    /// The waiter of each queued request.
+    waiter_of: BTreeMap<Token, CommandId>,
+    /// Queued waiters whose edge the detector holds.
+    edges: usize,
+    /// Answers for waiters, until the store takes them.
+    answers: Vec<(Token, Response)>,
+    /// The store's monotonic clock, in ms.
+    now_ms: u64,
+}
+
+impl Default for LockWaits {
+    fn default() -> Self {
+        LockWaits {
+            queues: LockWaitQueues::new(),
+            detector: DeadlockDetector::new(limits::LOCK_WAIT_TIMEOUT_MS_MAX),
+            waiting: BTreeMap::new(),
+            waiter_of: BTreeMap::new(),
+            edges: 0,
+            answers: Vec::new(),
+            now_ms: 0,
+        }
+    }
+}
+
+impl LockWaits {
+    /// The store's clock, in ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// The store's clock moved: new waits are timed from it.
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// Queues `waiter` for `token`'s request once the deadlock detector accepts its edge
+    /// (skipped for a transaction's first lock: nothing can wait for it yet). A cycle is
+    /// refused with `Deadlock`; full queues or graph with `KeyIsLocked`, as if it could not
+    /// wait.
+    pub fn wait(
+        &mut self,
+        token: Token,
+        waiter: Waiter,
+        is_first_lock: bool,
+    ) -> Result<(), mvcc::Error> {
+        assert!(!self.waiter_of.contains_key(&token), "a request waits once");
+        let holder = TimeStamp(waiter.lock_info.lock_version);
+        let hash = key_hash(waiter.key());
+        let locked = || mvcc::Error::KeyIsLocked(Box::new(waiter.lock_info.clone()));
+        if let Some(earlier) = self.queues.remove_duplicate(waiter.key(), waiter.start_ts) {
+            self.answer(earlier, WakeReason::Timeout);
+        }
+        let edge = !is_first_lock;
+        if edge {
+            let now_ms = self.now_ms;
+            match self
+                .detector
+                .detect(waiter.start_ts, holder, hash, waiter.key(), now_ms)
+            {
+                Ok(()) => {}
+                Err(DetectError::Deadlock(found)) => {
+                    return Err(found.into_error(waiter.start_ts, &waiter.lock_info))
+                }
+                Err(DetectError::Full) => return Err(locked()),
+            }
+        }
+        let (command, start_ts) = (waiter.command, waiter.start_ts);
+        if self.queues.push(waiter.clone(), self.now_ms).is_err() {
+            if edge {
+                self.detector.clean_up_wait_for(start_ts, holder, hash);
+            }
+            return Err(locked());
+        }
+        assert!(self.waiting.insert(command, (token, edge)).is_none());
+        self.waiter_of.insert(token, command);
+        self.edges += usize::from(edge);
+        Ok(())
+    }
+
+    /// The lock of `lock_ts` on `key` is gone (its removal applied): wakes its first
+    /// waiter now, the others after the wake-up delay.
+    pub fn on_lock_released(&mut self, key: &[u8], lock_ts: TimeStamp) {
+        if let Some(waiter) = self.queues.on_lock_released(key, lock_ts, self.now_ms) {
+            self.answer(waiter, WakeReason::LockReleased);
+        }
+    }
+
+    /// A tick at `now_ms`: answers the waiters whose time came (timed out, or woken after
+    /// the delay) and expires old edges.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.set_now(now_ms);
+        for (waiter, reason) in self.queues.expire(self.now_ms) {
+            self.answer(waiter, reason);
+        }
+        self.detector.expire(self.now_ms);
+    }
+
+    /// The request of `token` was answered by its deadline: if it waits, it leaves the
+    /// queue (a wake-up must go to a live waiter) and the graph, unanswered.
+    pub fn cancel(&mut self, token: Token) {
+        let Some(command) = self.waiter_of.get(&token).copied() else {
+            return;
+        };
+        let waiter = self
+            .queues
+            .remove(command)
+            .expect("an indexed waiter is queued");
+        self.forget(&waiter);
+    }
+
+    /// Answers for waiters since the last call.
+    pub fn take_answers(&mut self) -> Vec<(Token, Response)> {
+        std::mem::take(&mut self.answers)
+    }
+
+    /// Requests waiting.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// True if `command` is a queued waiter.
+    pub fn has(&self, command: CommandId) -> bool {
+        self.waiting.contains_key(&command)
+    }
+
+    /// Checks the invariants of the module doc.
+    pub fn check_invariants(&self) {
+        assert_eq!(
+            self.waiting.len(),
+            self.queues.len(),
+            "one request per waiter"
+        );
+        assert_eq!(self.waiter_of.len(), self.waiting.len(), "indexes agree");
+        assert_eq!(
+            self.detector.edge_count(),
+            self.edges,
+            "the detector holds exactly the edges of queued waiters"
+        );
+    }
+
+    fn answer(&mut self, waiter: Waiter, reason: WakeReason) {
+        let token = self.forget(&waiter);
+        let error = waiter.wake_error(reason, TimeStamp::ZERO);
+        let response = Response::TxnWrite(Err(TxnFailure::Txn(error.into())));
+        self.answers.push((token, response));
+    }
+
+    /// Takes `waiter` (already out of the queues) off the books: request and edge.
+    fn forget(&mut self, waiter: &Waiter) -> Token {
+        let (token, edge) = self
+            .waiting
+            .remove(&waiter.command)
+            .expect("a queued waiter has a request");
+        assert_eq!(self.waiter_of.remove(&token), Some(waiter.command));
+        if edge {
+            let holder = TimeStamp(waiter.lock_info.lock_version);
+            self.detector
+                .clean_up_wait_for(waiter.start_ts, holder, key_hash(waiter.key()));
+            self.edges -= 1;
+        }
+        token
+    }
+}
