@@ -280,22 +280,7 @@ async fn simulate(config: SeedConfig) -> SeedReport {
         .spawn(async move {
             let (cluster, nemesis, safety, actors) = phase;
             nemesis.run(actors, start + safety, &nemesis_rng).await;
-            ferrokv_server::buggify::set_enabled(false);
-            nemesis.heal().await;
-            let corrupt = nemesis.corrupt();
-            let mut settled = liveness::progress(&cluster, &corrupt, clients, start).await;
-            if settled.is_ok() && cluster.pd.is_some() {
-                settled = pd_mode::await_balance(&cluster, &corrupt).await;
-            }
-            let failure = settled
-                .err()
-                .or_else(|| nemesis.findings().first().cloned().map(Failure::liveness));
-            let dump = match &failure {
-                Some(f) if f.kind == FailureKind::Liveness => {
-                    dump::regions_at_failure(&cluster, &corrupt).await
-                }
-                _ => Vec::new(),
-            };
+            let (failure, dump) = heal_and_settle(&cluster, &nemesis, clients, start).await;
             let pd = match pd_run {
                 Some(run) => Some(run.finish().await),
                 None => None,
@@ -331,6 +316,33 @@ async fn simulate(config: SeedConfig) -> SeedReport {
     }
     planted::set(None);
     report
+}
+
+/// Heals every fault, then requires progress, settled regions and (with PD) balance; the
+/// first failure, and for a liveness failure every store's view of its regions.
+async fn heal_and_settle(
+    cluster: &SimCluster,
+    nemesis: &Nemesis,
+    clients: Clients,
+    start: tokio::time::Instant,
+) -> (Option<Failure>, Vec<String>) {
+    ferrokv_server::buggify::set_enabled(false);
+    nemesis.heal().await;
+    let corrupt = nemesis.corrupt();
+    let mut settled = liveness::progress(cluster, &corrupt, clients, start).await;
+    if settled.is_ok() && cluster.pd.is_some() {
+        settled = pd_mode::await_balance(cluster, &corrupt).await;
+    }
+    let failure = settled
+        .err()
+        .or_else(|| nemesis.findings().first().cloned().map(Failure::liveness));
+    let dump = match &failure {
+        Some(f) if f.kind == FailureKind::Liveness => {
+            dump::regions_at_failure(cluster, &corrupt).await
+        }
+        _ => Vec::new(),
+    };
+    (failure, dump)
 }
 
 /// Splits at the encoded start of the transactional space before any client runs, so
