@@ -68,6 +68,8 @@ pub struct StoreStats {
     pub requests_timed_out: u64,
     /// Election timeouts raft-rs drew that the deterministic override missed (must be 0).
     pub override_misses: u64,
+    /// What pessimistic-lock waiters came to.
+    pub lock_waits: super::lock_waits::LockWaitCounts,
 }
 
 /// Every region replica on one store.
@@ -217,6 +219,7 @@ impl<E: KvEngine> Store<E> {
     pub fn stats(&self) -> StoreStats {
         let mut stats = self.stats;
         stats.override_misses = self.peers.values().map(|p| p.override_misses()).sum();
+        stats.lock_waits = self.txn.lock_wait_counts();
         stats
     }
 

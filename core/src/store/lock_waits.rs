@@ -28,6 +28,21 @@ use crate::txn::{
 };
 use crate::types::TimeStamp;
 
+/// What the waiters came to, since the store started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockWaitCounts {
+    /// Requests queued to wait.
+    pub waited: u64,
+    /// Waiters woken because the lock went (at once, or after the delay).
+    pub woken: u64,
+    /// Waiters answered `KeyIsLocked` at their timeout.
+    pub timed_out: u64,
+    /// Waits refused with `Deadlock`.
+    pub deadlocks: u64,
+    /// Waiters replaced by the same request sent again.
+    pub replaced: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct LockWaits {
     queues: LockWaitQueues,
@@ -42,6 +57,9 @@ pub(crate) struct LockWaits {
     answers: Vec<(Token, Response)>,
     /// The store's monotonic clock, in ms.
     now_ms: u64,
+    counts: LockWaitCounts,
+    /// Waiters whose request was answered by its deadline.
+    cancelled: u64,
 }
 
 impl Default for LockWaits {
@@ -54,6 +72,8 @@ impl Default for LockWaits {
             edges: 0,
             answers: Vec::new(),
             now_ms: 0,
+            counts: LockWaitCounts::default(),
+            cancelled: 0,
         }
     }
 }
@@ -85,6 +105,9 @@ impl LockWaits {
         let locked = || mvcc::Error::KeyIsLocked(Box::new(waiter.lock_info.clone()));
         if let Some(earlier) = self.queues.remove_duplicate(waiter.key(), waiter.start_ts) {
             self.answer(earlier, WakeReason::Timeout);
+            // Answered as a timeout (KeyIsLocked), but counted apart: it did not time out.
+            self.counts.timed_out -= 1;
+            self.counts.replaced += 1;
         }
         let edge = !is_first_lock;
         if edge {
@@ -95,7 +118,8 @@ impl LockWaits {
             {
                 Ok(()) => {}
                 Err(DetectError::Deadlock(found)) => {
-                    return Err(found.into_error(waiter.start_ts, &waiter.lock_info))
+                    self.counts.deadlocks += 1;
+                    return Err(found.into_error(waiter.start_ts, &waiter.lock_info));
                 }
                 Err(DetectError::Full) => return Err(locked()),
             }
@@ -110,6 +134,7 @@ impl LockWaits {
         assert!(self.waiting.insert(command, (token, edge)).is_none());
         self.waiter_of.insert(token, command);
         self.edges += usize::from(edge);
+        self.counts.waited += 1;
         Ok(())
     }
 
@@ -162,6 +187,12 @@ impl LockWaits {
 
     /// Checks the invariants of the module doc.
     pub fn check_invariants(&self) {
+        let c = self.counts;
+        assert_eq!(
+            c.waited,
+            c.woken + c.timed_out + c.replaced + self.waiting.len() as u64 + self.cancelled,
+            "every wait ends once: woken, timed out, replaced, cancelled, or still queued"
+        );
         assert_eq!(
             self.waiting.len(),
             self.queues.len(),
@@ -175,7 +206,16 @@ impl LockWaits {
         );
     }
 
+    /// What the waiters came to so far.
+    pub fn counts(&self) -> LockWaitCounts {
+        self.counts
+    }
+
     fn answer(&mut self, waiter: Waiter, reason: WakeReason) {
+        match reason {
+            WakeReason::LockReleased | WakeReason::DelayedWakeUp => self.counts.woken += 1,
+            WakeReason::Timeout => self.counts.timed_out += 1,
+        }
         let token = self.forget(&waiter);
         let error = waiter.wake_error(reason, TimeStamp::ZERO);
         let response = Response::TxnWrite(Err(TxnFailure::Txn(error.into())));

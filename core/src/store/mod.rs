@@ -11,6 +11,7 @@ mod fsm;
 mod lifecycle;
 mod load;
 mod lock_waits;
+pub use lock_waits::LockWaitCounts;
 mod route;
 #[cfg(test)]
 mod tests;

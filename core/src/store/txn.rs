@@ -332,6 +332,11 @@ impl TxnDriver {
         self.waits.take_answers()
     }
 
+    /// What the lock waiters came to so far.
+    pub fn lock_wait_counts(&self) -> super::lock_waits::LockWaitCounts {
+        self.waits.counts()
+    }
+
     /// Requests waiting for a lock.
     #[cfg(test)]
     pub fn waiting(&self) -> usize {

@@ -103,6 +103,10 @@ impl FerroAdmin for AdminService {
                 override_misses: counters.store.override_misses,
                 ticks: counters.ticks,
                 snapshots_generated: counters.snapshots_generated,
+                lock_waits: counters.store.lock_waits.waited,
+                lock_waits_woken: counters.store.lock_waits.woken,
+                lock_waits_timed_out: counters.store.lock_waits.timed_out,
+                deadlocks: counters.store.lock_waits.deadlocks,
             }),
         }))
     }

@@ -1,6 +1,6 @@
-//! What every store says about its regions, written beside a failed seed's nemesis log: for
-//! a liveness failure the first question is which peers each region has, in which role,
-//! and who (if anyone) leads it.
+//! What every store says about itself: its regions, written beside a failed seed's
+//! nemesis log (for a liveness failure the first question is which peers each region has,
+//! in which role, and who leads it), and its pessimistic-lock waits, summed for the seed.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +9,39 @@ use ferrokv_proto::metapb::{Peer, PeerRole};
 use super::liveness::collect_reports;
 use crate::checker::regions::StoreReports;
 use crate::cluster::SimCluster;
+
+/// Pessimistic-lock waits summed over the stores that answer: queued, woken, timed out,
+/// deadlocks refused. A lower bound: a store's counts restart with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockWaitTotals {
+    pub waited: u64,
+    pub woken: u64,
+    pub timed_out: u64,
+    pub deadlocks: u64,
+}
+
+/// Sums every live store's lock-wait counters (after the run's fingerprint was taken).
+pub(super) async fn lock_wait_totals(
+    cluster: &SimCluster,
+    corrupt: &BTreeSet<u64>,
+) -> LockWaitTotals {
+    let mut totals = LockWaitTotals::default();
+    for store in cluster.stores() {
+        if corrupt.contains(&store.id) {
+            continue;
+        }
+        let counters = ferrokv_client::admin::store_report(&store.addr, false)
+            .await
+            .and_then(|report| report.counters);
+        if let Some(c) = counters {
+            totals.waited += c.lock_waits;
+            totals.woken += c.lock_waits_woken;
+            totals.timed_out += c.lock_waits_timed_out;
+            totals.deadlocks += c.deadlocks;
+        }
+    }
+    totals
+}
 
 /// The lines appended to the nemesis log of a seed that failed on liveness.
 pub(super) async fn regions_at_failure(

@@ -13,6 +13,7 @@
 //! its own (`PD_STREAM`), so a seed without PD draws and does exactly what it always did.
 
 mod dump;
+pub use dump::LockWaitTotals;
 mod failure;
 mod liveness;
 pub mod nemesis;
@@ -125,6 +126,9 @@ pub struct SeedReport {
     pub faults: String,
     /// What PD did, in a seed with PD.
     pub pd: Option<PdStats>,
+    /// Pessimistic-lock waits the stores counted (a lower bound: counts restart with a
+    /// store).
+    pub lock_waits: LockWaitTotals,
 }
 
 struct Shape {
@@ -378,6 +382,7 @@ fn unformed_report(config: &SeedConfig, shape: &Shape, failure: Failure) -> Seed
         nemesis_stats: NemesisStats::default(),
         faults: shape.faults.describe(),
         pd: Some(PdStats::default()),
+        lock_waits: LockWaitTotals::default(),
     }
 }
 
@@ -556,6 +561,11 @@ async fn finish(
     let checks =
         liveness::final_checks(cluster.clone(), corrupt, shape.keys, start, history.clone());
     let (reports, store_traces, check_failure) = control.spawn(checks).await.expect("final checks");
+    let counted = (cluster.clone(), nemesis.corrupt());
+    let lock_waits = control
+        .spawn(async move { dump::lock_wait_totals(&counted.0, &counted.1).await })
+        .await
+        .expect("lock wait counters");
     let history = history.lock().expect("history lock").clone();
     let failure = failure
         .or(check_failure)
@@ -576,6 +586,7 @@ async fn finish(
         nemesis_stats: nemesis.stats(),
         faults: shape.faults.describe(),
         pd: None,
+        lock_waits,
     }
 }
 

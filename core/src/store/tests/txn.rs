@@ -341,6 +341,8 @@ fn a_pessimistic_lock_waits_for_the_lock_and_is_woken_or_times_out() {
     );
     assert_eq!(store.txn.waiting(), 0);
     store.txn.check_invariants();
+    let counts = store.stats().lock_waits;
+    assert_eq!((counts.waited, counts.woken, counts.timed_out), (2, 1, 1));
 }
 
 /// T1 holds a and waits for b; T2 holds b and asks for a: T2 closes a cycle and is refused
@@ -389,6 +391,8 @@ fn a_wait_that_closes_a_cycle_is_refused_with_deadlock() {
         "{woken:?}"
     );
     store.txn.check_invariants();
+    let counts = store.stats().lock_waits;
+    assert_eq!((counts.waited, counts.woken, counts.deadlocks), (1, 1, 1));
 }
 
 /// A lock request sent again (its first answer cut off by the client's attempt timeout)
@@ -439,4 +443,14 @@ fn a_resent_lock_request_replaces_its_earlier_self_and_later_waiters_wake_after_
     assert_eq!(ticks, 1, "the 20 ms delay ends by the next tick");
     assert_eq!(store.txn.waiting(), 0);
     store.txn.check_invariants();
+    let counts = store.stats().lock_waits;
+    assert_eq!(
+        (
+            counts.waited,
+            counts.woken,
+            counts.timed_out,
+            counts.replaced
+        ),
+        (3, 2, 0, 1)
+    );
 }

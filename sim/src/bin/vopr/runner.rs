@@ -187,6 +187,7 @@ fn panic_report(config: &SeedConfig, panic: Box<dyn std::any::Any + Send>) -> Se
         nemesis_stats: Default::default(),
         faults: String::new(),
         pd: None,
+        lock_waits: Default::default(),
     }
 }
 
@@ -294,8 +295,10 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
     });
     let txns = report.txn_checked.map_or(String::new(), |t| {
         format!(
-            ", {} txns checked ({} bank reads, {} in the list-append graph, {} oracle reads, {} pessimistic commits, {} deadlocks, {} GC safe point advances)",
-            t.txns, t.bank_reads, t.list_txns, t.oracle_reads, t.pessimistic_commits, t.deadlocks, t.gc_advances
+            ", {} txns checked ({} bank reads, {} in the list-append graph, {} oracle reads, {} pessimistic commits, lock waits {} (woken {}, timed out {}), deadlocks {}, {} GC safe point advances)",
+            t.txns, t.bank_reads, t.list_txns, t.oracle_reads, t.pessimistic_commits,
+            report.lock_waits.waited, report.lock_waits.woken, report.lock_waits.timed_out,
+            t.deadlocks, t.gc_advances
         )
     });
     println!(
