@@ -156,6 +156,7 @@ impl Effects {
     /// Queues messages to send after the persist batch is durable, and the Ready number to
     /// acknowledge then.
     pub fn after_persist(&mut self, region: RegionId, ready: u64, messages: Vec<OutMessage>) {
+        assert!(ready > 0, "raft-rs numbers Readys from 1");
         self.after_persist.extend(messages);
         self.acks.push((region, ready));
     }
@@ -173,11 +174,7 @@ impl Effects {
 
     /// Takes the persistence step.
     pub fn take_persist(&mut self) -> PendingPersist {
-        PendingPersist {
-            batch: std::mem::take(&mut self.persist),
-            after: std::mem::take(&mut self.after_persist),
-            acks: std::mem::take(&mut self.acks),
-        }
+        self.take_persist_after(WriteBatch::default())
     }
 
     /// True if nothing at all was produced.

@@ -74,6 +74,11 @@ impl<E: KvEngine> Store<E> {
         for region_id in dirty {
             if let Some(peer) = self.peers.get_mut(&region_id) {
                 peer.poll(&mut effects, now)?;
+                assert_eq!(
+                    peer.region_id(),
+                    region_id,
+                    "a poll keeps the peer's region"
+                );
             }
         }
         self.handle_events(&mut effects);

@@ -169,6 +169,12 @@ impl<E: KvEngine> Store<E> {
             &self.config,
             rng,
         )?;
+        assert_eq!(created.region_id(), region_id);
+        assert_eq!(
+            created.peer_id().get(),
+            peer.id,
+            "the peer is the one asked for"
+        );
         let replaced = self.peers.insert(region_id, created);
         assert!(
             replaced.is_none(),
@@ -204,7 +210,16 @@ impl<E: KvEngine> Store<E> {
                 self.store_id
             );
         }
-        for peer in self.peers.values() {
+        for (region_id, peer) in &self.peers {
+            assert_eq!(
+                *region_id,
+                peer.region_id(),
+                "peers are keyed by their region"
+            );
+            assert!(
+                peer.truncated().0 <= peer.commit_index(),
+                "region {region_id}: compacted past the commit index"
+            );
             assert!(
                 peer.applied_index() <= peer.commit_index(),
                 "region {}: applied {} beyond commit {}",

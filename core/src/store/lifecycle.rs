@@ -82,6 +82,10 @@ impl<E: KvEngine> Store<E> {
             tracing::error!(%region_id, %error, "the region from a split cannot start here");
             return;
         }
+        assert!(
+            self.peers[&region_id].is_initialized(),
+            "a split region starts initialized"
+        );
         if parent_leads {
             if let Some(peer) = self.peers.get_mut(&region_id) {
                 peer.campaign();
@@ -101,6 +105,12 @@ impl<E: KvEngine> Store<E> {
         };
         let answers = peer.fail_all_pending();
         let region = peer.region().clone();
+        assert_eq!(region.id, region_id.get(), "a peer's region is its own");
+        assert_eq!(
+            peer.pending(),
+            (0, 0),
+            "a destroyed peer leaves nothing pending"
+        );
         if peer.is_initialized() {
             clear_region_data(&region, batch);
         }
@@ -112,6 +122,7 @@ impl<E: KvEngine> Store<E> {
         tracing::info!(%region_id, peer_id, store_id = %self.store_id, "peer destroyed");
         self.tombstones.insert(region_id, (region, peer_id));
         self.dirty.remove(&region_id);
+        assert!(!self.peers.contains_key(&region_id), "destroyed once");
         answers
     }
 }

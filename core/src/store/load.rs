@@ -159,6 +159,18 @@ fn load_region<E: KvEngine, S: Snapshot>(
             "applied index above the durable commit index",
         ));
     }
+    assert_eq!(
+        region.id,
+        region_id.get(),
+        "a region state names its own region"
+    );
+    assert_eq!(peer.store_id, store_id);
+    assert!(
+        entries
+            .windows(2)
+            .all(|pair| pair[1].index == pair[0].index + 1),
+        "region {region_id}: the loaded log has a gap"
+    );
     let loaded = LoadedState {
         region,
         apply_state,

@@ -21,6 +21,8 @@
 use std::collections::BTreeMap;
 
 use super::cmd::{Response, Token, TxnFailure};
+use ferrokv_proto::kvrpcpb;
+
 use crate::limits;
 use crate::mvcc;
 use crate::txn::{
@@ -79,11 +81,6 @@ impl Default for LockWaits {
 }
 
 impl LockWaits {
-    /// The store's clock, in ms.
-    pub fn now_ms(&self) -> u64 {
-        self.now_ms
-    }
-
     /// The store's clock moved: new waits are timed from it.
     pub fn set_now(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
@@ -93,13 +90,24 @@ impl LockWaits {
     /// (skipped for a transaction's first lock: nothing can wait for it yet). A cycle is
     /// refused with `Deadlock`; full queues or graph with `KeyIsLocked`, as if it could not
     /// wait.
+    /// `lock` is the waiting transaction's start_ts and whether this is its first lock;
+    /// the wait ends at the latest `wait_timeout_ms` from now.
     pub fn wait(
         &mut self,
         token: Token,
-        waiter: Waiter,
-        is_first_lock: bool,
+        command: CommandId,
+        (start_ts, is_first_lock): (TimeStamp, bool),
+        lock_info: kvrpcpb::LockInfo,
+        wait_timeout_ms: u64,
     ) -> Result<(), mvcc::Error> {
         assert!(!self.waiter_of.contains_key(&token), "a request waits once");
+        let waiter = Waiter {
+            command,
+            start_ts,
+            lock_info,
+            deadline_ms: self.now_ms + wait_timeout_ms,
+            woken_early: false,
+        };
         let holder = TimeStamp(waiter.lock_info.lock_version);
         let hash = key_hash(waiter.key());
         let locked = || mvcc::Error::KeyIsLocked(Box::new(waiter.lock_info.clone()));
@@ -124,7 +132,6 @@ impl LockWaits {
                 Err(DetectError::Full) => return Err(locked()),
             }
         }
-        let (command, start_ts) = (waiter.command, waiter.start_ts);
         if self.queues.push(waiter.clone(), self.now_ms).is_err() {
             if edge {
                 self.detector.clean_up_wait_for(start_ts, holder, hash);

@@ -151,11 +151,19 @@ impl<E: KvEngine> Store<E> {
     }
 
     fn destroy_stale_peer(&mut self, region_id: RegionId) {
+        assert!(
+            self.peers.contains_key(&region_id),
+            "only a live peer is destroyed"
+        );
         let mut batch = std::mem::take(&mut self.pending_persist);
         let answers = self.destroy_peer_into(region_id, &mut batch);
         self.pending_persist = batch;
         self.store_answers.extend(answers);
         self.stats.stale_peers_destroyed += 1;
+        assert!(
+            self.tombstones.contains_key(&region_id),
+            "a destroyed peer leaves a tombstone"
+        );
     }
 
     /// A snapshot is installed only if its region is the message's, is not older than the

@@ -30,7 +30,7 @@ use crate::limits;
 use crate::mvcc::{Modify, MvccReader};
 use crate::txn::{
     process_read, process_write, Command, CommandId, CommandResult, ConcurrencyManager, LatchLock,
-    Latches, ReadCommand, Waiter, WriteResult,
+    Latches, ReadCommand, WriteResult,
 };
 use crate::types::TimeStamp;
 
@@ -229,34 +229,28 @@ impl TxnDriver {
             }
             Ok(result) if result.modifies.is_empty() => {
                 self.manager.unlock_keys(&result.memory_locks);
-                let first_lock = match &task.command {
+                let lock = match &task.command {
                     Command::PessimisticLock(lock) => Some((lock.start_ts, lock.is_first_lock)),
                     _ => None,
                 };
                 let woken = self.finish(id);
-                match (result.result, first_lock) {
+                match (result.result, lock) {
                     (
                         CommandResult::WaitForLock {
                             lock_info,
                             wait_timeout_ms,
                         },
-                        Some((start_ts, is_first_lock)),
-                    ) => {
-                        let waiter = Waiter {
-                            command: id,
-                            start_ts,
-                            lock_info: *lock_info,
-                            deadline_ms: self.waits.now_ms() + wait_timeout_ms,
-                            woken_early: false,
-                        };
-                        match self.waits.wait(token, waiter, is_first_lock) {
-                            Ok(()) => Next::Waiting(woken),
-                            Err(error) => Next::Answer(
-                                Response::TxnWrite(Err(TxnFailure::Txn(error.into()))),
-                                woken,
-                            ),
+                        Some(lock),
+                    ) => match self
+                        .waits
+                        .wait(token, id, lock, *lock_info, wait_timeout_ms)
+                    {
+                        Ok(()) => Next::Waiting(woken),
+                        Err(refused) => {
+                            let refused = TxnFailure::Txn(refused.into());
+                            Next::Answer(Response::TxnWrite(Err(refused)), woken)
                         }
-                    }
+                    },
                     (result, _) => Next::Answer(Response::TxnWrite(Ok(result)), woken),
                 }
             }

@@ -14,6 +14,8 @@
 
 use std::collections::BTreeMap;
 
+use ferrokv_proto::metapb;
+
 /// A member silent for this many election timeouts is reported down.
 pub const DOWN_AFTER_ELECTION_TIMEOUTS: u64 = 2;
 
@@ -31,14 +33,19 @@ pub struct Activity {
 impl Activity {
     /// One logical tick passed; `members` are the region's peers now (others are forgotten,
     /// which bounds both maps by the region's size).
-    pub fn tick(&mut self, members: &[u64]) {
+    pub fn tick(&mut self, members: &[metapb::Peer]) {
         self.ticks += 1;
         let now = self.ticks;
+        let is_member = |id: &u64| members.iter().any(|peer| peer.id == *id);
         for member in members {
-            self.joined.entry(*member).or_insert(now);
+            self.joined.entry(member.id).or_insert(now);
         }
-        self.joined.retain(|id, _| members.contains(id));
-        self.answered.retain(|id, _| members.contains(id));
+        self.joined.retain(|id, _| is_member(id));
+        self.answered.retain(|id, _| is_member(id));
+        assert!(
+            self.joined.len() <= members.len(),
+            "only members are tracked"
+        );
     }
 
     /// `peer_id` answered this peer in `term`.
@@ -73,10 +80,19 @@ impl Activity {
 mod tests {
     use super::*;
 
+    fn peers(ids: &[u64]) -> Vec<metapb::Peer> {
+        ids.iter()
+            .map(|id| metapb::Peer {
+                id: *id,
+                ..Default::default()
+            })
+            .collect()
+    }
+
     #[test]
     fn a_member_counts_as_answering_only_in_the_term_and_within_the_window() {
         let mut activity = Activity::default();
-        activity.tick(&[1, 2, 3]);
+        activity.tick(&peers(&[1, 2, 3]));
         activity.answered(2, 5);
         assert!(activity.answered_within(2, 5, 10));
         assert!(
@@ -84,10 +100,10 @@ mod tests {
             "an answer of another term"
         );
         for _ in 0..10 {
-            activity.tick(&[1, 2, 3]);
+            activity.tick(&peers(&[1, 2, 3]));
         }
         assert!(activity.answered_within(2, 5, 10));
-        activity.tick(&[1, 2, 3]);
+        activity.tick(&peers(&[1, 2, 3]));
         assert!(!activity.answered_within(2, 5, 10));
         assert!(!activity.answered_within(3, 5, 10), "never answered");
     }
@@ -96,19 +112,19 @@ mod tests {
     fn silence_counts_from_the_latest_of_answer_election_and_joining() {
         let mut activity = Activity::default();
         for _ in 0..5 {
-            activity.tick(&[1, 2]);
+            activity.tick(&peers(&[1, 2]));
         }
         activity.answered(2, 1);
-        activity.tick(&[1, 2]);
+        activity.tick(&peers(&[1, 2]));
         activity.became_leader();
-        activity.tick(&[1, 2]);
-        activity.tick(&[1, 2]);
+        activity.tick(&peers(&[1, 2]));
+        activity.tick(&peers(&[1, 2]));
         assert_eq!(activity.silent_ticks(2), 2, "from the election");
         activity.answered(2, 2);
-        activity.tick(&[1, 2, 3]);
+        activity.tick(&peers(&[1, 2, 3]));
         assert_eq!(activity.silent_ticks(2), 1, "from the answer");
         assert_eq!(activity.silent_ticks(3), 0, "a member that just joined");
-        activity.tick(&[1, 3]);
+        activity.tick(&peers(&[1, 3]));
         assert_eq!(activity.silent_ticks(3), 1);
         assert_eq!(activity.answered.len(), 0, "peer 2 left: forgotten");
         assert_eq!(activity.joined.len(), 2);

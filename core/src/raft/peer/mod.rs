@@ -511,8 +511,7 @@ impl<E: KvEngine> Peer<E> {
     /// Advances logical time by one tick.
     pub fn tick(&mut self, now: Instant) {
         self.restart_vote_guard = self.restart_vote_guard.saturating_sub(1);
-        let members: Vec<u64> = self.region().peers.iter().map(|p| p.id).collect();
-        self.activity.tick(&members);
+        self.activity.tick(&self.raw.store().region().peers);
         self.raw.tick();
         self.observe();
         self.ticks_since_gc += 1;

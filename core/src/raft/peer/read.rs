@@ -68,10 +68,12 @@ impl ReadQueue {
 
     /// Every read not yet served.
     pub(super) fn drain(&mut self) -> Vec<PendingRead> {
+        let before = self.len();
         let mut all: Vec<PendingRead> = self.unsent.drain(..).collect();
         for batch in self.waiting.drain(..) {
             all.extend(batch.reads);
         }
+        assert_eq!(all.len(), before, "every read is drained once");
         all
     }
 
@@ -83,6 +85,7 @@ impl ReadQueue {
             .drain(..)
             .partition(|batch| batch.index.is_some());
         self.waiting = confirmed;
+        assert!(self.waiting.iter().all(|batch| batch.index.is_some()));
         for batch in unconfirmed {
             all.extend(batch.reads);
         }
@@ -109,6 +112,14 @@ impl ReadQueue {
         term: u64,
         index: Option<u64>,
     ) -> u64 {
+        assert!(
+            !reads.is_empty() || index.is_none(),
+            "only a lease round goes empty"
+        );
+        assert!(
+            self.waiting.back().is_none_or(|last| last.term <= term),
+            "rounds are issued in term order"
+        );
         let id = self.next_id;
         self.next_id += 1;
         self.waiting.push_back(ReadBatch {
@@ -362,6 +373,9 @@ impl<E: KvEngine> Peer<E> {
             .drain(..)
             .partition(|batch| batch.index.is_some_and(|index| index <= applied));
         self.reads.waiting = kept;
+        assert!(ready
+            .iter()
+            .all(|batch| batch.index.is_some_and(|i| i <= applied)));
         let ignore_epoch = planted::active(PlantedBug::ApplyIgnoresEpoch);
         let reads = ready
             .into_iter()

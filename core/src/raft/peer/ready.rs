@@ -46,6 +46,9 @@ impl<E: KvEngine> Peer<E> {
                 "appended terms never decrease"
             );
         }
+        if let (Some(first), Some(index)) = (entries.first(), installed) {
+            assert!(first.index > index, "entries after a snapshot follow it");
+        }
         if !entries.is_empty() {
             self.raw
                 .mut_store()
@@ -61,6 +64,12 @@ impl<E: KvEngine> Peer<E> {
         let committed = ready.take_committed_entries();
         let persisted_messages = self.wrap_messages(ready.take_persisted_messages());
         let number = ready.number();
+        assert!(
+            committed
+                .windows(2)
+                .all(|pair| pair[1].index == pair[0].index + 1),
+            "committed entries are consecutive"
+        );
         self.raw.advance_append_async(ready);
         if let Some(index) = installed {
             self.snapshot_to_apply = Some((number, index));
@@ -87,6 +96,14 @@ impl<E: KvEngine> Peer<E> {
             );
         }
         let meta = snapshot.get_metadata();
+        assert!(
+            meta.index > 0,
+            "a snapshot holds at least the initial entry"
+        );
+        assert!(
+            self.is_initialized(),
+            "an installed snapshot initializes the peer"
+        );
         tracing::info!(region_id = %self.region_id, index = meta.index, "installing snapshot");
         self.lease.clear();
         self.refresh_peer_cache();
@@ -101,6 +118,7 @@ impl<E: KvEngine> Peer<E> {
 
     /// The driver made Ready `number` (and all before it) durable.
     pub fn on_persisted(&mut self, number: u64) {
+        assert!(number > 0, "raft-rs numbers Readys from 1");
         self.raw.on_persist_ready(number);
         if let Some((ready, index)) = self.snapshot_to_apply {
             if number >= ready {

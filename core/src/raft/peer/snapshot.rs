@@ -69,6 +69,11 @@ impl<E: KvEngine> Peer<E> {
         self.snapshots
             .since
             .retain(|id, _| in_snapshot.contains(id));
+        assert!(
+            !in_snapshot.contains(&self.peer_id.get()),
+            "a leader never waits for its own snapshot"
+        );
+        assert!(self.snapshots.since.len() <= in_snapshot.len());
         let timeout = self.config.snapshot_report_timeout;
         for id in in_snapshot {
             let since = *self.snapshots.since.entry(id).or_insert(now);
