@@ -3,7 +3,8 @@
 //! transactional keys (`ferrokv ctl split --txn`), and every read checked against a model.
 //!
 //! Covered: an optimistic transaction over every region, scans across regions, a snapshot
-//! read at an old timestamp, a write conflict (exactly one of two conflicting transactions
+//! read at an old timestamp, async commit across regions and one-phase commit, a write
+//! conflict (exactly one of two conflicting transactions
 //! commits), a pessimistic transaction, lock resolution after a client abandons a
 //! transaction holding a lock, and a store killed and restarted mid-workload.
 
@@ -25,11 +26,14 @@ type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 /// Runs `body` in a fresh optimistic transaction until it commits (a failed attempt wrote
 /// nothing a later read could see: the client rolled it back), at most for a minute.
 macro_rules! commit_retrying {
-    ($client:expr, |$txn:ident| $body:expr) => {{
+    ($client:expr, |$txn:ident| $body:expr) => {
+        commit_retrying!($client, TransactionOptions::new_optimistic(), |$txn| $body)
+    };
+    ($client:expr, $options:expr, |$txn:ident| $body:expr) => {{
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let attempt = async {
-                let mut $txn = $client.begin_optimistic().await?;
+                let mut $txn = $client.begin_with_options($options.clone()).await?;
                 $body;
                 $txn.commit().await
             };
@@ -84,8 +88,13 @@ async fn run(cluster: &mut Cluster) {
         assert!(done, "split at transactional key {at} failed");
     }
     let regions = cluster.wait_for_regions(3, Duration::from_secs(60));
-    assert!(regions >= 3, "three regions for the transactional keys, PD knows {regions}");
-    let client = TransactionClient::new(vec![cluster.pd.clone()]).await.unwrap();
+    assert!(
+        regions >= 3,
+        "three regions for the transactional keys, PD knows {regions}"
+    );
+    let client = TransactionClient::new(vec![cluster.pd.clone()])
+        .await
+        .unwrap();
     let mut model = Model::new();
 
     // An optimistic transaction writing into every region; scans across regions.
@@ -105,26 +114,61 @@ async fn run(cluster: &mut Cluster) {
     assert_eq!(old.get(key(10)).await.unwrap(), Some(b"v1-10".to_vec()));
     assert_eq!(read_all(&client).await, model);
 
+    // Async commit across every region, then one-phase commit within one region: both
+    // commit at a timestamp the stores compute, above every read they served (a new
+    // leader syncs its max_ts with PD first, within a heartbeat poll of its election).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let async_commit = TransactionOptions::new_optimistic().use_async_commit();
+    commit_retrying!(client, async_commit, |txn| for i in [5, 55, 105] {
+        txn.put(key(i), format!("async-{i}").into_bytes()).await?;
+    });
+    for i in [5, 55, 105] {
+        model.insert(key(i), format!("async-{i}").into_bytes());
+    }
+    assert_eq!(
+        read_all(&client).await,
+        model,
+        "async commit across regions"
+    );
+    let one_pc = TransactionOptions::new_optimistic().try_one_pc();
+    commit_retrying!(client, one_pc, |txn| for i in [6, 7] {
+        txn.put(key(i), format!("one-pc-{i}").into_bytes()).await?;
+    });
+    for i in [6, 7] {
+        model.insert(key(i), format!("one-pc-{i}").into_bytes());
+    }
+    assert_eq!(read_all(&client).await, model, "one-phase commit");
+
     // A write conflict: the second to commit fails, the first one's value stays.
     let mut first = client.begin_optimistic().await.unwrap();
     let mut second = client.begin_optimistic().await.unwrap();
     first.put(key(20), b"first".to_vec()).await.unwrap();
     second.put(key(20), b"second".to_vec()).await.unwrap();
     first.commit().await.expect("the first commit wins");
-    let refused = second.commit().await.expect_err("the second commit meets the newer write");
+    let refused = second
+        .commit()
+        .await
+        .expect_err("the second commit meets the newer write");
     let shown = format!("{refused:?}").to_lowercase();
     assert!(
         shown.contains("conflict"),
         "refused as a write conflict, not for another reason: {refused:?}"
     );
     model.insert(key(20), b"first".to_vec());
-    assert_eq!(read_all(&client).await, model, "exactly one of the two committed");
+    assert_eq!(
+        read_all(&client).await,
+        model,
+        "exactly one of the two committed"
+    );
 
     // A pessimistic transaction.
     let mut pessimistic = client.begin_pessimistic().await.unwrap();
     let current = pessimistic.get_for_update(key(30)).await.unwrap();
     assert_eq!(current, Some(b"v1-30".to_vec()));
-    pessimistic.put(key(30), b"pessimistic".to_vec()).await.unwrap();
+    pessimistic
+        .put(key(30), b"pessimistic".to_vec())
+        .await
+        .unwrap();
     pessimistic.commit().await.unwrap();
     model.insert(key(30), b"pessimistic".to_vec());
     assert_eq!(read_all(&client).await, model);
@@ -138,8 +182,13 @@ async fn run(cluster: &mut Cluster) {
     abandoned.lock_keys(vec![key(40)]).await.unwrap();
     drop(abandoned);
     let started = Instant::now();
-    commit_retrying!(client, |txn| txn.put(key(40), b"after-abandon".to_vec()).await?);
-    eprintln!("the abandoned lock was resolved after {:?}", started.elapsed());
+    commit_retrying!(client, |txn| txn
+        .put(key(40), b"after-abandon".to_vec())
+        .await?);
+    eprintln!(
+        "the abandoned lock was resolved after {:?}",
+        started.elapsed()
+    );
     model.insert(key(40), b"after-abandon".to_vec());
     assert_eq!(read_all(&client).await, model);
 
@@ -158,7 +207,11 @@ async fn run(cluster: &mut Cluster) {
         commit_retrying!(client, |txn| txn.put(key(i), value.clone()).await?);
         model.insert(key(i), value);
     }
-    assert_eq!(read_all(&client).await, model, "nothing lost across the kill");
+    assert_eq!(
+        read_all(&client).await,
+        model,
+        "nothing lost across the kill"
+    );
     eprintln!("txn compat: {} keys checked", model.len());
 }
 

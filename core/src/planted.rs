@@ -47,11 +47,18 @@ pub enum PlantedBug {
     /// transaction's lock resolution) writes anyway, without checking what was committed
     /// meanwhile (lost updates).
     PrewriteSkipsPessimisticCheck,
+    /// A new leader hands out async-commit and 1PC commit timestamps from its store's
+    /// max_ts at once, without first raising it to a PD timestamp taken after its election
+    /// (reads the old leader served may be above it).
+    MaxTsNeverSynced,
+    /// An async-commit or 1PC prewrite computes its commit ts from its start_ts only,
+    /// ignoring max_ts (a read that missed its lock may be above its commit ts).
+    AsyncCommitIgnoresMaxTs,
 }
 
 impl PlantedBug {
     /// Every planted bug, in a fixed order.
-    pub const ALL: [PlantedBug; 14] = [
+    pub const ALL: [PlantedBug; 16] = [
         PlantedBug::StaleLocalReads,
         PlantedBug::SkipRaftLogSync,
         PlantedBug::LeaseKeptAfterStepDown,
@@ -66,6 +73,8 @@ impl PlantedBug {
         PlantedBug::CommitSkipsLockCheck,
         PlantedBug::GcDropsNewestVersion,
         PlantedBug::PrewriteSkipsPessimisticCheck,
+        PlantedBug::MaxTsNeverSynced,
+        PlantedBug::AsyncCommitIgnoresMaxTs,
     ];
 
     /// The command-line name (`ci/sim.sh --planted-bug NAME`).
@@ -85,6 +94,8 @@ impl PlantedBug {
             PlantedBug::CommitSkipsLockCheck => "commit-skips-lock-check",
             PlantedBug::GcDropsNewestVersion => "gc-drops-newest-version",
             PlantedBug::PrewriteSkipsPessimisticCheck => "prewrite-skips-pessimistic-check",
+            PlantedBug::MaxTsNeverSynced => "max-ts-never-synced",
+            PlantedBug::AsyncCommitIgnoresMaxTs => "async-commit-ignores-max-ts",
         }
     }
 

@@ -369,8 +369,10 @@ impl RawClient {
     }
 
     fn note_region_error(&self, route: &Route, error: &errorpb::Error) {
-        if error.server_is_busy.is_some() {
-            return; // the route is right; the store is overloaded: back off and retry
+        if error.server_is_busy.is_some() || error.max_timestamp_not_synced.is_some() {
+            // The route is right: the store is overloaded, or its new leader waits for a
+            // PD timestamp. Back off and retry.
+            return;
         }
         let mut cache = self.cache.lock().expect("cache lock");
         if let Some(leader) = error

@@ -1,17 +1,36 @@
-//! Two-phase commit. Prewrite locks every written key (the primary first, alone, so a
+//! Committing: two-phase (the default), async commit, or one-phase.
+//!
+//! **Two-phase.** Prewrite locks every written key (the primary first, alone, so a
 //! secondary's lock never exists without its primary's); a commit_ts is taken; committing
 //! the primary is the commit point; the secondaries are committed after, best effort.
+//! Before the commit point every failure is a definite abort (our locks are rolled back,
+//! best effort; what is left expires and is rolled back by readers). The primary commit
+//! retries with a newer commit_ts when a reader pushed the lock's min_commit_ts; a lock
+//! found missing means someone rolled the transaction back.
+//!
+//! **Async commit** (`CommitMode::Async`): the prewrites carry `use_async_commit` (the
+//! primary's lists every other key) and a min_commit_ts above a timestamp taken just
+//! before them, so the commit lands after everything that finished before it (TiDB's
+//! fix of tikv#8589). Once every prewrite succeeded the transaction is committed, at the
+//! largest min_commit_ts the stores answered; the keys are then committed, best effort.
+//! A prewrite that failed in any way may still have left locks (an earlier attempt can
+//! land late), so the owner never rolls back blindly: it decides the transaction as any
+//! resolver would (`async_commit.rs`), and reports `Undecided` if even that goes
+//! unanswered.
+//!
+//! **One-phase** (`CommitMode::OnePc`): when every key lies in one region, one prewrite
+//! with `try_one_pc` writes the commit records at once; otherwise async commit.
 //!
 //! A prewrite that meets another transaction's lock resolves it and retries; a write
-//! conflict or an existing key aborts. Before the commit point every failure is a definite
-//! abort (our locks are rolled back, best effort; what is left expires and is rolled back
-//! by readers). The primary commit retries with a newer commit_ts when a reader pushed the
-//! lock's min_commit_ts; a lock found missing means someone rolled the transaction back.
+//! conflict or an existing key aborts.
 
 use ferrokv_core::types::TimeStamp;
 use ferrokv_proto::kvrpcpb;
 
-use super::{resolve::Fate, wait_or_give_up, Transaction, TxnError, LOCK_TTL_MS, WAIT_MIN};
+use super::async_commit::Undecided;
+use super::{
+    resolve::Fate, wait_or_give_up, CommitMode, Transaction, TxnError, LOCK_TTL_MS, WAIT_MIN,
+};
 use crate::error::ClientError;
 use crate::raw::CallError;
 
@@ -35,6 +54,41 @@ pub enum CommitStop {
 }
 
 type Mutations = Vec<kvrpcpb::Mutation>;
+
+/// What a prewrite asks the store to do besides locking.
+#[derive(Clone, Copy, Debug)]
+enum Ask<'k> {
+    /// Locks only (two-phase commit).
+    Locks,
+    /// Async-commit locks, committing at least at `floor`; the primary's lists
+    /// `secondaries`.
+    Async {
+        secondaries: &'k [Vec<u8>],
+        floor: TimeStamp,
+    },
+    /// Commit at once, at least at `floor` (every key in the one region called).
+    OnePc { floor: TimeStamp },
+}
+
+/// What the stores computed for the prewrites of one commit.
+#[derive(Clone, Copy, Debug, Default)]
+struct Computed {
+    /// Largest async-commit min_commit_ts answered.
+    min_commit_ts: TimeStamp,
+    /// Whether some prewrite that asked for a computed commit ts got none (the store fell
+    /// back to a two-phase lock).
+    fell_back: bool,
+    /// The 1PC commit ts (zero if not committed that way).
+    one_pc_commit_ts: TimeStamp,
+}
+
+impl Computed {
+    fn fold(&mut self, part: Computed) {
+        self.min_commit_ts = self.min_commit_ts.max(part.min_commit_ts);
+        self.fell_back |= part.fell_back;
+        self.one_pc_commit_ts = self.one_pc_commit_ts.max(part.one_pc_commit_ts);
+    }
+}
 
 /// Commit timestamps one commit tries before giving up (each refused one was pushed below
 /// a reader's start_ts).
@@ -78,10 +132,28 @@ impl Transaction<'_> {
             return Ok(None);
         };
         let keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key.clone()).collect();
-        if let Err(error) = self.prewrite(&primary, &mutations).await {
+        if self.commit_mode != CommitMode::TwoPhase {
+            return self
+                .commit_computed(&primary, &mutations, &keys, stop)
+                .await;
+        }
+        if let Err(error) = self.prewrite(&primary, &mutations, Ask::Locks).await {
             self.rollback_keys(&keys).await;
             return Err(error);
         }
+        self.commit_two_phase(&primary, &mutations, &keys, stop)
+            .await
+    }
+
+    /// Two-phase commit of prewritten locks, stopping at `stop`.
+    async fn commit_two_phase(
+        &self,
+        primary: &[u8],
+        mutations: &Mutations,
+        keys: &[Vec<u8>],
+        stop: CommitStop,
+    ) -> Result<Option<TimeStamp>, TxnError> {
+        let primary = primary.to_vec();
         match stop {
             CommitStop::AfterPrewrite => {
                 return Err(TxnError::Aborted(
@@ -96,8 +168,8 @@ impl Transaction<'_> {
                     .filter(|m| m.key == primary)
                     .cloned()
                     .collect();
-                if let Err(error) = self.prewrite(&primary, &first).await {
-                    self.rollback_keys(&keys).await;
+                if let Err(error) = self.prewrite(&primary, &first, Ask::Locks).await {
+                    self.rollback_keys(keys).await;
                     return Err(error);
                 }
             }
@@ -107,7 +179,7 @@ impl Transaction<'_> {
             Ok(commit_ts) => commit_ts,
             Err(error) => {
                 if error.is_definite_abort() {
-                    self.rollback_keys(&keys).await;
+                    self.rollback_keys(keys).await;
                 }
                 return Err(error);
             }
@@ -133,19 +205,25 @@ impl Transaction<'_> {
         keys.into_iter().collect()
     }
 
-    async fn prewrite(&self, primary: &[u8], mutations: &Mutations) -> Result<(), TxnError> {
+    /// Prewrites the primary, then the rest region by region, as `ask` says.
+    async fn prewrite(
+        &self,
+        primary: &[u8],
+        mutations: &Mutations,
+        ask: Ask<'_>,
+    ) -> Result<Computed, TxnError> {
         let (first, rest): (Mutations, Mutations) =
             mutations.iter().cloned().partition(|m| m.key == primary);
         assert_eq!(first.len(), 1, "the primary is written once");
         let txn_size = mutations.len() as u64;
-        let primary_part = match self.prewrite_region(primary, &first, txn_size).await {
+        let primary_part = match self.prewrite_region(primary, &first, txn_size, ask).await {
             Ok(done) => Ok(done),
             Err(CallError::Client(error)) => Err(error),
             Err(CallError::Reshard) => unreachable!("one key never reshards"),
         };
-        settle_prewrite(primary_part)?;
+        let mut computed = settle_prewrite(primary_part)?;
         if rest.is_empty() {
-            return Ok(());
+            return Ok(computed);
         }
         let keys: Vec<Vec<u8>> = rest.iter().map(|m| m.key.clone()).collect();
         let parts = self
@@ -156,13 +234,139 @@ impl Transaction<'_> {
                     .filter(|m| part.contains(&m.key))
                     .cloned()
                     .collect();
-                async move { self.prewrite_region(primary, &shard, txn_size).await }
+                async move { self.prewrite_region(primary, &shard, txn_size, ask).await }
             })
             .await;
         for part in parts {
-            settle_prewrite(part.result)?;
+            computed.fold(settle_prewrite(part.result)?);
         }
-        Ok(())
+        Ok(computed)
+    }
+
+    /// Async commit or 1PC (see the module doc), stopping at `stop`.
+    async fn commit_computed(
+        &self,
+        primary: &[u8],
+        mutations: &Mutations,
+        keys: &[Vec<u8>],
+        stop: CommitStop,
+    ) -> Result<Option<TimeStamp>, TxnError> {
+        let floor = if self.commit_floor {
+            self.client.timestamp().await?.next()
+        } else {
+            TimeStamp::ZERO
+        };
+        let secondaries: Vec<Vec<u8>> = keys.iter().filter(|k| *k != primary).cloned().collect();
+        let undecided = Undecided {
+            start_ts: self.start_ts,
+            primary: primary.to_vec(),
+            secondaries: secondaries.clone(),
+        };
+        let mut computed = None;
+        if self.commit_mode == CommitMode::OnePc {
+            let txn_size = mutations.len() as u64;
+            let ask = Ask::OnePc { floor };
+            match self
+                .prewrite_region(primary, mutations, txn_size, ask)
+                .await
+            {
+                Err(CallError::Reshard) => {} // not one region: async commit
+                part => computed = Some(settle_prewrite(part.map_err(call_error))),
+            }
+        }
+        let computed = match computed {
+            Some(done) => done,
+            None => {
+                let ask = Ask::Async {
+                    secondaries: &secondaries,
+                    floor,
+                };
+                self.prewrite(primary, mutations, ask).await
+            }
+        };
+        let computed = match computed {
+            Ok(computed) => computed,
+            Err(error) => return self.owner_decides(&undecided, error).await,
+        };
+        if computed.one_pc_commit_ts > TimeStamp::ZERO {
+            return Ok(Some(computed.one_pc_commit_ts));
+        }
+        if computed.fell_back {
+            // The store wrote two-phase locks: commit them that way.
+            return self.commit_two_phase(primary, mutations, keys, stop).await;
+        }
+        let commit_ts = computed.min_commit_ts;
+        assert!(
+            commit_ts > self.start_ts,
+            "an async commit lands above its start"
+        );
+        self.finish_async(&undecided, mutations, commit_ts, stop)
+            .await;
+        Ok(Some(commit_ts))
+    }
+
+    /// The async-commit transaction is committed at `commit_ts`: commit its keys, best
+    /// effort (resolvers commit what is left), or stop as `stop` says.
+    async fn finish_async(
+        &self,
+        txn: &Undecided,
+        mutations: &Mutations,
+        commit_ts: TimeStamp,
+        stop: CommitStop,
+    ) {
+        match stop {
+            CommitStop::AfterPrewrite => return,
+            CommitStop::AfterPrimary => {
+                let _ = self
+                    .commit_keys(std::slice::from_ref(&txn.primary), commit_ts)
+                    .await;
+                return;
+            }
+            CommitStop::StallThenCommit(pause) => tokio::time::sleep(pause).await,
+            CommitStop::StallThenPrewriteAgain(pause) => {
+                tokio::time::sleep(pause).await;
+                let first: Mutations = mutations
+                    .iter()
+                    .filter(|m| m.key == txn.primary)
+                    .cloned()
+                    .collect();
+                // Whatever it answers, the transaction was decided: a resolver may have
+                // committed it meanwhile, and the store must not lock the key again.
+                let ask = Ask::Async {
+                    secondaries: &txn.secondaries,
+                    floor: TimeStamp::ZERO,
+                };
+                let _ = self.prewrite(&txn.primary, &first, ask).await;
+            }
+            CommitStop::Never => {}
+        }
+        let _ = self
+            .commit_keys(std::slice::from_ref(&txn.primary), commit_ts)
+            .await;
+        self.commit_secondaries(&txn.secondaries, commit_ts).await;
+    }
+
+    /// A prewrite of an async or 1PC transaction failed with `error`: some of its locks
+    /// (or its 1PC write) may have landed, so decide it as a resolver would.
+    async fn owner_decides(
+        &self,
+        txn: &Undecided,
+        error: TxnError,
+    ) -> Result<Option<TimeStamp>, TxnError> {
+        match self.client.decide(txn).await {
+            Ok(Some(commit_ts)) => {
+                tracing::debug!(%error, ?commit_ts, "a failed prewrite left every lock: committed");
+                Ok(Some(commit_ts))
+            }
+            Ok(None) => Err(match error {
+                TxnError::Conflict(_) | TxnError::Aborted(_) => error,
+                other => TxnError::Aborted(format!("rolled back after: {other}")),
+            }),
+            Err(undecided) => Err(TxnError::Undecided {
+                txn: Box::new(txn.clone()),
+                why: format!("prewrite: {error}; deciding: {undecided}"),
+            }),
+        }
     }
 
     /// Prewrites `mutations`, all in one region, resolving others' locks until they are
@@ -173,7 +377,8 @@ impl Transaction<'_> {
         primary: &[u8],
         mutations: &Mutations,
         txn_size: u64,
-    ) -> Result<Result<(), TxnError>, CallError> {
+        ask: Ask<'_>,
+    ) -> Result<Result<Computed, TxnError>, CallError> {
         let deadline = self.client.deadline();
         let mut wait = WAIT_MIN;
         let keys: Vec<Vec<u8>> = mutations.iter().map(|m| m.key.clone()).collect();
@@ -182,11 +387,11 @@ impl Transaction<'_> {
                 let why = "prewrite: locks kept coming back until the deadline".to_string();
                 return Ok(Err(TxnError::NotCommitted(why)));
             }
-            let errors = self
-                .prewrite_once(primary, mutations, &keys, txn_size)
+            let (errors, computed) = self
+                .prewrite_once(primary, mutations, &keys, txn_size, ask)
                 .await?;
             if errors.is_empty() {
-                return Ok(Ok(()));
+                return Ok(Ok(computed));
             }
             let mut alive = false;
             for error in errors {
@@ -217,7 +422,8 @@ impl Transaction<'_> {
         mutations: &Mutations,
         keys: &[Vec<u8>],
         txn_size: u64,
-    ) -> Result<Vec<kvrpcpb::KeyError>, CallError> {
+        ask: Ask<'_>,
+    ) -> Result<(Vec<kvrpcpb::KeyError>, Computed), CallError> {
         let start_ts = self.start_ts.get();
         // A pessimistic transaction locked every key it prewrites: the server checks each
         // lock is still there (one rolled back meanwhile aborts the commit).
@@ -227,6 +433,20 @@ impl Transaction<'_> {
         } else {
             (0, Vec::new())
         };
+        let lowest = for_update_ts.max(start_ts) + 1;
+        let (use_async_commit, try_one_pc, secondaries, min_commit_ts) = match ask {
+            Ask::Locks => (false, false, Vec::new(), lowest),
+            Ask::Async { secondaries, floor } => {
+                let listed = if keys.iter().any(|k| k == primary) {
+                    secondaries.to_vec()
+                } else {
+                    Vec::new()
+                };
+                (true, false, listed, lowest.max(floor.get()))
+            }
+            Ask::OnePc { floor } => (false, true, Vec::new(), lowest.max(floor.get())),
+        };
+        let asks_ts = use_async_commit || try_one_pc;
         self.client
             .call_region(keys, |mut rpc, context, _| {
                 let request = kvrpcpb::PrewriteRequest {
@@ -236,14 +456,28 @@ impl Transaction<'_> {
                     start_version: start_ts,
                     lock_ttl: LOCK_TTL_MS,
                     txn_size,
-                    min_commit_ts: for_update_ts.max(start_ts) + 1,
+                    min_commit_ts,
                     for_update_ts,
                     pessimistic_actions: pessimistic_actions.clone(),
+                    use_async_commit,
+                    try_one_pc,
+                    secondaries: secondaries.clone(),
                     ..Default::default()
                 };
                 async move {
                     let response = rpc.kv_prewrite(request).await?.into_inner();
-                    Ok((response.region_error, String::new(), response.errors))
+                    let computed = Computed {
+                        min_commit_ts: TimeStamp(response.min_commit_ts),
+                        fell_back: asks_ts
+                            && response.min_commit_ts == 0
+                            && response.one_pc_commit_ts == 0,
+                        one_pc_commit_ts: TimeStamp(response.one_pc_commit_ts),
+                    };
+                    Ok((
+                        response.region_error,
+                        String::new(),
+                        (response.errors, computed),
+                    ))
                 }
             })
             .await
@@ -372,12 +606,22 @@ fn prewrite_refusal(error: kvrpcpb::KeyError) -> TxnError {
 /// The transaction's view of one prewrite part. Before the commit point a part that
 /// failed (even with an unknown outcome) only left locks: the transaction surely did not
 /// commit.
-fn settle_prewrite(part: Result<Result<(), TxnError>, ClientError>) -> Result<(), TxnError> {
+fn settle_prewrite(
+    part: Result<Result<Computed, TxnError>, ClientError>,
+) -> Result<Computed, TxnError> {
     match part {
         Ok(done) => done,
         Err(ClientError::Unknown) => Err(TxnError::NotCommitted(
             "a prewrite's outcome is unknown".into(),
         )),
         Err(error) => Err(TxnError::NotCommitted(format!("prewrite failed: {error}"))),
+    }
+}
+
+/// A one-region call's error (a 1PC prewrite re-cut by a split is handled by the caller).
+fn call_error(error: CallError) -> ClientError {
+    match error {
+        CallError::Client(error) => error,
+        CallError::Reshard => unreachable!("Reshard is handled before"),
     }
 }

@@ -16,13 +16,17 @@
 //! - **Commit** (`commit.rs`): prewrite the primary first, then the secondaries region by
 //!   region; take a commit_ts; commit the primary (the commit point); then the secondaries,
 //!   best effort (readers resolve what is left).
+//! - **Async commit and 1PC** (`CommitMode`, `commit.rs`, `async_commit.rs`): committed
+//!   once every prewrite succeeded, at a commit_ts the stores compute; locks of such
+//!   transactions are decided by their secondaries.
 //! - **Outcomes**: `Conflict` and `Aborted` are definite (nothing was committed); `Unknown`
 //!   means the primary commit was sent without an answer, so the transaction may have
-//!   committed.
+//!   committed; `Undecided`, that an async or 1PC transaction could not be decided yet.
 //!
 //! All RPCs retry freely (prewrite, commit, rollback and resolve are idempotent in
 //! Percolator); only the primary commit's answer decides the outcome.
 
+mod async_commit;
 mod commit;
 mod gc;
 mod pessimistic;
@@ -39,6 +43,7 @@ use ferrokv_proto::kvrpcpb::{self, Context};
 use ferrokv_proto::tikvpb::tikv_client::TikvClient;
 use tonic::transport::Channel;
 
+pub use async_commit::Undecided;
 pub use commit::CommitStop;
 
 use crate::error::ClientError;
@@ -89,13 +94,32 @@ pub enum TxnError {
     /// No timestamp could be had.
     #[error("timestamp oracle: {0}")]
     Oracle(String),
+    /// An async-commit or 1PC transaction whose prewrites, and the deciding after them,
+    /// went unanswered: it committed if and only if every lock landed. `TxnClient::decide`
+    /// settles it (call it until it answers).
+    #[error("async commit undecided: {why}")]
+    Undecided { txn: Box<Undecided>, why: String },
 }
 
 impl TxnError {
     /// True if the transaction surely did not commit.
     pub fn is_definite_abort(&self) -> bool {
-        !matches!(self, TxnError::Unknown { .. })
+        !matches!(self, TxnError::Unknown { .. } | TxnError::Undecided { .. })
     }
+}
+
+/// How a transaction commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Prewrite every key, then commit the primary at a fresh timestamp (the commit point).
+    #[default]
+    TwoPhase,
+    /// Committed once every prewrite succeeded, at a timestamp the stores compute: one
+    /// round trip less. Needs stores run by PD.
+    Async,
+    /// One prewrite that commits, when every key lies in one region; async commit
+    /// otherwise. Needs stores run by PD.
+    OnePc,
 }
 
 /// A transactional client.
@@ -144,6 +168,8 @@ impl TxnClient {
             start_ts,
             buffer: BTreeMap::new(),
             locks: pessimistic::Locks::default(),
+            commit_mode: CommitMode::TwoPhase,
+            commit_floor: true,
         }
     }
 
@@ -212,12 +238,30 @@ pub struct Transaction<'a> {
     buffer: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Pessimistic locks taken (`get_for_update`); none for an optimistic transaction.
     locks: pessimistic::Locks,
+    /// How `commit` commits.
+    commit_mode: CommitMode,
+    /// Async commit and 1PC: commit above a timestamp taken just before the prewrites.
+    commit_floor: bool,
 }
 
 impl Transaction<'_> {
     /// The timestamp this transaction reads at.
     pub fn start_ts(&self) -> TimeStamp {
         self.start_ts
+    }
+
+    /// Commit with `mode` (two-phase unless set).
+    pub fn set_commit_mode(&mut self, mode: CommitMode) {
+        self.commit_mode = mode;
+    }
+
+    /// Async commit and 1PC only: `false` skips the timestamp taken before the prewrites,
+    /// as tikv-client 0.4 does. The commit still lands above every read the stores served
+    /// on its keys (snapshot isolation holds), but no longer surely after every transaction
+    /// that finished before it began committing (tikv#8589): for tests of the server's
+    /// max_ts rules, which such clients depend on.
+    pub fn set_commit_floor(&mut self, floor: bool) {
+        self.commit_floor = floor;
     }
 
     /// Buffers a write.

@@ -3,6 +3,9 @@
 //! commit_ts), rolled back, or alive; the lock is then committed or rolled back with
 //! `ResolveLock` on its own key, or waited for while its transaction lives.
 //!
+//! An async-commit primary lock is decided by its secondaries once its TTL passed
+//! (`async_commit.rs`), and every key of its transaction is resolved.
+//!
 //! A primary whose lock is missing is rolled back (`rollback_if_not_exist`) only once the
 //! lock's TTL has passed: before that its prewrite may simply not have arrived yet, and a
 //! rollback record would abort a healthy transaction.
@@ -26,6 +29,8 @@ enum Status {
     Committed(TimeStamp),
     RolledBack,
     Alive,
+    /// An async-commit primary lock (its secondaries decide), and whether its TTL passed.
+    AsyncLocked(kvrpcpb::LockInfo, bool),
 }
 
 impl TxnClient {
@@ -51,9 +56,17 @@ impl TxnClient {
             return Err(TxnError::Aborted(format!("malformed lock: {lock:?}")));
         }
         let commit_ts = match self.primary_status(lock, caller_start_ts).await? {
-            Status::Alive => return Ok(Fate::Alive),
+            Status::Alive | Status::AsyncLocked(_, false) => return Ok(Fate::Alive),
             Status::Committed(commit_ts) => commit_ts,
             Status::RolledBack => TimeStamp::ZERO,
+            Status::AsyncLocked(primary, true) => {
+                let decided = self.decide_async_lock(&primary).await?;
+                let commit_ts = decided.unwrap_or(TimeStamp::ZERO);
+                let mut keys = primary.secondaries.clone();
+                keys.push(lock.primary_lock.clone());
+                self.resolve_keys(&keys, lock_ts, commit_ts).await?;
+                commit_ts
+            }
         };
         self.resolve_key(&lock.key, lock_ts, commit_ts).await?;
         Ok(Fate::Resolved)
@@ -86,7 +99,7 @@ impl TxnClient {
                 }
             })
             .await?;
-        status_of(&response, lock_ts)
+        status_of(&response, lock_ts, expired)
     }
 
     /// Commits (`commit_ts` > 0) or rolls back (0) the lock of transaction `lock_ts` on
@@ -125,6 +138,7 @@ impl TxnClient {
 fn status_of(
     response: &kvrpcpb::CheckTxnStatusResponse,
     lock_ts: TimeStamp,
+    expired: bool,
 ) -> Result<Status, TxnError> {
     if let Some(error) = &response.error {
         // The primary's lock is not there yet and its TTL has not passed: its prewrite
@@ -138,7 +152,12 @@ fn status_of(
     }
     match (response.commit_version, response.lock_ttl) {
         (0, 0) => Ok(Status::RolledBack),
-        (0, _) => Ok(Status::Alive),
+        (0, _) => match &response.lock_info {
+            Some(primary) if primary.use_async_commit => {
+                Ok(Status::AsyncLocked(primary.clone(), expired))
+            }
+            _ => Ok(Status::Alive),
+        },
         (commit, 0) if commit > lock_ts.get() => Ok(Status::Committed(TimeStamp(commit))),
         (commit, ttl) => Err(TxnError::Aborted(format!(
             "txn {lock_ts:?}: a status both committed at {commit} and alive for {ttl} ms"
@@ -158,21 +177,52 @@ mod tests {
         }
     }
 
+    fn status_of_now(
+        response: &kvrpcpb::CheckTxnStatusResponse,
+        lock_ts: TimeStamp,
+    ) -> Result<Status, TxnError> {
+        status_of(response, lock_ts, false)
+    }
+
+    #[test]
+    fn an_async_primary_lock_is_decided_by_its_secondaries_once_expired() {
+        let response = kvrpcpb::CheckTxnStatusResponse {
+            lock_ttl: 3000,
+            lock_info: Some(kvrpcpb::LockInfo {
+                use_async_commit: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let ts = TimeStamp(10);
+        assert!(matches!(
+            status_of(&response, ts, false),
+            Ok(Status::AsyncLocked(_, false))
+        ));
+        assert!(matches!(
+            status_of(&response, ts, true),
+            Ok(Status::AsyncLocked(_, true))
+        ));
+    }
+
     #[test]
     fn the_primary_status_decides_the_fate() {
         let ts = TimeStamp(10);
         assert!(matches!(
-            status_of(&answer(0, 0), ts),
+            status_of_now(&answer(0, 0), ts),
             Ok(Status::RolledBack)
         ));
-        assert!(matches!(status_of(&answer(0, 3000), ts), Ok(Status::Alive)));
         assert!(matches!(
-            status_of(&answer(12, 0), ts),
+            status_of_now(&answer(0, 3000), ts),
+            Ok(Status::Alive)
+        ));
+        assert!(matches!(
+            status_of_now(&answer(12, 0), ts),
             Ok(Status::Committed(TimeStamp(12)))
         ));
         // A commit at or below the start, or committed and alive at once: refused.
-        assert!(status_of(&answer(10, 0), ts).is_err());
-        assert!(status_of(&answer(12, 5), ts).is_err());
+        assert!(status_of_now(&answer(10, 0), ts).is_err());
+        assert!(status_of_now(&answer(12, 5), ts).is_err());
         let missing = kvrpcpb::CheckTxnStatusResponse {
             error: Some(kvrpcpb::KeyError {
                 txn_not_found: Some(kvrpcpb::TxnNotFound::default()),
@@ -180,6 +230,6 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(matches!(status_of(&missing, ts), Ok(Status::Alive)));
+        assert!(matches!(status_of_now(&missing, ts), Ok(Status::Alive)));
     }
 }

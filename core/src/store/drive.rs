@@ -195,7 +195,7 @@ impl<E: KvEngine> Store<E> {
             None => Err(RegionError::RegionNotFound(header.region_id)),
         };
         let waiting = self.deadlines.is_waiting(token);
-        match self.txn.on_snapshot(token, view, waiting, keys_ok) {
+        match self.txn.on_snapshot(token, term, view, waiting, keys_ok) {
             Next::Answer(response, woken) => {
                 self.deliver_answers(vec![(token, response)], output);
                 woken

@@ -305,6 +305,29 @@ impl<E: KvEngine> Store<E> {
             .collect()
     }
 
+    /// The regions this store leads, with their terms.
+    fn leaders(&self) -> std::collections::BTreeMap<RegionId, u64> {
+        self.peers
+            .iter()
+            .filter(|(_, peer)| peer.is_leader())
+            .map(|(region, peer)| (*region, peer.term()))
+            .collect()
+    }
+
+    /// The leaders here (region, term) that may not yet use max_ts for async commit and
+    /// 1PC: the caller takes a PD timestamp after this call and hands both to
+    /// `max_ts_synced`.
+    pub fn max_ts_unsynced(&self) -> Vec<(RegionId, u64)> {
+        self.txn.max_ts_unsynced(self.leaders().into_iter())
+    }
+
+    /// `pd_ts`, a PD timestamp requested after `listed` came from `max_ts_unsynced`:
+    /// raises max_ts to it and lets the listed leaders still leading in their term use it.
+    pub fn max_ts_synced(&mut self, listed: &[(RegionId, u64)], pd_ts: crate::types::TimeStamp) {
+        let current = self.leaders();
+        self.txn.max_ts_synced(listed, pd_ts, &current);
+    }
+
     /// The term of `index` in the log of this store's peer of `region`, if it holds it.
     pub fn log_term(&self, region: RegionId, index: u64) -> Option<u64> {
         self.peers.get(&region)?.log_term(index)

@@ -12,6 +12,7 @@ mod lifecycle;
 mod load;
 mod lock_waits;
 pub use lock_waits::LockWaitCounts;
+mod max_ts_sync;
 mod route;
 #[cfg(test)]
 mod tests;

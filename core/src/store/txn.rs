@@ -25,13 +25,16 @@ use std::collections::BTreeMap;
 use super::cmd::{RequestHeader, Response, Token, TxnFailure};
 use super::error::RegionError;
 use super::lock_waits::LockWaits;
+use super::max_ts_sync::MaxTsSync;
 use crate::env::Snapshot;
 use crate::limits;
 use crate::mvcc::{Modify, MvccReader};
+use crate::planted::{self, PlantedBug};
 use crate::txn::{
     process_read, process_write, Command, CommandId, CommandResult, ConcurrencyManager, LatchLock,
     Latches, ReadCommand, WriteResult,
 };
+use crate::types::RegionId;
 use crate::types::TimeStamp;
 
 /// Where a write command stands.
@@ -79,6 +82,7 @@ pub(crate) enum Next {
 pub(crate) struct TxnDriver {
     latches: Latches,
     manager: ConcurrencyManager,
+    max_ts_sync: MaxTsSync,
     next_id: u64,
     tasks: BTreeMap<CommandId, Task>,
     by_token: BTreeMap<Token, CommandId>,
@@ -87,14 +91,12 @@ pub(crate) struct TxnDriver {
 
 impl Default for TxnDriver {
     fn default() -> Self {
-        // Unsynced: async commit and 1PC need max_ts synced from PD's TSO after every
-        // leader change, which is not done yet, so the core refuses them for any caller
-        // (plain two-phase commit does not depend on max_ts).
-        let mut manager = ConcurrencyManager::new(TimeStamp::ZERO);
-        manager.mark_unsynced();
+        // max_ts starts at zero and no region is synced: async commit and 1PC wait for a
+        // PD timestamp (`max_ts_synced`); plain two-phase commit does not use max_ts.
         TxnDriver {
             latches: Latches::new(limits::LATCH_SLOTS_DEFAULT),
-            manager,
+            manager: ConcurrencyManager::new(TimeStamp::ZERO),
+            max_ts_sync: MaxTsSync::default(),
             next_id: 1,
             tasks: BTreeMap::new(),
             by_token: BTreeMap::new(),
@@ -193,12 +195,42 @@ impl TxnDriver {
         Response::TxnRead(result.map_err(TxnFailure::Txn))
     }
 
-    /// The command of `token` got its snapshot: compute it. `still_waiting` is false if the
-    /// request was already answered by its deadline; `keys_ok` is the region check of the
-    /// command's keys at snapshot time.
+    /// The leaders of `leaders` (region, term) whose max_ts is not synced for that term.
+    pub fn max_ts_unsynced(
+        &self,
+        leaders: impl Iterator<Item = (RegionId, u64)>,
+    ) -> Vec<(RegionId, u64)> {
+        if planted::active(PlantedBug::MaxTsNeverSynced) {
+            return Vec::new();
+        }
+        self.max_ts_sync.unsynced(leaders)
+    }
+
+    /// `pd_ts`, requested after `listed` was taken, raised max_ts: the listed leaders still
+    /// leading in their term (`current`) may use it.
+    pub fn max_ts_synced(
+        &mut self,
+        listed: &[(RegionId, u64)],
+        pd_ts: TimeStamp,
+        current: &BTreeMap<RegionId, u64>,
+    ) {
+        self.manager.sync(pd_ts);
+        self.max_ts_sync.synced(listed, current);
+    }
+
+    /// True if a command computing its commit ts from max_ts may run in `region` led in
+    /// `term`.
+    fn max_ts_usable(&self, region: RegionId, term: u64) -> bool {
+        self.max_ts_sync.is_synced(region, term) || planted::active(PlantedBug::MaxTsNeverSynced)
+    }
+
+    /// The command of `token` got its snapshot, confirmed by its region's leader in `term`:
+    /// compute it. `still_waiting` is false if the request was already answered by its
+    /// deadline; `keys_ok` is the region check of the command's keys at snapshot time.
     pub fn on_snapshot<S: Snapshot>(
         &mut self,
         token: Token,
+        term: u64,
         view: &S,
         still_waiting: bool,
         keys_ok: Result<(), RegionError>,
@@ -218,6 +250,12 @@ impl TxnDriver {
         if let Err(error) = keys_ok {
             let woken = self.finish(id);
             return Next::Answer(Response::TxnWrite(Err(TxnFailure::Region(error))), woken);
+        }
+        let task = &self.tasks[&id];
+        if task.command.computes_commit_ts() && !self.max_ts_usable(task.header.region_id, term) {
+            let woken = self.finish(id);
+            let refused = TxnFailure::Txn(crate::txn::Error::MaxTimestampNotSynced);
+            return Next::Answer(Response::TxnWrite(Err(refused)), woken);
         }
         let task = self.tasks.get_mut(&id).expect("indexed");
         let reader = MvccReader::new(view);

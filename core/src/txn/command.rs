@@ -254,6 +254,12 @@ fn point_ranges(keys: Vec<Vec<u8>>) -> Vec<KeyRange> {
 }
 
 impl Command {
+    /// True for an async-commit or 1PC prewrite: its commit ts comes from max_ts, so its
+    /// region must have max_ts synced with PD since its leader was elected.
+    pub fn computes_commit_ts(&self) -> bool {
+        matches!(self, Command::Prewrite(p) if p.try_one_pc || p.async_commit_secondaries.is_some())
+    }
+
     /// The user keys and ranges the command touches.
     pub fn user_ranges(&self) -> Vec<KeyRange> {
         match self {

@@ -4,9 +4,10 @@
 //!
 //! - **Inputs**: read timestamps (every Get/BatchGet/Scan/ScanLock, CheckTxnStatus, Cleanup,
 //!   CheckSecondaryLocks raises max_ts first); async/1PC prewrites publishing their locks;
-//!   applied writes releasing them; PD's timestamp after a leader change (re-sync).
+//!   applied writes releasing them; PD's timestamps taken after leader changes (`sync`).
 //! - **Outputs**: `max_ts` for async-commit min_commit_ts; `KeyIsLocked` for reads that meet
-//!   a published memory lock; `MaxTimestampNotSynced` while unsynced.
+//!   a published memory lock. Which regions may use max_ts (synced since their leader's
+//!   election) is `MaxTsSync`'s business (`max_ts_sync.rs`).
 //! - **Invariants**: `max_ts` never decreases, ignores `TimeStamp::MAX` (a "latest" read) and
 //!   refuses timestamps above the configured limit (a bogus client ts must not push every
 //!   later commit into the future, tikv#17917). The ordering contract with readers: a
@@ -29,10 +30,6 @@ use crate::types::{KeyRange, TimeStamp};
 /// Why max_ts could not be used or raised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MaxTsError {
-    /// The leader changed and max_ts was not yet re-synced from PD (region error
-    /// `MaxTimestampNotSynced`): async commit and 1PC must wait.
-    #[error("max_ts not synced since the leader changed")]
-    NotSynced,
     /// A timestamp above the allowed limit: refused rather than trusted.
     #[error("timestamp {ts:?} above the max_ts limit {limit:?}")]
     AboveLimit { ts: TimeStamp, limit: TimeStamp },
@@ -46,17 +43,15 @@ pub enum MaxTsError {
 pub struct ConcurrencyManager {
     max_ts: TimeStamp,
     max_ts_limit: Option<TimeStamp>,
-    synced: bool,
     memory_locks: BTreeMap<Vec<u8>, Lock>,
 }
 
 impl ConcurrencyManager {
-    /// A manager whose max_ts starts at `initial` (a fresh PD timestamp), synced.
+    /// A manager whose max_ts starts at `initial`.
     pub fn new(initial: TimeStamp) -> ConcurrencyManager {
         ConcurrencyManager {
             max_ts: initial,
             max_ts_limit: None,
-            synced: true,
             memory_locks: BTreeMap::new(),
         }
     }
@@ -86,25 +81,13 @@ impl ConcurrencyManager {
         Ok(())
     }
 
-    /// Leadership moved here: max_ts may be behind reads served by the old leader.
-    pub fn mark_unsynced(&mut self) {
-        self.synced = false;
-    }
-
-    /// Re-synced with a PD timestamp newer than every read the old leader served.
+    /// Raises max_ts to a PD timestamp taken after a leader change: newer than every read
+    /// the old leader served.
     pub fn sync(&mut self, pd_ts: TimeStamp) {
-        assert!(pd_ts < TimeStamp::MAX);
+        assert!(pd_ts < TimeStamp::MAX, "MAX is no PD timestamp");
+        let before = self.max_ts;
         self.max_ts = self.max_ts.max(pd_ts);
-        self.synced = true;
-    }
-
-    /// `Err(NotSynced)` while async commit and 1PC must be refused.
-    pub fn check_synced(&self) -> Result<(), MaxTsError> {
-        if self.synced {
-            Ok(())
-        } else {
-            Err(MaxTsError::NotSynced)
-        }
+        assert!(self.max_ts >= before, "max_ts never decreases");
     }
 
     /// Publishes the lock of an async/1PC prewrite on `key` until its write is applied.
@@ -114,7 +97,8 @@ impl ConcurrencyManager {
             "an async lock commits above its start_ts"
         );
         assert!(
-            lock.min_commit_ts > self.max_ts,
+            lock.min_commit_ts > self.max_ts
+                || crate::planted::active(crate::planted::PlantedBug::AsyncCommitIgnoresMaxTs),
             "published after a read it must exceed"
         );
         if let Some(existing) = self.memory_locks.get(key) {
@@ -224,12 +208,11 @@ mod tests {
     }
 
     #[test]
-    fn unsynced_until_pd_ts() {
+    fn a_sync_only_raises_max_ts() {
         let mut manager = ConcurrencyManager::new(TimeStamp(10));
-        manager.mark_unsynced();
-        assert_eq!(manager.check_synced(), Err(MaxTsError::NotSynced));
         manager.sync(TimeStamp(50));
-        assert_eq!(manager.check_synced(), Ok(()));
+        assert_eq!(manager.max_ts(), TimeStamp(50));
+        manager.sync(TimeStamp(40));
         assert_eq!(manager.max_ts(), TimeStamp(50));
     }
 

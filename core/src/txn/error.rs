@@ -45,7 +45,6 @@ impl From<LatchBusy> for Error {
 impl From<MaxTsError> for Error {
     fn from(error: MaxTsError) -> Self {
         match error {
-            MaxTsError::NotSynced => Error::MaxTimestampNotSynced,
             MaxTsError::TableFull => Error::ServerIsBusy(error.to_string()),
             MaxTsError::AboveLimit { .. } => Error::InvalidRequest(error.to_string()),
         }

@@ -181,6 +181,10 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
                 }
             }
             RequestInput::Report(with_hash, reply) => self.report(with_hash, reply),
+            RequestInput::MaxTsUnsynced(reply) => {
+                let _ = reply.send(self.store.max_ts_unsynced());
+            }
+            RequestInput::MaxTsSynced(listed, pd_ts) => self.store.max_ts_synced(&listed, pd_ts),
         }
     }
 

@@ -13,7 +13,7 @@ pub mod mailbox;
 use ferrokv_core::env::EngineError;
 use ferrokv_core::raft::region_data_hash;
 use ferrokv_core::store::{RegionError, RegionStatus, Request, Response};
-use ferrokv_core::types::RegionId;
+use ferrokv_core::types::{RegionId, TimeStamp};
 use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use prost::Message as _;
 use tokio::sync::oneshot;
@@ -67,6 +67,10 @@ pub(crate) enum RaftInput {
 pub(crate) enum RequestInput {
     Request(Request, oneshot::Sender<Response>),
     Report(bool, oneshot::Sender<NodeReport>),
+    /// `Store::max_ts_unsynced`.
+    MaxTsUnsynced(oneshot::Sender<Vec<(RegionId, u64)>>),
+    /// `Store::max_ts_synced` with a PD timestamp taken after the listing.
+    MaxTsSynced(Vec<(RegionId, u64)>, TimeStamp),
 }
 
 /// A cheap handle for sending inputs to the node.
@@ -147,6 +151,29 @@ impl NodeHandle {
             return Ok(Response::error_for(&request, busy));
         }
         answer.await.map_err(|_| NodeError::Lost)
+    }
+
+    /// The leaders here (region, term) whose max_ts is not synced for async commit and
+    /// 1PC: take a PD timestamp after this answer and hand it to `max_ts_synced`.
+    pub async fn max_ts_unsynced(&self) -> Result<Vec<(RegionId, u64)>, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(RequestInput::MaxTsUnsynced(reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// `pd_ts` was requested from PD after `listed` came from `max_ts_unsynced`.
+    pub async fn max_ts_synced(
+        &self,
+        listed: Vec<(RegionId, u64)>,
+        pd_ts: TimeStamp,
+    ) -> Result<(), NodeError> {
+        self.requests
+            .send(RequestInput::MaxTsSynced(listed, pd_ts))
+            .await
+            .map_err(|_| NodeError::Stopped)
     }
 
     /// Every region's status, the store's trace hash and counters; with `with_data_hash`,

@@ -177,8 +177,7 @@ pub async fn run_with_pd<E: KvEngine>(
     transport.attach(&handle);
     let node_task = tokio::spawn(node.run());
     let gc_safe_point = Arc::new(AtomicU64::new(0));
-    let kv_service =
-        KvService::new(handle.clone(), clock).with_gc_safe_point(gc_safe_point.clone());
+    let kv_service = KvService::new(handle.clone(), clock).with_pd(gc_safe_point.clone());
     PdWorker {
         pd,
         node: handle.clone(),

@@ -12,6 +12,8 @@
 //!   leads (`size.rs`, off the node loop) and splits those that reached the split size or key
 //!   count (up to `SPLITS_PER_ROUND_MAX` a round), at a key near its middle (`AskBatchSplit`,
 //!   admin split, `ReportBatchSplit`);
+//! - `sync_max_ts`: folds a PD timestamp into max_ts for every region this store came to
+//!   lead (async commit and 1PC wait for it; see `ferrokv_core::store` `max_ts_sync`);
 //! - `gc` (`gc.rs`): follows PD's GC safe point and collects old versions in the regions
 //!   this store leads.
 
@@ -100,6 +102,7 @@ impl<E: KvEngine> PdWorker<E> {
         until_stopped(Box::pin(worker.clone().store_heartbeats()));
         until_stopped(Box::pin(worker.clone().region_heartbeats()));
         until_stopped(Box::pin(worker.clone().measure_and_split()));
+        until_stopped(Box::pin(worker.clone().sync_max_ts()));
         until_stopped(Box::pin(worker.gc()));
     }
 
@@ -107,6 +110,31 @@ impl<E: KvEngine> PdWorker<E> {
     pub(super) async fn regions(&self) -> Option<Vec<RegionStatus>> {
         let report = self.node.report(false).await.ok()?;
         Some(report.regions.into_iter().map(|r| r.status).collect())
+    }
+
+    /// Every `CHANGE_POLL`, lists the leaders here whose max_ts is not synced since their
+    /// election, takes a PD timestamp after the listing and hands it back: async commit and
+    /// 1PC in those regions then compute commit timestamps above every read their previous
+    /// leader served.
+    async fn sync_max_ts(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(CHANGE_POLL).await;
+            let Ok(listed) = self.node.max_ts_unsynced().await else {
+                return;
+            };
+            if listed.is_empty() {
+                continue;
+            }
+            match self.pd.tso(1).await {
+                Ok(pd_ts) => {
+                    tracing::debug!(regions = listed.len(), ?pd_ts, "max_ts synced with PD");
+                    if self.node.max_ts_synced(listed, pd_ts).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "no PD timestamp to sync max_ts"),
+            }
+        }
     }
 
     async fn store_heartbeats(self: Arc<Self>) {

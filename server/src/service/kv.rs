@@ -109,6 +109,8 @@ pub struct KvService {
     /// The GC safe point this store last heard of from PD (0: none); data reads below it
     /// are refused.
     gc_safe_point: Arc<AtomicU64>,
+    /// True when a PD syncs max_ts (async commit and 1PC are served only then).
+    with_pd: bool,
 }
 
 impl KvService {
@@ -118,13 +120,17 @@ impl KvService {
             node,
             clock,
             gc_safe_point: Arc::default(),
+            with_pd: false,
         }
     }
 
-    /// The same service, refusing data reads below the safe point `gc_safe_point` holds.
-    pub fn with_gc_safe_point(self, gc_safe_point: Arc<AtomicU64>) -> KvService {
+    /// The same service on a store run by PD: data reads below the safe point
+    /// `gc_safe_point` holds are refused, and async commit and 1PC are served (PD syncs
+    /// max_ts).
+    pub fn with_pd(self, gc_safe_point: Arc<AtomicU64>) -> KvService {
         KvService {
             gc_safe_point,
+            with_pd: true,
             ..self
         }
     }
@@ -472,7 +478,7 @@ impl Tikv for KvService {
         request: Request<kvrpcpb::PrewriteRequest>,
     ) -> Result<Response<kvrpcpb::PrewriteResponse>, Status> {
         let wire = request.into_inner();
-        refuse_unsupported_prewrite(&wire)?;
+        refuse_unsupported_prewrite(&wire, self.with_pd)?;
         let command = txn_request::prewrite(&wire);
         let served = self.txn_write(wire.context.as_ref(), command).await?;
         respond(served, txn_response::prewrite, region_error_setter!())

@@ -14,8 +14,8 @@
 //! `WriteConflict` if the lock went meanwhile; `Deadlock` if the wait closes a cycle on
 //! this store (`ferrokv_core::store::txn`).
 //!
-//! Not served yet, with a clear status: async commit and one-phase commit (a new leader
-//! would need its max_ts synced from PD first).
+//! Async commit and one-phase commit are served on stores run by PD only (a new leader's
+//! max_ts is synced from PD's timestamps first); without PD they get a clear status.
 
 use ferrokv_core::store::{Request as StoreRequest, Response as StoreResponse, TxnFailure};
 use ferrokv_core::txn::{self, request, response, Command, CommandResult, ReadCommand, ReadResult};
@@ -239,11 +239,17 @@ pub(super) fn respond<T, R: Default>(
     shape(served, respond, set_region_error).map(tonic::Response::new)
 }
 
-/// Async commit and 1PC are refused until max_ts is synced with PD on leadership changes.
-pub(super) fn refuse_unsupported_prewrite(wire: &kvrpcpb::PrewriteRequest) -> Result<(), Status> {
-    if wire.use_async_commit || wire.try_one_pc {
-        return Err(Status::unimplemented(
-            "async commit and one-phase commit are not served yet: use two-phase commit",
+/// Async commit and 1PC need max_ts synced from PD after every leader change: a store run
+/// without PD refuses them (and writes nothing).
+pub(super) fn refuse_unsupported_prewrite(
+    wire: &kvrpcpb::PrewriteRequest,
+    with_pd: bool,
+) -> Result<(), Status> {
+    if (wire.use_async_commit || wire.try_one_pc) && !with_pd {
+        return Err(Status::failed_precondition(
+            "async commit and one-phase commit need a PD (their commit timestamps must stay \
+             above every read after a leader change) and this store runs without one: use \
+             two-phase commit",
         ));
     }
     Ok(())

@@ -505,6 +505,7 @@ fn spawn_txn_clients(
             history: history.clone(),
             bank_ready: bank_ready.clone(),
             active: active.clone(),
+            computed_commits: cluster.pd.is_some(),
             _alive: txn_workload::Running::start(&clients.txn_running),
         };
         let client =

@@ -11,6 +11,10 @@
 //! stop early on purpose, after the prewrites or after the primary, as a client that dies
 //! mid-commit would: other clients must resolve what it left.
 //!
+//! With PD, a quarter of the writing transactions commit asynchronously and a quarter
+//! try one-phase commit (async commit when their keys span regions); one whose prewrites
+//! went unanswered is decided by its client, which asks again until it answers.
+//!
 //! Each transaction is recorded three ways: for the bank checker, for the list-append
 //! checker, and with its timestamps for the exact oracle (`checker::txn::oracle`).
 
@@ -19,7 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrokv_client::txn::{CommitStop, Oracle, Transaction, TxnClient, TxnError, LOCK_TTL_MS};
+use ferrokv_client::txn::{
+    CommitMode, CommitStop, Oracle, Transaction, TxnClient, TxnError, LOCK_TTL_MS,
+};
 use ferrokv_core::env::{Rng, SeededRng};
 use ferrokv_core::types::TimeStamp;
 
@@ -56,6 +62,11 @@ pub struct TxnHistory {
     pub pessimistic_commits: u64,
     /// Pessimistic locks refused with Deadlock.
     pub deadlocks: u64,
+    /// Transactions committed asynchronously or in one phase.
+    pub computed_commits: u64,
+    /// Async or 1PC transactions whose client had to decide them after unanswered
+    /// prewrites (`TxnClient::decide`).
+    pub decided_after_unknown: u64,
     /// Accounts a setup snapshot found, when it found some but not all.
     pub setup_partial: Option<u64>,
 }
@@ -186,6 +197,8 @@ pub struct TxnTask {
     pub bank_ready: Arc<AtomicBool>,
     /// The transactions running now, for the GC driver.
     pub active: ActiveTxns,
+    /// Stores run by PD: some commits are async or 1PC.
+    pub computed_commits: bool,
     /// Counts this client as running until it stops.
     pub _alive: Running,
 }
@@ -211,6 +224,12 @@ impl Drop for Running {
 /// Per client process: `None` while it takes a start_ts, then its running transaction's
 /// start_ts; absent between transactions.
 pub type ActiveTxns = Arc<Mutex<BTreeMap<u64, Option<u64>>>>;
+
+/// The stream of the commit-mode draws, forked from each client's own.
+const COMMIT_MODE_STREAM: u64 = 7;
+/// How often an undecided transaction is asked about, and how many times at most.
+const DECIDE_EVERY: Duration = Duration::from_millis(500);
+const DECIDE_TRIES: u32 = 400;
 
 /// How often the GC driver advances PD's safe point.
 const GC_EVERY: Duration = Duration::from_secs(7);
@@ -261,6 +280,8 @@ impl TxnTask {
         let mut counter = 0u64;
         let refresh_every = Duration::from_millis(rng.range(200, 2000));
         let mut last_refresh = tokio::time::Instant::now();
+        // A stream of its own, so that seeds keep every other draw they had.
+        let mut modes = rng.fork(COMMIT_MODE_STREAM);
         while !self.stop.load(Ordering::Relaxed) {
             if last_refresh.elapsed() >= refresh_every {
                 client.raw().refresh().await;
@@ -270,13 +291,14 @@ impl TxnTask {
             let id = self.process * 1_000_000 + counter;
             let invoked_ns = elapsed_ns(self.start);
             let bank_ready = self.bank_ready.load(Ordering::Relaxed);
+            let mode = self.commit_mode(&mut modes);
             // Half list appends, a third transfers, a sixth full bank reads: every client
             // runs both workloads, so each key sees every client.
             let ended = match rng.below(6) {
                 _ if self.setup && !bank_ready => self.setup(&client).await,
-                0..=2 => self.lists(&client, id, &mut rng).await,
+                0..=2 => self.lists(&client, id, mode, &mut rng).await,
                 3 if bank_ready => self.bank_read(&client, id).await,
-                4 | 5 if bank_ready => self.transfer(&client, id, &mut rng).await,
+                4 | 5 if bank_ready => self.transfer(&client, id, mode, &mut rng).await,
                 _ => None,
             };
             self.active
@@ -288,6 +310,67 @@ impl TxnTask {
             }
             tokio::time::sleep(Duration::from_millis(rng.range(2, 30))).await;
         }
+    }
+
+    /// How the next writing transaction commits: with PD, async a quarter of the time and
+    /// one-phase a quarter; half of those without the timestamp taken before the
+    /// prewrites, as tikv-client 0.4 commits (then only the stores' max_ts keeps each
+    /// commit above the reads that missed it).
+    fn commit_mode(&self, modes: &mut SeededRng) -> (CommitMode, bool) {
+        if !self.computed_commits {
+            return (CommitMode::TwoPhase, true);
+        }
+        let mode = match modes.below(4) {
+            0 => CommitMode::Async,
+            1 => CommitMode::OnePc,
+            _ => CommitMode::TwoPhase,
+        };
+        (mode, modes.ratio(1, 2))
+    }
+
+    /// Commits `txn` as `mode` says, stopping at `stop`. An async or 1PC transaction left
+    /// undecided is decided here, asked again every `DECIDE_EVERY` until it answers (the
+    /// cluster heals within the run) or `DECIDE_TRIES` ran out (then it stays unknown);
+    /// meanwhile it stays registered as active, so GC keeps its versions.
+    async fn commit(
+        &self,
+        client: &TxnClient,
+        mut txn: Transaction<'_>,
+        (mode, floor): (CommitMode, bool),
+        stop: CommitStop,
+    ) -> Result<Option<TimeStamp>, TxnError> {
+        txn.set_commit_mode(mode);
+        txn.set_commit_floor(floor);
+        let result = txn.commit_stopping(stop).await;
+        let Err(TxnError::Undecided {
+            txn: undecided,
+            why,
+        }) = result
+        else {
+            if mode != CommitMode::TwoPhase && matches!(result, Ok(Some(_))) {
+                self.history
+                    .lock()
+                    .expect("txn history lock")
+                    .computed_commits += 1;
+            }
+            return result;
+        };
+        self.history
+            .lock()
+            .expect("txn history lock")
+            .decided_after_unknown += 1;
+        for _ in 0..DECIDE_TRIES {
+            match client.decide(&undecided).await {
+                Ok(Some(commit_ts)) => return Ok(Some(commit_ts)),
+                Ok(None) => return Err(TxnError::Aborted(format!("decided rolled back: {why}"))),
+                Err(error) => tracing::debug!(%error, "deciding an undecided transaction"),
+            }
+            tokio::time::sleep(DECIDE_EVERY).await;
+        }
+        Err(TxnError::Undecided {
+            txn: undecided,
+            why,
+        })
     }
 
     /// Starts a transaction, registered as active (first as starting, then with its
@@ -466,7 +549,13 @@ impl TxnTask {
         Ok(((read[&from].0, read[&to].0), [read[&from].1, read[&to].1]))
     }
 
-    async fn transfer(&self, client: &TxnClient, id: u64, rng: &mut SeededRng) -> Option<Ended> {
+    async fn transfer(
+        &self,
+        client: &TxnClient,
+        id: u64,
+        mode: (CommitMode, bool),
+        rng: &mut SeededRng,
+    ) -> Option<Ended> {
         let from = rng.below(ACCOUNTS);
         let to = (from + rng.range(1, ACCOUNTS)) % ACCOUNTS;
         let amount = i64::try_from(rng.range(1, 6)).expect("small");
@@ -511,7 +600,8 @@ impl TxnTask {
         txn.put(account_key(self.keys, from), write(read.0, -amount));
         txn.put(account_key(self.keys, to), write(read.1, amount));
         let start_ts = txn.start_ts().get();
-        let result = txn.commit_stopping(self.commit_stop(rng)).await;
+        let stop = self.commit_stop(rng);
+        let result = self.commit(client, txn, mode, stop).await;
         let (outcome, commit_ts) = outcome_of(&result);
         let mut history = self.history.lock().expect("txn history lock");
         if pessimistic && outcome == Outcome::Committed {
@@ -539,7 +629,13 @@ impl TxnTask {
         Some(Ended::of(&result))
     }
 
-    async fn lists(&self, client: &TxnClient, id: u64, rng: &mut SeededRng) -> Option<Ended> {
+    async fn lists(
+        &self,
+        client: &TxnClient,
+        id: u64,
+        mode: (CommitMode, bool),
+        rng: &mut SeededRng,
+    ) -> Option<Ended> {
         let invoke_ns = elapsed_ns(self.start);
         let mut txn = match self.begin(client).await {
             Ok(txn) => txn,
@@ -578,7 +674,8 @@ impl TxnTask {
             // A read failed: the transaction ends without a commit (nothing was written).
             Some(ended) => (Err(TxnError::Aborted("a read failed".into())), ended),
             None => {
-                let result = txn.commit_stopping(self.commit_stop(rng)).await;
+                let stop = self.commit_stop(rng);
+                let result = self.commit(client, txn, mode, stop).await;
                 let ended = Ended::of(&result);
                 (result, ended)
             }
@@ -647,6 +744,10 @@ pub struct TxnChecked {
     pub pessimistic_commits: u64,
     /// Pessimistic locks refused with Deadlock.
     pub deadlocks: u64,
+    /// Transactions committed asynchronously or in one phase.
+    pub computed_commits: u64,
+    /// Of those with unanswered prewrites, decided by their client afterwards.
+    pub decided_after_unknown: u64,
 }
 
 /// Runs the bank checker, the list-append checker (snapshot isolation) and the exact
@@ -681,6 +782,8 @@ pub fn judge(history: &TxnHistory) -> Result<TxnChecked, Failure> {
         gc_advances: history.gc_advances,
         pessimistic_commits: history.pessimistic_commits,
         deadlocks: history.deadlocks,
+        computed_commits: history.computed_commits,
+        decided_after_unknown: history.decided_after_unknown,
     })
 }
 

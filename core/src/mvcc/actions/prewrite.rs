@@ -310,7 +310,12 @@ impl<'p, 'a> Prewrite<'p, 'a> {
 
     /// `max(max_ts, start_ts, for_update_ts) + 1`, at least the lock's min_commit_ts.
     fn async_commit_ts(&self, lock: &Lock, max_ts: TimeStamp) -> Result<TimeStamp> {
-        let floor = max_ts.max(self.props.start_ts).max(self.for_update_ts);
+        let seen = if planted::active(PlantedBug::AsyncCommitIgnoresMaxTs) {
+            TimeStamp::ZERO
+        } else {
+            max_ts
+        };
+        let floor = seen.max(self.props.start_ts).max(self.for_update_ts);
         let min_commit_ts = floor.next().max(lock.min_commit_ts);
         let max_commit_ts = match self.props.commit_kind {
             CommitKind::Async { max_commit_ts } | CommitKind::OnePc { max_commit_ts } => {
@@ -327,7 +332,7 @@ impl<'p, 'a> Prewrite<'p, 'a> {
         }
         assert!(min_commit_ts > self.props.start_ts);
         assert!(
-            min_commit_ts > max_ts,
+            min_commit_ts > seen,
             "async commit ts must exceed every read ts seen"
         );
         Ok(min_commit_ts)

@@ -454,3 +454,88 @@ fn a_resent_lock_request_replaces_its_earlier_self_and_later_waiters_wake_after_
         (3, 2, 0, 1)
     );
 }
+
+fn async_prewrite(keys: &[&[u8]], start_ts: u64, one_pc: bool) -> Request {
+    let Request::TxnWrite { header, .. } = prewrite(keys, start_ts) else {
+        unreachable!()
+    };
+    let wire = kvrpcpb::PrewriteRequest {
+        mutations: keys
+            .iter()
+            .map(|key| kvrpcpb::Mutation {
+                op: kvrpcpb::Op::Put as i32,
+                key: key.to_vec(),
+                value: b"async".to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        primary_lock: keys[0].to_vec(),
+        start_version: start_ts,
+        lock_ttl: 3000,
+        use_async_commit: !one_pc,
+        try_one_pc: one_pc,
+        secondaries: keys[1..].iter().map(|k| k.to_vec()).collect(),
+        ..Default::default()
+    };
+    Request::TxnWrite {
+        header,
+        command: request::prewrite(&wire).unwrap(),
+    }
+}
+
+/// A new leader computes no commit ts from max_ts before a PD timestamp taken after its
+/// election raised it (reads its predecessor served may be above max_ts); then its async
+/// and 1PC commits land above that timestamp. A new term needs a new timestamp.
+#[test]
+fn async_commit_and_one_pc_wait_for_max_ts_synced_after_the_election() {
+    let (_engine, mut store, transport) = leading_store();
+    let unsynced = store.max_ts_unsynced();
+    assert_eq!(unsynced.len(), 1, "the new leader is listed");
+    for (token, one_pc) in [(1, false), (2, true)] {
+        let refused = call(
+            &mut store,
+            &transport,
+            token,
+            async_prewrite(&[b"a", b"b"], 10, one_pc),
+        );
+        assert_eq!(
+            refused,
+            Response::TxnWrite(Err(TxnFailure::Txn(
+                crate::txn::Error::MaxTimestampNotSynced
+            ))),
+            "one_pc {one_pc}"
+        );
+    }
+    // Two-phase commit does not wait.
+    let plain = call(&mut store, &transport, 3, prewrite(&[b"c"], 10));
+    assert!(matches!(plain, Response::TxnWrite(Ok(_))), "{plain:?}");
+    store.max_ts_synced(&unsynced, crate::types::TimeStamp(500));
+    assert!(store.max_ts_unsynced().is_empty());
+    let answer = call(
+        &mut store,
+        &transport,
+        4,
+        async_prewrite(&[b"a", b"b"], 20, false),
+    );
+    let Response::TxnWrite(Ok(CommandResult::Prewrite { min_commit_ts, .. })) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(min_commit_ts, crate::types::TimeStamp(501));
+    let answer = call(
+        &mut store,
+        &transport,
+        5,
+        async_prewrite(&[b"x", b"y"], 30, true),
+    );
+    let Response::TxnWrite(Ok(CommandResult::Prewrite {
+        one_pc_commit_ts, ..
+    })) = answer
+    else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(one_pc_commit_ts, crate::types::TimeStamp(501));
+    assert_eq!(
+        value(call(&mut store, &transport, 6, get(b"x", 501))),
+        Some(b"async".to_vec())
+    );
+}

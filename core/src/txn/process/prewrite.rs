@@ -4,8 +4,9 @@
 //! - **Inputs**: a validated [`Prewrite`], a reader, the concurrency manager.
 //! - **Outputs**: locks (or 1PC commit records) to write; per-key `KeyIsLocked` errors (then
 //!   nothing is written); the async-commit min_commit_ts or the 1PC commit ts.
-//! - **Invariants**: async commit and 1PC are refused while max_ts is unsynced; their
-//!   commit ts exceeds every max_ts a read published before this call; before reporting a
+//! - **Invariants**: the caller refuses async commit and 1PC in a region whose max_ts is
+//!   not synced (`store::max_ts_sync`); their commit ts exceeds every max_ts a read
+//!   published before this call; before reporting a
 //!   conflict the transaction's own commit record is looked up, so a prewrite retried after
 //!   its commit succeeds (and writes nothing); `CommitTsTooLarge` fails the request instead
 //!   of falling back to 2PC with min_commit_ts 0, which tikv-client 0.4 cannot handle.
@@ -62,9 +63,6 @@ pub(super) fn process_prewrite<S: Snapshot>(
 ) -> Result<WriteResult, Error> {
     assert_eq!(command.mutations.len(), command.pessimistic_actions.len());
     let kind = commit_kind(command);
-    if kind != CommitKind::TwoPc {
-        manager.check_synced()?;
-    }
     let props = TxnProps {
         start_ts: command.start_ts,
         kind: command.kind,

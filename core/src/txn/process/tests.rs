@@ -173,11 +173,6 @@ fn async_commit_lands_above_every_read_and_blocks_reads_until_applied() {
         .unwrap()
         .unwrap();
     assert_eq!(lock.secondaries, vec![b"b".to_vec()]);
-    store.manager.mark_unsynced();
-    let mut again = prewrite(&[b"c"], 300);
-    again.async_commit_secondaries = Some(Vec::new());
-    let refused = store.write(&Command::Prewrite(again));
-    assert_eq!(refused, Err(Error::MaxTimestampNotSynced));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! The exact timestamp oracle: under Percolator every read at `start_ts` returns exactly
-//! the versions committed below `start_ts`. Knowing each transaction's timestamps, the
+//! the versions committed at or below `start_ts` (TiKV's rule: a version is visible at its
+//! commit_ts; two-phase commit never lands on a taken timestamp, but async commit and 1PC
+//! compute theirs, which may equal a later transaction's start_ts). Knowing each transaction's timestamps, the
 //! checker computes what each read had to return and compares.
 //!
 //! - **Versions**: every write of a counted transaction at its commit_ts. Counted are the
@@ -59,7 +61,7 @@ pub struct OracleSummary {
     pub versions: usize,
 }
 
-/// Checks that every read returned exactly the versions committed below its start_ts.
+/// Checks that every read returned exactly the versions committed at or below its start_ts.
 pub fn check(history: &[TimedTxn]) -> Result<OracleSummary, String> {
     let observed = observed_writers(history);
     let versions = versions(history, &observed)?;
@@ -68,7 +70,7 @@ pub fn check(history: &[TimedTxn]) -> Result<OracleSummary, String> {
         for (key, read) in &txn.reads {
             let visible: Vec<TxnId> = versions
                 .get(key)
-                .map(|by_ts| by_ts.range(..txn.start_ts).map(|(_, w)| *w).collect())
+                .map(|by_ts| by_ts.range(..=txn.start_ts).map(|(_, w)| *w).collect())
                 .unwrap_or_default();
             let expected = match read {
                 Observed::Last(_) => Observed::Last(visible.last().copied()),
@@ -76,7 +78,7 @@ pub fn check(history: &[TimedTxn]) -> Result<OracleSummary, String> {
             };
             if *read != expected {
                 return Err(format!(
-                    "txn {} read key {key} at start_ts {}: got {read:?}, but the versions committed below it are {expected:?}; the writers that differ: {}",
+                    "txn {} read key {key} at start_ts {}: got {read:?}, but the versions committed at or below it are {expected:?}; the writers that differ: {}",
                     txn.id,
                     txn.start_ts,
                     describe_difference(history, read, &expected)
@@ -211,6 +213,21 @@ mod tests {
         let summary = check(&history).expect("a correct history");
         assert_eq!(summary.reads_checked, 4);
         assert_eq!(summary.versions, 2);
+    }
+
+    #[test]
+    fn a_version_is_visible_at_its_own_commit_ts() {
+        // Async commit computes commit timestamps: one may equal a reader's start_ts.
+        let sees = vec![
+            writer(1, 10, 20, Outcome::Committed),
+            reader(2, 20, Observed::Last(Some(1))),
+        ];
+        assert!(check(&sees).is_ok());
+        let misses = vec![
+            writer(1, 10, 20, Outcome::Committed),
+            reader(2, 20, Observed::Last(None)),
+        ];
+        assert!(check(&misses).is_err());
     }
 
     #[test]
