@@ -125,6 +125,8 @@ pub const WAIT_FOR_EDGES_MAX: usize = 100_000;
 pub const LOCK_WAITERS_MAX: usize = 100_000;
 /// Longest and default wait for a lock (TiKV `wait-for-lock-timeout`), in ms.
 pub const LOCK_WAIT_TIMEOUT_MS_MAX: u64 = 1000;
+/// Calls for the cluster's deadlock detector a store queues before dropping new ones.
+pub const DETECTOR_CALLS_QUEUED_MAX: usize = 16_384;
 /// After a lock is released, the later waiters of its key are woken after this delay, in ms
 /// (TiKV `wake-up-delay-duration`).
 pub const LOCK_WAKE_UP_DELAY_MS: u64 = 20;

@@ -21,6 +21,7 @@
 pub mod buggify;
 pub mod clock;
 pub mod config;
+pub mod detector;
 pub mod io;
 pub mod logging;
 pub mod node;

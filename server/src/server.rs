@@ -16,9 +16,10 @@ use ferrokv_proto::tikvpb::tikv_server::TikvServer;
 
 use crate::clock::RuntimeClock;
 use crate::config::{ConfigError, ServerConfig};
+use crate::detector::DetectorClient;
 use crate::node::Node;
 use crate::service::{AdminService, KvService, RaftService};
-use crate::transport::{GrpcTransport, StaticResolver};
+use crate::transport::{GrpcTransport, StaticResolver, StoreResolver};
 
 /// Why a server stopped or could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +75,13 @@ pub async fn run_with_clock<E: KvEngine>(
     }
     let store_id = StoreId(config.store_id);
     let store = Store::load(engine, store_id, raft.clone(), SeededRng::new(seed))?;
-    let transport = GrpcTransport::new(Arc::new(StaticResolver(config.stores.clone())));
-    let (node, handle) = Node::new(store, transport.clone(), clock.clone());
+    let resolver: Arc<dyn StoreResolver> = Arc::new(StaticResolver(config.stores.clone()));
+    let transport = GrpcTransport::new(resolver.clone());
+    let (mut node, handle) = Node::new(store, transport.clone(), clock.clone());
     transport.set_reporter(handle.raft_lane());
+    let configured = config.stores.keys().map(|id| StoreId(*id)).collect();
+    let detector = DetectorClient::new(handle.clone(), store_id, resolver, None, configured);
+    tokio::spawn(detector.run(node.detector_calls()));
     let node_task = tokio::spawn(node.run());
     let kv = TikvServer::new(KvService::new(handle.clone(), clock))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)

@@ -196,6 +196,11 @@ struct Link {
     unreachable_logged: bool,
 }
 
+/// A `FerroRaft` client for the store at `address` (also used by `crate::detector`).
+pub(crate) async fn connect_store(address: &str) -> Result<FerroRaftClient<Channel>, String> {
+    Link::connect(address).await
+}
+
 impl Link {
     async fn connect(address: &str) -> Result<FerroRaftClient<Channel>, String> {
         let endpoint = Endpoint::new(format!("http://{address}"))

@@ -516,7 +516,14 @@ impl RawClient {
     ) -> Attempt<T> {
         match answer {
             Err(_) => Attempt::Ambiguous("attempt timed out".into()),
-            Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+            // Refused as malformed, or as not servable by this store (async commit on a
+            // store without PD): definite, nothing was done.
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+                ) =>
+            {
                 Attempt::Invalid(status.message().to_string())
             }
             Ok(Err(status)) => {

@@ -55,8 +55,8 @@ pub(super) enum Primary {
 
 impl TxnClient {
     /// Settles `txn` for its owner: `Ok(Some(commit_ts))` if it committed, `Ok(None)` if it
-    /// is rolled back; every key is resolved either way. `Err` if a step went unanswered
-    /// (call again).
+    /// is rolled back; then every key is resolved, best effort (what is left, readers
+    /// resolve the same way). `Err` if the deciding went unanswered (call again).
     pub async fn decide(&self, txn: &Undecided) -> Result<Option<TimeStamp>, TxnError> {
         let decided = match self.primary_of(txn).await? {
             Primary::Committed(commit_ts) => Some(commit_ts),
@@ -65,8 +65,12 @@ impl TxnClient {
             Primary::Locked(lock) if !lock.use_async_commit => None,
             Primary::Locked(lock) => self.decide_async_lock(&lock).await?,
         };
-        self.resolve_all(txn, decided.unwrap_or(TimeStamp::ZERO))
-            .await?;
+        if let Err(error) = self
+            .resolve_all(txn, decided.unwrap_or(TimeStamp::ZERO))
+            .await
+        {
+            tracing::debug!(%error, ?decided, "decided; its locks are left to readers");
+        }
         Ok(decided)
     }
 

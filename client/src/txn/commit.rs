@@ -40,12 +40,14 @@ use crate::raw::CallError;
 pub enum CommitStop {
     /// Run the whole commit.
     Never,
-    /// Stop after every prewrite succeeded (the transaction will be rolled back by others).
+    /// Stop after every prewrite succeeded. Two-phase: the transaction will be rolled back
+    /// by others. Async or 1PC: it is committed (readers commit its locks).
     AfterPrewrite,
     /// Stop after the primary committed (the secondaries are committed by readers).
     AfterPrimary,
     /// Stall this long after the prewrites (a client paused past its lock TTL), then
-    /// commit: readers may have rolled the transaction back meanwhile.
+    /// commit. Two-phase: readers may have rolled the transaction back meanwhile. Async:
+    /// it was committed already, readers may have committed its locks.
     StallThenCommit(std::time::Duration),
     /// Stall, then send the primary's prewrite again (a retry delayed past the pause) and
     /// commit: a transaction rolled back meanwhile must not come back through its primary

@@ -99,7 +99,7 @@ impl TxnClient {
                 }
             })
             .await?;
-        status_of(&response, lock_ts, expired)
+        status_of(&response, lock_ts, current_ts)
     }
 
     /// Commits (`commit_ts` > 0) or rolls back (0) the lock of transaction `lock_ts` on
@@ -135,10 +135,12 @@ impl TxnClient {
 }
 
 /// The verdict of a `CheckTxnStatus` answer on the primary of transaction `lock_ts`.
+/// An async-commit primary counts as expired by its own TTL as the store reports it (its
+/// owner's heartbeats extend it), not by the TTL of the lock met.
 fn status_of(
     response: &kvrpcpb::CheckTxnStatusResponse,
     lock_ts: TimeStamp,
-    expired: bool,
+    current_ts: TimeStamp,
 ) -> Result<Status, TxnError> {
     if let Some(error) = &response.error {
         // The primary's lock is not there yet and its TTL has not passed: its prewrite
@@ -154,6 +156,8 @@ fn status_of(
         (0, 0) => Ok(Status::RolledBack),
         (0, _) => match &response.lock_info {
             Some(primary) if primary.use_async_commit => {
+                let ttl_end = lock_ts.physical_ms().saturating_add(response.lock_ttl);
+                let expired = current_ts.physical_ms() >= ttl_end;
                 Ok(Status::AsyncLocked(primary.clone(), expired))
             }
             _ => Ok(Status::Alive),
@@ -181,26 +185,28 @@ mod tests {
         response: &kvrpcpb::CheckTxnStatusResponse,
         lock_ts: TimeStamp,
     ) -> Result<Status, TxnError> {
-        status_of(response, lock_ts, false)
+        status_of(response, lock_ts, lock_ts)
     }
 
     #[test]
-    fn an_async_primary_lock_is_decided_by_its_secondaries_once_expired() {
+    fn an_async_primary_lock_expires_by_the_ttl_the_store_reports() {
+        // The primary's TTL, 5 s (heartbeats extended it), not the 3 s of a lock met.
         let response = kvrpcpb::CheckTxnStatusResponse {
-            lock_ttl: 3000,
+            lock_ttl: 5000,
             lock_info: Some(kvrpcpb::LockInfo {
                 use_async_commit: true,
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let ts = TimeStamp(10);
+        let started = TimeStamp::compose(1_000, 0);
+        let at = |ms: u64| TimeStamp::compose(1_000 + ms, 0);
         assert!(matches!(
-            status_of(&response, ts, false),
+            status_of(&response, started, at(3_500)),
             Ok(Status::AsyncLocked(_, false))
         ));
         assert!(matches!(
-            status_of(&response, ts, true),
+            status_of(&response, started, at(5_000)),
             Ok(Status::AsyncLocked(_, true))
         ));
     }

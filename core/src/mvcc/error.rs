@@ -49,6 +49,29 @@ pub struct WaitForEdge {
     pub key: Vec<u8>,
 }
 
+impl WaitForEdge {
+    /// The wire form (`deadlock.WaitForEntry`).
+    pub fn to_entry(&self) -> deadlock::WaitForEntry {
+        deadlock::WaitForEntry {
+            txn: self.txn.get(),
+            wait_for_txn: self.wait_for_txn.get(),
+            key_hash: self.key_hash,
+            key: self.key.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// From the wire form.
+    pub fn from_entry(entry: &deadlock::WaitForEntry) -> WaitForEdge {
+        WaitForEdge {
+            txn: TimeStamp(entry.txn),
+            wait_for_txn: TimeStamp(entry.wait_for_txn),
+            key_hash: entry.key_hash,
+            key: entry.key.clone(),
+        }
+    }
+}
+
 /// Every expected failure of an MVCC action or read.
 #[derive(Clone, PartialEq, Debug, thiserror::Error)]
 pub enum Error {
@@ -254,16 +277,7 @@ impl Error {
         else {
             return None;
         };
-        let wait_chain = wait_chain
-            .iter()
-            .map(|edge| deadlock::WaitForEntry {
-                txn: edge.txn.get(),
-                wait_for_txn: edge.wait_for_txn.get(),
-                key_hash: edge.key_hash,
-                key: edge.key.clone(),
-                ..Default::default()
-            })
-            .collect();
+        let wait_chain = wait_chain.iter().map(WaitForEdge::to_entry).collect();
         Some(kvrpcpb::Deadlock {
             lock_ts: lock_ts.get(),
             lock_key: lock_key.clone(),

@@ -87,6 +87,8 @@ pub struct Store<E: KvEngine> {
     pub(super) deadlines: Deadlines,
     /// Transactional write commands in flight, and their latches.
     pub(super) txn: super::txn::TxnDriver,
+    /// The cluster's deadlock detector, while this store leads the first region.
+    cluster_detector: super::detector::ClusterDetector,
     /// Store-level records (peer creation) written with the next Raft log sync.
     pub(super) pending_persist: WriteBatch,
     /// Store-level messages (tombstones for stale peers) sent by the next drive.
@@ -121,6 +123,7 @@ impl<E: KvEngine> Store<E> {
             stats: StoreStats::default(),
             deadlines: Deadlines::default(),
             txn: super::txn::TxnDriver::default(),
+            cluster_detector: Default::default(),
             pending_persist: WriteBatch::new(),
             outgoing: Vec::new(),
             store_answers: Vec::new(),
@@ -326,6 +329,40 @@ impl<E: KvEngine> Store<E> {
     pub fn max_ts_synced(&mut self, listed: &[(RegionId, u64)], pd_ts: crate::types::TimeStamp) {
         let current = self.leaders();
         self.txn.max_ts_synced(listed, pd_ts, &current);
+    }
+
+    /// Serves calls for the cluster's deadlock detector (see `detector.rs`): answered here
+    /// while this store leads the first region, else `NotDetector` with its leader if known.
+    pub fn serve_detector(&mut self, calls: &[super::DetectorCall]) -> super::DetectorAnswer {
+        let first = self
+            .peers
+            .values()
+            .find(|peer| peer.is_initialized() && peer.region().start_key.is_empty());
+        let leads = first.is_some_and(|peer| peer.is_leader());
+        let leader = first
+            .and_then(|peer| peer.leader())
+            .map(|peer| StoreId(peer.store_id));
+        let now_ms = self.now.nanos / 1_000_000;
+        self.cluster_detector.serve(calls, leads, leader, now_ms)
+    }
+
+    /// Calls this store's waits make on the cluster's detector since the last call: the
+    /// driver delivers them to the first region's leader (`serve_detector` there) and
+    /// reports what it found with `on_remote_deadlock`.
+    pub fn take_detector_calls(&mut self) -> Vec<super::DetectorCall> {
+        self.txn.take_detector_calls()
+    }
+
+    /// The cluster's detector found that the wait `edge` closes a cycle: its waiter, if
+    /// still waiting, is answered `Deadlock` by the next `drive`.
+    pub fn on_remote_deadlock(
+        &mut self,
+        edge: &crate::mvcc::WaitForEdge,
+        found: crate::txn::Deadlock,
+    ) {
+        self.txn.on_remote_deadlock(edge, found);
+        let answers = self.txn.take_wake_answers();
+        self.store_answers.extend(answers);
     }
 
     /// The term of `index` in the log of this store's peer of `region`, if it holds it.

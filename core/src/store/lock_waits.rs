@@ -13,20 +13,26 @@
 //!   first lock; a request sent again (its first answer cut off) replaces its earlier
 //!   self; a request answered by its deadline leaves the queue and the graph.
 //!
-//! The detector sees this store's waits only (TiKV runs one for the cluster): a cycle
-//! across stores is not refused; its waits time out, and the client resolves the locks
-//! once their TTL runs out. A waiter whose region changes leader hears nothing more here
-//! and times out (at most `LOCK_WAIT_TIMEOUT_MS_MAX`).
+//! The local detector refuses a cycle among this store's waits at once. Every edge is also
+//! reported to the cluster's detector (`detector.rs`, on the first region's leader) as a
+//! `DetectorCall`, with a clean-up when the wait ends; a `Deadlock` it finds for an edge
+//! ends that waiter (`on_remote_deadlock`). Calls wait in a bounded queue until the driver
+//! takes them; when it is full they are dropped (a cycle across stores then ends by the
+//! waits' timeouts, and the client resolves the locks once their TTL runs out). A waiter
+//! whose region changes leader hears nothing more here and times out (at most
+//! `LOCK_WAIT_TIMEOUT_MS_MAX`).
 
 use std::collections::BTreeMap;
 
 use super::cmd::{Response, Token, TxnFailure};
+use super::detector::DetectorCall;
 use ferrokv_proto::kvrpcpb;
 
 use crate::limits;
-use crate::mvcc;
+use crate::mvcc::{self, WaitForEdge};
 use crate::txn::{
-    key_hash, CommandId, DeadlockDetector, DetectError, LockWaitQueues, Waiter, WakeReason,
+    key_hash, CommandId, Deadlock, DeadlockDetector, DetectError, LockWaitQueues, Waiter,
+    WakeReason,
 };
 use crate::types::TimeStamp;
 
@@ -43,14 +49,18 @@ pub struct LockWaitCounts {
     pub deadlocks: u64,
     /// Waiters replaced by the same request sent again.
     pub replaced: u64,
+    /// Of `deadlocks`, waiters ended by the cluster's detector (a cycle across stores).
+    pub remote_deadlocks: u64,
+    /// Calls for the cluster's detector dropped because its queue was full.
+    pub detector_calls_dropped: u64,
 }
 
 #[derive(Debug)]
 pub(crate) struct LockWaits {
     queues: LockWaitQueues,
     detector: DeadlockDetector,
-    /// The request of each queued waiter, and whether the detector holds its edge.
-    waiting: BTreeMap<CommandId, (Token, bool)>,
+    /// The request of each queued waiter, and its edge if the detector holds one.
+    waiting: BTreeMap<CommandId, (Token, Option<WaitForEdge>)>,
     /// The waiter of each queued request.
     waiter_of: BTreeMap<Token, CommandId>,
     /// Queued waiters whose edge the detector holds.
@@ -62,6 +72,8 @@ pub(crate) struct LockWaits {
     counts: LockWaitCounts,
     /// Waiters whose request was answered by its deadline.
     cancelled: u64,
+    /// Calls for the cluster's detector, until the driver takes them.
+    detector_calls: Vec<DetectorCall>,
 }
 
 impl Default for LockWaits {
@@ -76,6 +88,7 @@ impl Default for LockWaits {
             now_ms: 0,
             counts: LockWaitCounts::default(),
             cancelled: 0,
+            detector_calls: Vec::new(),
         }
     }
 }
@@ -117,8 +130,13 @@ impl LockWaits {
             self.counts.timed_out -= 1;
             self.counts.replaced += 1;
         }
-        let edge = !is_first_lock;
-        if edge {
+        let edge = (!is_first_lock).then(|| WaitForEdge {
+            txn: start_ts,
+            wait_for_txn: holder,
+            key_hash: hash,
+            key: waiter.key().to_vec(),
+        });
+        if edge.is_some() {
             let now_ms = self.now_ms;
             match self
                 .detector
@@ -133,14 +151,17 @@ impl LockWaits {
             }
         }
         if self.queues.push(waiter.clone(), self.now_ms).is_err() {
-            if edge {
+            if edge.is_some() {
                 self.detector.clean_up_wait_for(start_ts, holder, hash);
             }
             return Err(locked());
         }
+        if let Some(edge) = &edge {
+            self.call_detector(DetectorCall::Detect(edge.clone()));
+        }
+        self.edges += usize::from(edge.is_some());
         assert!(self.waiting.insert(command, (token, edge)).is_none());
         self.waiter_of.insert(token, command);
-        self.edges += usize::from(edge);
         self.counts.waited += 1;
         Ok(())
     }
@@ -181,6 +202,46 @@ impl LockWaits {
         std::mem::take(&mut self.answers)
     }
 
+    /// Calls for the cluster's detector since the last call, oldest first.
+    pub fn take_detector_calls(&mut self) -> Vec<DetectorCall> {
+        std::mem::take(&mut self.detector_calls)
+    }
+
+    /// The cluster's detector found that the wait `edge` closes a cycle: its waiter, if
+    /// still queued, is answered `Deadlock`. A chain that does not start with `edge` is
+    /// not about it and is ignored.
+    pub fn on_remote_deadlock(&mut self, edge: &WaitForEdge, found: Deadlock) {
+        if found.wait_chain.first() != Some(edge) {
+            tracing::warn!(
+                ?edge,
+                "a deadlock report whose chain does not start at its edge"
+            );
+            return;
+        }
+        let command = self
+            .waiting
+            .iter()
+            .find(|(_, (_, held))| held.as_ref() == Some(edge))
+            .map(|(command, _)| *command);
+        let Some(waiter) = command.and_then(|command| self.queues.remove(command)) else {
+            return; // it ended meanwhile
+        };
+        self.counts.deadlocks += 1;
+        self.counts.remote_deadlocks += 1;
+        let token = self.forget(&waiter);
+        let error = found.into_error(waiter.start_ts, &waiter.lock_info);
+        let response = Response::TxnWrite(Err(TxnFailure::Txn(error.into())));
+        self.answers.push((token, response));
+    }
+
+    fn call_detector(&mut self, call: DetectorCall) {
+        if self.detector_calls.len() >= limits::DETECTOR_CALLS_QUEUED_MAX {
+            self.counts.detector_calls_dropped += 1;
+            return;
+        }
+        self.detector_calls.push(call);
+    }
+
     /// Requests waiting.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -197,8 +258,18 @@ impl LockWaits {
         let c = self.counts;
         assert_eq!(
             c.waited,
-            c.woken + c.timed_out + c.replaced + self.waiting.len() as u64 + self.cancelled,
-            "every wait ends once: woken, timed out, replaced, cancelled, or still queued"
+            c.woken
+                + c.timed_out
+                + c.replaced
+                + c.remote_deadlocks
+                + self.waiting.len() as u64
+                + self.cancelled,
+            "every wait ends once: woken, timed out, replaced, deadlocked, cancelled, or \
+             still queued"
+        );
+        assert!(
+            self.detector_calls.len() <= limits::DETECTOR_CALLS_QUEUED_MAX,
+            "the detector's queue is bounded"
         );
         assert_eq!(
             self.waiting.len(),
@@ -236,11 +307,12 @@ impl LockWaits {
             .remove(&waiter.command)
             .expect("a queued waiter has a request");
         assert_eq!(self.waiter_of.remove(&token), Some(waiter.command));
-        if edge {
-            let holder = TimeStamp(waiter.lock_info.lock_version);
+        if let Some(edge) = edge {
+            assert_eq!(edge.txn, waiter.start_ts, "the edge is the waiter's");
             self.detector
-                .clean_up_wait_for(waiter.start_ts, holder, key_hash(waiter.key()));
+                .clean_up_wait_for(edge.txn, edge.wait_for_txn, edge.key_hash);
             self.edges -= 1;
+            self.call_detector(DetectorCall::CleanUpWaitFor(edge));
         }
         token
     }

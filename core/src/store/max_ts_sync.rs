@@ -4,9 +4,12 @@
 //! leader, on another store, never raised it, so a new leader's async-commit prewrite could
 //! commit below a read that missed it. TiKV's rule (tikv#8468): after a peer becomes leader
 //! in term T, its region refuses async commit and 1PC with `MaxTimestampNotSynced` until a
-//! PD timestamp requested after the election was folded into max_ts. The old leader served
-//! its last read before this election (its lease ends first), at a timestamp PD handed out
-//! before; a timestamp requested after the election is newer.
+//! PD timestamp requested after the election was folded into max_ts. Every read the old
+//! leader served carried a timestamp PD issued before this election: a lease read is
+//! served before the lease ends, which is before any other peer can win; a ReadIndex read
+//! needs a quorum's acknowledgement in the old term, which no longer comes once a quorum
+//! voted for the new one, and the client took its timestamp before sending. A timestamp
+//! requested after the election is newer than all of them.
 //!
 //! - **Inputs**: the leaders of this store with their terms (`unsynced`), and a PD
 //!   timestamp requested after those leaders were listed (`synced`).

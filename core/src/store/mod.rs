@@ -5,6 +5,8 @@
 
 mod cmd;
 mod deadlines;
+mod detector;
+pub use detector::{DetectorAnswer, DetectorCall};
 mod drive;
 mod error;
 mod fsm;

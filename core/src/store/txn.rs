@@ -359,6 +359,20 @@ impl TxnDriver {
         self.waits.cancel(token);
     }
 
+    /// Calls for the cluster's deadlock detector since the last call.
+    pub fn take_detector_calls(&mut self) -> Vec<super::DetectorCall> {
+        self.waits.take_detector_calls()
+    }
+
+    /// The cluster's detector refused the wait `edge` (see `LockWaits::on_remote_deadlock`).
+    pub fn on_remote_deadlock(
+        &mut self,
+        edge: &crate::mvcc::WaitForEdge,
+        found: crate::txn::Deadlock,
+    ) {
+        self.waits.on_remote_deadlock(edge, found);
+    }
+
     /// Answers for waiters, woken or timed out, since the last call.
     pub fn take_wake_answers(&mut self) -> Vec<(Token, Response)> {
         self.waits.take_answers()

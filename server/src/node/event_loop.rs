@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferrokv_core::env::{Clock, EngineError, KvEngine, Transport};
-use ferrokv_core::store::{Response, Store, Token};
-use tokio::sync::oneshot;
+use ferrokv_core::store::{DetectorCall, Response, Store, Token};
+use tokio::sync::{mpsc, oneshot};
 
 use super::mailbox::{self, LaneReceiver, LaneSender};
 use super::{
@@ -23,6 +23,9 @@ use crate::clock::RuntimeClock;
 const RAFT_BATCH_MAX: usize = 512;
 /// Requests handled per iteration.
 const REQUEST_BATCH_MAX: usize = 256;
+/// Batches of detector calls queued for the detector client before new ones are dropped
+/// (a dropped wait is only detected by its timeout).
+const DETECTOR_BATCHES_QUEUED_MAX: usize = 64;
 
 /// The node: a store, its mailbox and its timers.
 /// Consecutive loop passes that may skip waiting because the store has work left; a store
@@ -40,6 +43,8 @@ pub struct Node<E: KvEngine, T: Transport> {
     next_token: u64,
     tick_interval: Duration,
     counters: NodeCounters,
+    /// Where this store's calls for the cluster's deadlock detector go (none: dropped).
+    detector_calls: Option<mpsc::Sender<Vec<DetectorCall>>>,
 }
 
 impl<E: KvEngine, T: Transport> Node<E, T> {
@@ -61,8 +66,17 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
             next_token: 1,
             tick_interval,
             counters: NodeCounters::default(),
+            detector_calls: None,
         };
         (node, NodeHandle { raft, requests })
+    }
+
+    /// The store's calls for the cluster's deadlock detector, batched per loop pass, for a
+    /// `crate::detector` client to deliver; without it they are dropped.
+    pub fn detector_calls(&mut self) -> mpsc::Receiver<Vec<DetectorCall>> {
+        let (sender, receiver) = mpsc::channel(DETECTOR_BATCHES_QUEUED_MAX);
+        self.detector_calls = Some(sender);
+        receiver
     }
 
     /// Runs until every handle is dropped or storage fails.
@@ -185,11 +199,25 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
                 let _ = reply.send(self.store.max_ts_unsynced());
             }
             RequestInput::MaxTsSynced(listed, pd_ts) => self.store.max_ts_synced(&listed, pd_ts),
+            RequestInput::Detect(calls, reply) => {
+                let _ = reply.send(self.store.serve_detector(&calls));
+            }
+            RequestInput::RemoteDeadlocks(found) => {
+                for (edge, deadlock) in found {
+                    self.store.on_remote_deadlock(&edge, deadlock);
+                }
+            }
         }
     }
 
     fn drive(&mut self) -> Result<(), EngineError> {
         let output = self.store.drive(&self.transport)?;
+        let calls = self.store.take_detector_calls();
+        if let (false, Some(sender)) = (calls.is_empty(), &self.detector_calls) {
+            if sender.try_send(calls).is_err() {
+                tracing::debug!("deadlock detector client behind; calls dropped");
+            }
+        }
         for (token, response) in output.responses {
             if let Some(reply) = self.waiting.remove(&token) {
                 let _ = reply.send(response);

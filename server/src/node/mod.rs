@@ -11,8 +11,12 @@ mod event_loop;
 pub mod mailbox;
 
 use ferrokv_core::env::EngineError;
+use ferrokv_core::mvcc::WaitForEdge;
 use ferrokv_core::raft::region_data_hash;
-use ferrokv_core::store::{RegionError, RegionStatus, Request, Response};
+use ferrokv_core::store::{
+    DetectorAnswer, DetectorCall, RegionError, RegionStatus, Request, Response,
+};
+use ferrokv_core::txn::Deadlock;
 use ferrokv_core::types::{RegionId, TimeStamp};
 use ferrokv_proto::ferrokv_raftpb::RaftMessage;
 use prost::Message as _;
@@ -71,6 +75,10 @@ pub(crate) enum RequestInput {
     MaxTsUnsynced(oneshot::Sender<Vec<(RegionId, u64)>>),
     /// `Store::max_ts_synced` with a PD timestamp taken after the listing.
     MaxTsSynced(Vec<(RegionId, u64)>, TimeStamp),
+    /// `Store::serve_detector` (another store's waits, for the cluster's detector).
+    Detect(Vec<DetectorCall>, oneshot::Sender<DetectorAnswer>),
+    /// `Store::on_remote_deadlock` for each wait the cluster's detector refused.
+    RemoteDeadlocks(Vec<(WaitForEdge, Deadlock)>),
 }
 
 /// A cheap handle for sending inputs to the node.
@@ -172,6 +180,28 @@ impl NodeHandle {
     ) -> Result<(), NodeError> {
         self.requests
             .send(RequestInput::MaxTsSynced(listed, pd_ts))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Serves another store's waits as the cluster's deadlock detector (`NotDetector` unless
+    /// this store leads the first region).
+    pub async fn detect(&self, calls: Vec<DetectorCall>) -> Result<DetectorAnswer, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(RequestInput::Detect(calls, reply))
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The cluster's detector refused these waits of this store.
+    pub async fn remote_deadlocks(
+        &self,
+        found: Vec<(WaitForEdge, Deadlock)>,
+    ) -> Result<(), NodeError> {
+        self.requests
+            .send(RequestInput::RemoteDeadlocks(found))
             .await
             .map_err(|_| NodeError::Stopped)
     }

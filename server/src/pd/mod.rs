@@ -37,10 +37,11 @@ pub use worker::PdWorker;
 
 use crate::clock::RuntimeClock;
 use crate::config::ServerConfig;
+use crate::detector::DetectorClient;
 use crate::node::Node;
 use crate::server::ServerError;
 use crate::service::{AdminService, KvService, RaftService};
-use crate::transport::GrpcTransport;
+use crate::transport::{GrpcTransport, StoreResolver};
 
 /// How a store works with PD.
 #[derive(Clone, Debug)]
@@ -172,9 +173,18 @@ pub async fn run_with_pd<E: KvEngine>(
         .map_err(|_| ServerError::Address(config.addr.clone()))?;
     let store_id = StoreId(ident.store_id);
     let store = Store::load(engine.clone(), store_id, raft, SeededRng::new(seed))?;
-    let transport = GrpcTransport::new(Arc::new(PdResolver::new(pd.clone())));
-    let (node, handle) = Node::new(store, transport.clone(), clock.clone());
+    let resolver: Arc<dyn StoreResolver> = Arc::new(PdResolver::new(pd.clone()));
+    let transport = GrpcTransport::new(resolver.clone());
+    let (mut node, handle) = Node::new(store, transport.clone(), clock.clone());
     transport.attach(&handle);
+    let detector = DetectorClient::new(
+        handle.clone(),
+        store_id,
+        resolver,
+        Some(pd.clone()),
+        Vec::new(),
+    );
+    tokio::spawn(detector.run(node.detector_calls()));
     let node_task = tokio::spawn(node.run());
     let gc_safe_point = Arc::new(AtomicU64::new(0));
     let kv_service = KvService::new(handle.clone(), clock).with_pd(gc_safe_point.clone());

@@ -107,6 +107,7 @@ impl FerroAdmin for AdminService {
                 lock_waits_woken: counters.store.lock_waits.woken,
                 lock_waits_timed_out: counters.store.lock_waits.timed_out,
                 deadlocks: counters.store.lock_waits.deadlocks,
+                remote_deadlocks: counters.store.lock_waits.remote_deadlocks,
             }),
         }))
     }

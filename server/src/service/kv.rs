@@ -480,7 +480,7 @@ impl Tikv for KvService {
         let wire = request.into_inner();
         refuse_unsupported_prewrite(&wire, self.with_pd)?;
         let command = txn_request::prewrite(&wire);
-        let served = self.txn_write(wire.context.as_ref(), command).await?;
+        let served = self.prewrite(wire.context.as_ref(), command).await?;
         respond(served, txn_response::prewrite, region_error_setter!())
     }
 

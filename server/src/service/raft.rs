@@ -1,9 +1,12 @@
-//! The `FerroRaft` service: Raft messages and snapshot chunks from other stores.
+//! The `FerroRaft` service: Raft messages and snapshot chunks from other stores, and their
+//! waits for the cluster's deadlock detector (`Detect`).
 
 use std::sync::{Arc, Mutex};
 
 use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaft;
-use ferrokv_proto::ferrokv_raftpb::{Done, RaftMessageBatch, SnapshotChunk};
+use ferrokv_proto::ferrokv_raftpb::{
+    DetectRequest, DetectResponse, Done, RaftMessageBatch, SnapshotChunk,
+};
 use tonic::{Request, Response, Status};
 
 use crate::node::NodeHandle;
@@ -57,6 +60,25 @@ impl FerroRaft for RaftService {
             }
         }
         Ok(Response::new(Done {}))
+    }
+
+    async fn detect(
+        &self,
+        request: Request<DetectRequest>,
+    ) -> Result<Response<DetectResponse>, Status> {
+        let calls: Option<Vec<_>> = request
+            .into_inner()
+            .calls
+            .iter()
+            .map(crate::detector::call_from_wire)
+            .collect();
+        let calls = calls.ok_or_else(|| Status::invalid_argument("a detect call without entry"))?;
+        let answer = self
+            .node
+            .detect(calls)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(crate::detector::answer_to_wire(answer)))
     }
 
     async fn send_snapshot_chunk(

@@ -27,6 +27,11 @@ use tonic::Status;
 use super::kv::KvService;
 use super::validate;
 
+/// How long an async-commit or 1PC prewrite waits for its region's max_ts to be synced.
+const MAX_TS_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often it tries again meanwhile.
+const MAX_TS_SYNC_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What serving a transactional request came to, before the response is shaped.
 pub(crate) enum Served<T> {
     /// The region could not serve it: the client retries with fresh routes.
@@ -109,6 +114,27 @@ impl KvService {
             other => Err(other),
         })
         .await
+    }
+
+    /// Serves a prewrite; an async-commit or 1PC one that meets a new leader whose max_ts is
+    /// not synced yet waits for the sync (the PD worker polls every 100 ms) and tries again,
+    /// for up to `MAX_TS_SYNC_WAIT`, before answering `MaxTimestampNotSynced`: tikv-client
+    /// 0.4 does not retry that error, and its other batches would leave async locks it
+    /// cannot decide.
+    pub(super) async fn prewrite(
+        &self,
+        context: Option<&Context>,
+        command: Result<Command, txn::Error>,
+    ) -> Result<Served<CommandResult>, Status> {
+        let waited = tokio::time::Instant::now();
+        loop {
+            let served = self.txn_write(context, command.clone()).await?;
+            let unsynced = matches!(served, Served::Done(Err(txn::Error::MaxTimestampNotSynced)));
+            if !unsynced || waited.elapsed() >= MAX_TS_SYNC_WAIT {
+                return Ok(served);
+            }
+            tokio::time::sleep(MAX_TS_SYNC_RETRY).await;
+        }
     }
 
     /// The one path of both: validate the header, send the store request built from the

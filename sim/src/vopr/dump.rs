@@ -18,6 +18,8 @@ pub struct LockWaitTotals {
     pub woken: u64,
     pub timed_out: u64,
     pub deadlocks: u64,
+    /// Of `deadlocks`, found by the cluster's detector (a cycle across stores).
+    pub remote_deadlocks: u64,
 }
 
 /// Sums every live store's lock-wait counters (after the run's fingerprint was taken).
@@ -38,6 +40,7 @@ pub(super) async fn lock_wait_totals(
             totals.woken += c.lock_waits_woken;
             totals.timed_out += c.lock_waits_timed_out;
             totals.deadlocks += c.deadlocks;
+            totals.remote_deadlocks += c.remote_deadlocks;
         }
     }
     totals

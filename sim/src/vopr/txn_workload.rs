@@ -148,6 +148,9 @@ fn outcome_of(result: &Result<Option<TimeStamp>, TxnError>) -> (Outcome, Option<
     match result {
         Ok(commit_ts) => (Outcome::Committed, commit_ts.map(TimeStamp::get)),
         Err(TxnError::Unknown { commit_ts, .. }) => (Outcome::Unknown, Some(commit_ts.get())),
+        // Committed if every lock landed, at a commit ts nobody learned: a read that
+        // observed it fails the oracle, which cannot place it.
+        Err(TxnError::Undecided { .. }) => (Outcome::Unknown, None),
         Err(_) => (Outcome::Aborted, None),
     }
 }

@@ -192,6 +192,19 @@ pub fn prewrite<S: Snapshot>(
         None => LockStatus::None,
     };
     if let LockStatus::Locked(min_commit_ts) = status {
+        // The transaction's own lock: a duplicate prewrite, unless the lock was written in
+        // another commit mode (its commit ts would be zero, or 1PC would answer a commit
+        // while the lock stays).
+        let same_mode = match props.commit_kind {
+            CommitKind::TwoPc => true,
+            CommitKind::Async { .. } => min_commit_ts > TimeStamp::ZERO,
+            CommitKind::OnePc { .. } => false,
+        };
+        if !same_mode {
+            return Err(Error::BadRequest(
+                "prewrite in another commit mode than the transaction's lock on the key",
+            ));
+        }
         return Ok(PrewriteOutcome {
             min_commit_ts,
             memory_lock: None,

@@ -483,12 +483,17 @@ fn async_prewrite(keys: &[&[u8]], start_ts: u64, one_pc: bool) -> Request {
     }
 }
 
+fn assert_unsynced(response: &Response) {
+    let unsynced = TxnFailure::Txn(crate::txn::Error::MaxTimestampNotSynced);
+    assert_eq!(*response, Response::TxnWrite(Err(unsynced)));
+}
+
 /// A new leader computes no commit ts from max_ts before a PD timestamp taken after its
 /// election raised it (reads its predecessor served may be above max_ts); then its async
 /// and 1PC commits land above that timestamp. A new term needs a new timestamp.
 #[test]
 fn async_commit_and_one_pc_wait_for_max_ts_synced_after_the_election() {
-    let (_engine, mut store, transport) = leading_store();
+    let (engine, mut store, transport) = leading_store();
     let unsynced = store.max_ts_unsynced();
     assert_eq!(unsynced.len(), 1, "the new leader is listed");
     for (token, one_pc) in [(1, false), (2, true)] {
@@ -498,13 +503,7 @@ fn async_commit_and_one_pc_wait_for_max_ts_synced_after_the_election() {
             token,
             async_prewrite(&[b"a", b"b"], 10, one_pc),
         );
-        assert_eq!(
-            refused,
-            Response::TxnWrite(Err(TxnFailure::Txn(
-                crate::txn::Error::MaxTimestampNotSynced
-            ))),
-            "one_pc {one_pc}"
-        );
+        assert_unsynced(&refused);
     }
     // Two-phase commit does not wait.
     let plain = call(&mut store, &transport, 3, prewrite(&[b"c"], 10));
@@ -537,5 +536,109 @@ fn async_commit_and_one_pc_wait_for_max_ts_synced_after_the_election() {
     assert_eq!(
         value(call(&mut store, &transport, 6, get(b"x", 501))),
         Some(b"async".to_vec())
+    );
+    // Restarted, the store leads again in a new term: it must sync again.
+    let old_term = unsynced[0].1;
+    drop(store);
+    let mut store = load(&engine);
+    for _ in 0..40 {
+        advance(&mut store, &transport, 1);
+        if store.regions()[0].is_leader {
+            break;
+        }
+    }
+    let listed = store.max_ts_unsynced();
+    assert!(listed.len() == 1 && listed[0].1 > old_term, "{listed:?}");
+    let refused = call(
+        &mut store,
+        &transport,
+        7,
+        async_prewrite(&[b"m"], 600, false),
+    );
+    assert_unsynced(&refused);
+}
+
+/// A cycle that spans stores: this store's waiter (T20 waits for T10 on `a`) is reported
+/// to the cluster's detector, which this store is (it leads the first region); another
+/// store's report that T10 waits for T20 came first, so the detector finds the cycle and
+/// the waiter here is answered Deadlock. A store that does not lead the first region is no
+/// detector.
+#[test]
+fn a_cycle_across_stores_is_found_by_the_first_regions_leader() {
+    use crate::mvcc::{Error, WaitForEdge};
+    use crate::store::{DetectorAnswer, DetectorCall};
+    let (_engine, mut store, transport) = leading_store();
+    for (token, key, ts) in [(1, b"a", 10), (2, b"b", 20)] {
+        let first = call(
+            &mut store,
+            &transport,
+            token,
+            pessimistic_lock(key, ts, 0, true),
+        );
+        assert!(locked(&first));
+    }
+    assert!(
+        store.take_detector_calls().is_empty(),
+        "first locks report nothing"
+    );
+    assert!(store
+        .request(Token(3), pessimistic_lock(b"a", 20, 0, false))
+        .is_none());
+    assert!(
+        answer_within(&mut store, &transport, 3, 1).is_none(),
+        "T20 waits"
+    );
+    let edge = |txn, wait_for_txn, key: &[u8]| WaitForEdge {
+        txn: crate::types::TimeStamp(txn),
+        wait_for_txn: crate::types::TimeStamp(wait_for_txn),
+        key_hash: crate::txn::key_hash(key),
+        key: key.to_vec(),
+    };
+    let ours = edge(20, 10, b"a");
+    let calls = store.take_detector_calls();
+    assert_eq!(calls, vec![DetectorCall::Detect(ours.clone())]);
+    let elsewhere = DetectorCall::Detect(edge(10, 20, b"z"));
+    assert_eq!(
+        store.serve_detector(&[elsewhere]),
+        DetectorAnswer::Deadlocks(vec![])
+    );
+    let DetectorAnswer::Deadlocks(found) = store.serve_detector(&calls) else {
+        panic!("the first region's leader is the detector")
+    };
+    assert_eq!(found.len(), 1);
+    let (index, deadlock) = found.into_iter().next().unwrap();
+    assert_eq!(index, 0);
+    store.on_remote_deadlock(&ours, deadlock);
+    let (answer, _) = answer_within(&mut store, &transport, 3, 1).expect("answered at once");
+    let Error::Deadlock {
+        lock_ts,
+        wait_chain,
+        ..
+    } = mvcc_error(&answer)
+    else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(*lock_ts, crate::types::TimeStamp(10));
+    assert_eq!(wait_chain.len(), 2, "both stores' waits");
+    assert_eq!(
+        store.take_detector_calls(),
+        vec![DetectorCall::CleanUpWaitFor(ours)],
+        "the ended wait is cleaned up on the detector"
+    );
+    store.txn.check_invariants();
+    let counts = store.stats().lock_waits;
+    assert_eq!((counts.deadlocks, counts.remote_deadlocks), (1, 1));
+}
+
+#[test]
+fn a_store_without_the_first_region_is_no_detector() {
+    use crate::store::DetectorAnswer;
+    let engine = MemEngine::new();
+    let bounded = region(2, b"m", b"", vec![peer(2, 1)]);
+    bootstrap_region(&engine, &bounded).unwrap();
+    let mut other = load(&engine);
+    assert_eq!(
+        other.serve_detector(&[]),
+        DetectorAnswer::NotDetector { leader: None }
     );
 }

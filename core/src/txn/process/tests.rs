@@ -507,3 +507,34 @@ fn cleanup_reports_commit() {
     );
     assert!(result.modifies.is_empty());
 }
+
+/// A transaction's prewrite in another commit mode than its lock already on the key (a
+/// two-phase lock met by an async or 1PC prewrite; an async lock met by a 1PC prewrite)
+/// is refused and writes nothing: it must not compute a commit ts of zero, nor answer a
+/// 1PC commit while the lock stays.
+#[test]
+fn a_prewrite_meeting_its_own_lock_of_another_commit_mode_is_refused() {
+    let mut store = Store::new();
+    store
+        .write(&Command::Prewrite(prewrite(&[b"a"], 10)))
+        .unwrap();
+    let mut async_again = prewrite(&[b"a"], 10);
+    async_again.async_commit_secondaries = Some(Vec::new());
+    let mut one_pc_again = prewrite(&[b"a"], 10);
+    one_pc_again.try_one_pc = true;
+    let mut async_lock = prewrite(&[b"b"], 20);
+    async_lock.async_commit_secondaries = Some(Vec::new());
+    store.write(&Command::Prewrite(async_lock)).unwrap();
+    let mut one_pc_on_async = prewrite(&[b"b"], 20);
+    one_pc_on_async.try_one_pc = true;
+    for command in [async_again, one_pc_again, one_pc_on_async] {
+        let refused = store.write(&Command::Prewrite(command.clone()));
+        assert!(
+            matches!(refused, Err(Error::Mvcc(mvcc::Error::BadRequest(_)))),
+            "{command:?}: {refused:?}"
+        );
+    }
+    let reader = MvccReader::new(&store.engine);
+    assert!(!reader.load_lock(b"a").unwrap().unwrap().use_async_commit);
+    assert!(reader.load_lock(b"b").unwrap().unwrap().use_async_commit);
+}

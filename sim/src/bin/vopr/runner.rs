@@ -295,11 +295,11 @@ fn print_seed(options: &Options, ok: bool, report: &SeedReport, wall: Duration) 
     });
     let txns = report.txn_checked.map_or(String::new(), |t| {
         format!(
-            ", {} txns checked ({} bank reads, {} in the list-append graph, {} oracle reads, {} pessimistic commits, {} async/1PC commits ({} decided after unanswered prewrites), lock waits {} (woken {}, timed out {}), deadlocks {}, {} GC safe point advances)",
+            ", {} txns checked ({} bank reads, {} in the list-append graph, {} oracle reads, {} pessimistic commits, {} async/1PC commits ({} decided after unanswered prewrites), lock waits {} (woken {}, timed out {}), deadlocks {} ({} found across stores), {} GC safe point advances)",
             t.txns, t.bank_reads, t.list_txns, t.oracle_reads, t.pessimistic_commits,
             t.computed_commits, t.decided_after_unknown,
             report.lock_waits.waited, report.lock_waits.woken, report.lock_waits.timed_out,
-            t.deadlocks, t.gc_advances
+            t.deadlocks, report.lock_waits.remote_deadlocks, t.gc_advances
         )
     });
     println!(
