@@ -27,7 +27,8 @@ pub fn server_binary() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (the OS picks it).
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
 }
@@ -112,6 +113,14 @@ impl ProcessCluster {
             .spawn()
             .expect("spawn ferrokv-server");
         process.child = Some(child);
+    }
+
+    /// The process ids of the running stores.
+    pub fn pids(&self) -> Vec<u32> {
+        self.processes
+            .values()
+            .filter_map(|p| p.child.as_ref().map(std::process::Child::id))
+            .collect()
     }
 
     /// SIGKILLs store `id` (no shutdown, no flush).

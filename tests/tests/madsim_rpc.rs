@@ -13,7 +13,9 @@ use ferrokv_core::env::Transport;
 use ferrokv_core::limits::{SNAPSHOT_CHUNK_BYTES, TRANSPORT_BATCH_BYTES_MAX};
 use ferrokv_core::types::StoreId;
 use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::{FerroRaft, FerroRaftServer};
-use ferrokv_proto::ferrokv_raftpb::{Done, RaftMessage, RaftMessageBatch, SnapshotChunk};
+use ferrokv_proto::ferrokv_raftpb::{
+    DetectRequest, DetectResponse, Done, RaftMessage, RaftMessageBatch, SnapshotChunk,
+};
 use ferrokv_server::transport::{GrpcTransport, StaticResolver};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
@@ -60,6 +62,15 @@ impl FerroRaft for Recorder {
         seen.chunks += 1;
         seen.order.push("chunk");
         Ok(Response::new(Done {}))
+    }
+
+    async fn detect(
+        &self,
+        _request: Request<DetectRequest>,
+    ) -> Result<Response<DetectResponse>, Status> {
+        Err(Status::unimplemented(
+            "a transport recorder detects nothing",
+        ))
     }
 }
 
