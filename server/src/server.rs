@@ -82,7 +82,7 @@ pub async fn run_with_clock<E: KvEngine>(
     let configured = config.stores.keys().map(|id| StoreId(*id)).collect();
     let detector = DetectorClient::new(handle.clone(), store_id, resolver, None, configured);
     tokio::spawn(detector.run(node.detector_calls()));
-    let node_task = tokio::spawn(node.run());
+    let node_task = crate::node::spawn(node);
     let kv = TikvServer::new(KvService::new(handle.clone(), clock))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);

@@ -94,6 +94,9 @@ pub struct GrpcTransport {
     routes: Arc<Mutex<BTreeMap<StoreId, Route>>>,
     resolver: Arc<dyn StoreResolver>,
     reporter: Arc<OnceLock<LaneSender<RaftInput>>>,
+    /// The runtime the sender tasks run on: the one the transport was made on, not the
+    /// node's own (`node::spawn`), whose thread blocks in fsyncs.
+    runtime: tokio::runtime::Handle,
 }
 
 impl GrpcTransport {
@@ -103,6 +106,7 @@ impl GrpcTransport {
             routes: Arc::new(Mutex::new(BTreeMap::new())),
             resolver,
             reporter: Arc::new(OnceLock::new()),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -137,12 +141,12 @@ impl GrpcTransport {
             client: None,
             unreachable_logged: false,
         };
-        tokio::spawn(message_task(
+        self.runtime.spawn(message_task(
             link.clone(),
             message_queue,
             queued_bytes.clone(),
         ));
-        tokio::spawn(snapshot_task(
+        self.runtime.spawn(snapshot_task(
             link,
             snapshot_queue,
             queued_snapshot_bytes.clone(),

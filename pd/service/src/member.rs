@@ -80,7 +80,7 @@ pub fn start<E: KvEngine>(
     let transport = GrpcTransport::new(Arc::new(resolver));
     let (node, handle) = Node::new(store, transport.clone(), clock);
     transport.attach(&handle);
-    let node_task = tokio::spawn(node.run());
+    let node_task = ferrokv_server::node::spawn(node);
     let addr = store_config
         .addr
         .parse()

@@ -19,6 +19,10 @@ use super::{
 };
 use crate::clock::RuntimeClock;
 
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Raft inputs handled per iteration before requests get their turn.
 const RAFT_BATCH_MAX: usize = 512;
 /// Requests handled per iteration.
@@ -39,7 +43,8 @@ pub struct Node<E: KvEngine, T: Transport> {
     raft_lane: LaneReceiver<RaftInput>,
     request_lane: LaneReceiver<RequestInput>,
     raft_sender: LaneSender<RaftInput>,
-    waiting: BTreeMap<Token, oneshot::Sender<Response>>,
+    /// Requests the store took, with when the node took them.
+    waiting: BTreeMap<Token, (oneshot::Sender<Response>, tokio::time::Instant)>,
     next_token: u64,
     tick_interval: Duration,
     counters: NodeCounters,
@@ -187,10 +192,12 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
                 self.next_token += 1;
                 match self.store.request(token, request) {
                     Some(response) => {
+                        self.counters.requests_answered += 1;
                         let _ = reply.send(response);
                     }
                     None => {
-                        self.waiting.insert(token, reply);
+                        self.waiting
+                            .insert(token, (reply, tokio::time::Instant::now()));
                     }
                 }
             }
@@ -211,7 +218,12 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
     }
 
     fn drive(&mut self) -> Result<(), EngineError> {
+        let began = tokio::time::Instant::now();
         let output = self.store.drive(&self.transport)?;
+        if output.syncs > 0 {
+            self.counters.sync_drives += 1;
+            self.counters.sync_drive_ns += nanos(began.elapsed());
+        }
         let calls = self.store.take_detector_calls();
         if let (false, Some(sender)) = (calls.is_empty(), &self.detector_calls) {
             if sender.try_send(calls).is_err() {
@@ -219,7 +231,9 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
             }
         }
         for (token, response) in output.responses {
-            if let Some(reply) = self.waiting.remove(&token) {
+            if let Some((reply, taken)) = self.waiting.remove(&token) {
+                self.counters.requests_answered += 1;
+                self.counters.request_ns += nanos(taken.elapsed());
                 let _ = reply.send(response);
             }
         }

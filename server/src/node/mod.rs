@@ -23,6 +23,32 @@ use prost::Message as _;
 use tokio::sync::oneshot;
 
 pub use event_loop::Node;
+
+/// Runs `node` until it stops. In production on a thread of its own, with its own
+/// current-thread runtime (TiKV's store thread): its drives block in the Raft log's fsync,
+/// and meanwhile the transport's sender tasks, on the caller's runtime, send the messages
+/// the drive queued before it (a leader replicates while its own log syncs; sharing a
+/// worker, they would wait for the fsync). Under madsim, an ordinary task.
+pub fn spawn<E, T>(node: Node<E, T>) -> tokio::task::JoinHandle<Result<(), EngineError>>
+where
+    E: ferrokv_core::env::KvEngine,
+    T: ferrokv_core::env::Transport + Send + 'static,
+{
+    #[cfg(not(madsim))]
+    {
+        tokio::task::spawn_blocking(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| EngineError::Io(format!("store thread runtime: {error}")))?;
+            runtime.block_on(node.run())
+        })
+    }
+    #[cfg(madsim)]
+    {
+        tokio::spawn(node.run())
+    }
+}
 use mailbox::{LaneSender, Refused};
 
 /// A region's status with a hash of its applied data (0 unless asked for).
@@ -43,6 +69,15 @@ pub struct NodeCounters {
     pub ticks: u64,
     /// Snapshot generation tasks run.
     pub snapshots_generated: u64,
+    /// Where a request's time goes on this node (runtime clock, not the simulated store
+    /// clock): requests answered, and their total time from the node taking them to
+    /// answering them.
+    pub requests_answered: u64,
+    pub request_ns: u64,
+    /// `Store::drive` calls that synced the Raft log, and their total time (the fsync and
+    /// whatever else the call did).
+    pub sync_drives: u64,
+    pub sync_drive_ns: u64,
 }
 
 /// Everything a node reports about itself.

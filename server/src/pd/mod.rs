@@ -185,7 +185,7 @@ pub async fn run_with_pd<E: KvEngine>(
         Vec::new(),
     );
     tokio::spawn(detector.run(node.detector_calls()));
-    let node_task = tokio::spawn(node.run());
+    let node_task = crate::node::spawn(node);
     let gc_safe_point = Arc::new(AtomicU64::new(0));
     let kv_service = KvService::new(handle.clone(), clock).with_pd(gc_safe_point.clone());
     PdWorker {

@@ -108,6 +108,10 @@ impl FerroAdmin for AdminService {
                 lock_waits_timed_out: counters.store.lock_waits.timed_out,
                 deadlocks: counters.store.lock_waits.deadlocks,
                 remote_deadlocks: counters.store.lock_waits.remote_deadlocks,
+                requests_answered: counters.requests_answered,
+                request_ns: counters.request_ns,
+                sync_drives: counters.sync_drives,
+                sync_drive_ns: counters.sync_drive_ns,
             }),
         }))
     }

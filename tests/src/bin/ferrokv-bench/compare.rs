@@ -15,6 +15,7 @@ use ferrokv_client::txn::{Oracle, TxnClient, TxnError};
 use ferrokv_client::RawClient;
 use ferrokv_core::env::{Rng, SeededRng};
 use ferrokv_core::types::TimeStamp;
+use ferrokv_proto::ferrokv_raftpb::StoreCounters;
 use ferrokv_tests::process_cluster::{free_port, ProcessCluster};
 
 use crate::etcd::{EtcdClient, EtcdCluster};
@@ -210,6 +211,57 @@ async fn preload(system: &System) {
     }
 }
 
+/// The node counters of every store, by address (`None` for a store that did not answer).
+async fn node_counters(addrs: &[String]) -> Vec<Option<StoreCounters>> {
+    let mut all = Vec::new();
+    for addr in addrs {
+        let report = ferrokv_client::admin::store_report(addr, false).await;
+        all.push(report.and_then(|r| r.counters));
+    }
+    all
+}
+
+/// Where a single-client put's time went, from the stores' node counters over the phase:
+/// the leader's node time per request and per log-sync drive, the followers' log-sync
+/// drives, and what is left outside the leader's node.
+fn write_path(
+    phase: &Phase,
+    before: &[Option<StoreCounters>],
+    after: &[Option<StoreCounters>],
+) -> Option<String> {
+    let ms = |ns: u64, n: u64| ns as f64 / n.max(1) as f64 / 1e6;
+    let deltas: Vec<(u64, u64, u64, u64)> = before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| {
+            let (b, a) = ((*b)?, (*a)?);
+            Some((
+                a.requests_answered - b.requests_answered,
+                a.request_ns - b.request_ns,
+                a.sync_drives - b.sync_drives,
+                a.sync_drive_ns - b.sync_drive_ns,
+            ))
+        })
+        .collect::<Option<_>>()?;
+    let leader = (0..deltas.len()).max_by_key(|i| deltas[*i].0)?;
+    let (requests, request_ns, syncs, sync_ns) = deltas[leader];
+    let follower_syncs: (u64, u64) = deltas
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .fold((0, 0), |(n, ns), (_, d)| (n + d.2, ns + d.3));
+    let client = phase.mean().as_secs_f64() * 1e3;
+    let in_node = ms(request_ns, requests);
+    Some(format!(
+        "write path, put c=1: client mean {client:.3} ms; in the leader's node {in_node:.3} ms \
+         per request, its log-sync drives {:.3} ms ({syncs} of them), the followers' \
+         {:.3} ms; outside the leader's node (gRPC, loopback, client, scheduling) {:.3} ms",
+        ms(sync_ns, syncs),
+        ms(follower_syncs.1, follower_syncs.0),
+        client - in_node
+    ))
+}
+
 /// Options of a compare run.
 #[derive(Debug)]
 pub struct Options {
@@ -255,6 +307,7 @@ pub fn run(options: &Options) {
         .enable_all()
         .build()
         .expect("runtime");
+    let mut notes = Vec::new();
     runtime.block_on(async {
         let mut systems = Vec::new();
         if let Some(etcd) = &etcd {
@@ -277,10 +330,19 @@ pub fn run(options: &Options) {
         for (system, _) in &systems {
             preload(system).await;
         }
+        let addrs: Vec<String> = ferro.addrs.values().cloned().collect();
         for workload in [Workload::Put, Workload::Get, Workload::Mix] {
             for &clients in &options.clients {
                 for (system, cpu) in &systems {
+                    let breakdown = matches!(system, System::Ferro(..))
+                        && workload == Workload::Put
+                        && clients == 1;
+                    let before = node_counters(&addrs).await;
                     let mut done = phase(system, workload, clients, options.seconds, cpu).await;
+                    if breakdown {
+                        let after = node_counters(&addrs).await;
+                        notes.extend(write_path(&done, &before, &after));
+                    }
                     let row = Row::of(system.name(), workload.name(), clients, &mut done);
                     println!("{}", row.line(None));
                     table.push(row);
@@ -292,6 +354,9 @@ pub fn run(options: &Options) {
     drop(etcd);
     println!();
     table.print();
+    for note in &notes {
+        println!("{note}");
+    }
     if let Some(path) = &options.json {
         std::fs::write(path, table.json()).expect("write the JSON rows");
         println!("rows written to {}", path.display());

@@ -30,6 +30,12 @@ impl Phase {
         self.latencies.get(index).copied().unwrap_or_default()
     }
 
+    /// The mean latency.
+    pub fn mean(&self) -> Duration {
+        let total: Duration = self.latencies.iter().sum();
+        total / u32::try_from(self.ops().max(1)).unwrap_or(u32::MAX)
+    }
+
     /// CPU seconds per 1,000 successful operations.
     pub fn cpu_per_kop(&self) -> f64 {
         if self.ops() == 0 {
