@@ -1,21 +1,29 @@
 //! Delivering a store's waits to the cluster's deadlock detector, the store that leads the
 //! first region (`ferrokv_core::store` `detector.rs`), over `FerroRaft/Detect`.
 //!
-//! One task per store takes the batches of `DetectorCall`s its node queues, merges what is
-//! waiting, and sends them to the detector: the store it last reached, else the first
+//! One task per store takes the calls its node queues, merges what is waiting, cuts it
+//! into requests of at most `CALLS_PER_REQUEST_MAX` calls and `REQUEST_BYTES_MAX` bytes,
+//! numbered in order (`seq`, per process `incarnation`: the detector ignores a late
+//! request), and sends them to the detector: the store it last reached, else the first
 //! region's leader as PD knows it, else this store, else every configured store in turn;
 //! a store that is not the detector names the first region's leader when it knows it,
 //! which is tried next. A `Deadlock` found for a call goes back to the node, which answers
-//! that waiter. A batch no store accepted within `TRIES_MAX` attempts is dropped: its
-//! waits then end by their timeouts, as they would with no detector at all.
+//! that waiter. A request no store accepted within `TRIES_MAX` attempts is dropped, but
+//! its clean-ups are kept for the next one (a lost clean-up leaves an edge that could
+//! refuse a later wait); lost detects only miss cycles, whose waits then end by their
+//! timeouts.
+//!
+//! The serving side (`FerroRaft/Detect`) refuses a request with too many calls, an
+//! oversized key or a zero timestamp (`batch_from_wire`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferrokv_client::pd::PdClient;
+use ferrokv_core::limits;
 use ferrokv_core::mvcc::WaitForEdge;
-use ferrokv_core::store::{DetectorAnswer, DetectorCall};
+use ferrokv_core::store::{DetectorAnswer, DetectorBatch, DetectorCall};
 use ferrokv_core::txn::Deadlock;
 use ferrokv_core::types::StoreId;
 use ferrokv_proto::ferrokv_raftpb::ferro_raft_client::FerroRaftClient;
@@ -28,8 +36,10 @@ use crate::transport::{connect_store, StoreResolver};
 
 /// Stores asked for one batch before it is dropped.
 const TRIES_MAX: usize = 8;
-/// Calls merged into one request at most.
-const CALLS_PER_REQUEST_MAX: usize = 4_096;
+/// Calls in one request at most (the serving side refuses more).
+pub const CALLS_PER_REQUEST_MAX: usize = 4_096;
+/// Bytes of keys in one request at most (well under the gRPC message limit).
+const REQUEST_BYTES_MAX: usize = 1 << 20;
 /// Deadline of one `Detect` call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -45,6 +55,11 @@ pub struct DetectorClient {
     /// The store that last answered as the detector.
     detector: Option<StoreId>,
     clients: BTreeMap<StoreId, FerroRaftClient<Channel>>,
+    /// This process's incarnation and the last request number it used.
+    incarnation: u64,
+    seq: u64,
+    /// Clean-ups of requests no store accepted, sent with the next calls.
+    retry: Vec<DetectorCall>,
 }
 
 impl DetectorClient {
@@ -65,23 +80,49 @@ impl DetectorClient {
             configured,
             detector: None,
             clients: BTreeMap::new(),
+            incarnation: incarnation(),
+            seq: 0,
+            retry: Vec::new(),
         }
     }
 
     /// Delivers the batches `calls` yields until the node stops.
     pub async fn run(mut self, mut calls: mpsc::Receiver<Vec<DetectorCall>>) {
-        while let Some(mut batch) = calls.recv().await {
-            while batch.len() < CALLS_PER_REQUEST_MAX {
+        while let Some(first) = calls.recv().await {
+            let mut merged = std::mem::take(&mut self.retry);
+            merged.extend(first);
+            while merged.len() < CALLS_PER_REQUEST_MAX {
                 match calls.try_recv() {
-                    Ok(more) => batch.extend(more),
+                    Ok(more) => merged.extend(more),
                     Err(_) => break,
                 }
             }
-            self.deliver(&batch).await;
+            for request in split(merged) {
+                self.seq += 1;
+                let batch = DetectorBatch {
+                    from_store: self.own.get(),
+                    incarnation: self.incarnation,
+                    seq: self.seq,
+                    calls: request,
+                };
+                if !self.deliver(&batch).await {
+                    let clean_ups = batch
+                        .calls
+                        .into_iter()
+                        .filter(|c| matches!(c, DetectorCall::CleanUpWaitFor(_)));
+                    self.retry.extend(clean_ups);
+                    let over = self
+                        .retry
+                        .len()
+                        .saturating_sub(limits::DETECTOR_CALLS_QUEUED_MAX);
+                    self.retry.drain(..over);
+                }
+            }
         }
     }
 
-    async fn deliver(&mut self, batch: &[DetectorCall]) {
+    /// Sends `batch` to the detector; false if no store took it.
+    async fn deliver(&mut self, batch: &DetectorBatch) -> bool {
         let mut queue: VecDeque<StoreId> = self.detector.into_iter().collect();
         if queue.is_empty() {
             queue.extend(self.first_region_leader().await);
@@ -99,8 +140,8 @@ impl DetectorClient {
             match self.ask(store, batch).await {
                 Some(DetectorAnswer::Deadlocks(found)) => {
                     self.detector = Some(store);
-                    self.report(batch, found).await;
-                    return;
+                    self.report(&batch.calls, found).await;
+                    return true;
                 }
                 Some(DetectorAnswer::NotDetector {
                     leader: Some(leader),
@@ -109,10 +150,9 @@ impl DetectorClient {
             }
         }
         self.detector = None;
-        tracing::debug!(
-            calls = batch.len(),
-            "no deadlock detector reached; waits time out"
-        );
+        let calls = batch.calls.len();
+        tracing::debug!(calls, "no deadlock detector reached; waits time out");
+        false
     }
 
     async fn first_region_leader(&self) -> Option<StoreId> {
@@ -122,9 +162,9 @@ impl DetectorClient {
     }
 
     /// `store`'s answer, `None` if it gave none.
-    async fn ask(&mut self, store: StoreId, batch: &[DetectorCall]) -> Option<DetectorAnswer> {
+    async fn ask(&mut self, store: StoreId, batch: &DetectorBatch) -> Option<DetectorAnswer> {
         if store == self.own {
-            return self.node.detect(batch.to_vec()).await.ok();
+            return self.node.detect(batch.clone()).await.ok();
         }
         let mut client = match self.clients.get(&store) {
             Some(client) => client.clone(),
@@ -135,12 +175,10 @@ impl DetectorClient {
                 client
             }
         };
-        let request = DetectRequest {
-            calls: batch.iter().map(call_to_wire).collect(),
-        };
+        let request = batch_to_wire(batch);
         let answered = tokio::time::timeout(CALL_TIMEOUT, client.detect(request)).await;
         match answered {
-            Ok(Ok(response)) => answer_from_wire(&response.into_inner(), batch.len()),
+            Ok(Ok(response)) => answer_from_wire(&response.into_inner(), batch.calls.len()),
             _ => {
                 self.clients.remove(&store);
                 None
@@ -166,25 +204,98 @@ impl DetectorClient {
     }
 }
 
-/// The wire form of a call.
-pub fn call_to_wire(call: &DetectorCall) -> DetectCall {
-    let (clean_up, edge) = match call {
-        DetectorCall::Detect(edge) => (false, edge),
-        DetectorCall::CleanUpWaitFor(edge) => (true, edge),
-    };
-    DetectCall {
-        clean_up,
-        entry: Some(edge.to_entry()),
+/// A process incarnation: the wall clock at start, in ns (simulated under madsim).
+fn incarnation() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The bytes a call takes in a request (its key, and room for the rest).
+fn call_bytes(call: &DetectorCall) -> usize {
+    match call {
+        DetectorCall::Detect(edge) => edge.key.len() + 64,
+        DetectorCall::CleanUpWaitFor(_) => 64,
     }
 }
 
-/// A call from the wire; `None` without an entry.
-pub fn call_from_wire(call: &DetectCall) -> Option<DetectorCall> {
-    let edge = WaitForEdge::from_entry(call.entry.as_ref()?);
-    Some(if call.clean_up {
-        DetectorCall::CleanUpWaitFor(edge)
-    } else {
-        DetectorCall::Detect(edge)
+/// `calls` cut into requests of at most `CALLS_PER_REQUEST_MAX` calls and
+/// `REQUEST_BYTES_MAX` bytes, in order.
+fn split(calls: Vec<DetectorCall>) -> Vec<Vec<DetectorCall>> {
+    let mut requests: Vec<Vec<DetectorCall>> = Vec::new();
+    let mut bytes = 0;
+    for call in calls {
+        let size = call_bytes(&call);
+        let full = requests.last().is_none_or(|last| {
+            last.len() >= CALLS_PER_REQUEST_MAX || bytes + size > REQUEST_BYTES_MAX
+        });
+        if full {
+            requests.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        requests.last_mut().expect("pushed").push(call);
+    }
+    requests
+}
+
+/// The wire form of a batch; a clean-up carries no key (the detector needs its hash only).
+pub fn batch_to_wire(batch: &DetectorBatch) -> DetectRequest {
+    let calls = batch
+        .calls
+        .iter()
+        .map(|call| match call {
+            DetectorCall::Detect(edge) => DetectCall {
+                clean_up: false,
+                entry: Some(edge.to_entry()),
+            },
+            DetectorCall::CleanUpWaitFor(edge) => {
+                let mut entry = edge.to_entry();
+                entry.key.clear();
+                DetectCall {
+                    clean_up: true,
+                    entry: Some(entry),
+                }
+            }
+        })
+        .collect();
+    DetectRequest {
+        calls,
+        from_store: batch.from_store,
+        incarnation: batch.incarnation,
+        seq: batch.seq,
+    }
+}
+
+/// A batch from the wire, or why it is refused: too many calls, a call without entry, a
+/// zero timestamp, a key longer than any key a store holds.
+pub fn batch_from_wire(request: DetectRequest) -> Result<DetectorBatch, String> {
+    if request.calls.len() > CALLS_PER_REQUEST_MAX {
+        return Err(format!(
+            "{} detect calls in one request; at most {CALLS_PER_REQUEST_MAX}",
+            request.calls.len()
+        ));
+    }
+    let mut calls = Vec::with_capacity(request.calls.len());
+    for call in &request.calls {
+        let entry = call.entry.as_ref().ok_or("a detect call without entry")?;
+        if entry.txn == 0 || entry.wait_for_txn == 0 {
+            return Err("a detect call with a zero timestamp".into());
+        }
+        if entry.key.len() > limits::KEY_BYTES_MAX {
+            return Err(format!("a detect call's key of {} bytes", entry.key.len()));
+        }
+        let edge = WaitForEdge::from_entry(entry);
+        calls.push(if call.clean_up {
+            DetectorCall::CleanUpWaitFor(edge)
+        } else {
+            DetectorCall::Detect(edge)
+        });
+    }
+    Ok(DetectorBatch {
+        from_store: request.from_store,
+        incarnation: request.incarnation,
+        seq: request.seq,
+        calls,
     })
 }
 
@@ -245,29 +356,75 @@ mod tests {
     use super::*;
     use ferrokv_core::types::TimeStamp;
 
-    fn edge(txn: u64, wait_for: u64) -> WaitForEdge {
+    fn edge(txn: u64, wait_for: u64, key_bytes: usize) -> WaitForEdge {
         WaitForEdge {
             txn: TimeStamp(txn),
             wait_for_txn: TimeStamp(wait_for),
             key_hash: 7,
-            key: b"k".to_vec(),
+            key: vec![b'k'; key_bytes],
+        }
+    }
+
+    fn batch(calls: Vec<DetectorCall>) -> DetectorBatch {
+        DetectorBatch {
+            from_store: 3,
+            incarnation: 9,
+            seq: 4,
+            calls,
         }
     }
 
     #[test]
-    fn calls_and_answers_round_trip_and_bad_indexes_are_dropped() {
-        for call in [
-            DetectorCall::Detect(edge(1, 2)),
-            DetectorCall::CleanUpWaitFor(edge(3, 4)),
-        ] {
-            assert_eq!(call_from_wire(&call_to_wire(&call)), Some(call));
+    fn batches_round_trip_and_clean_ups_travel_without_keys() {
+        let detect = DetectorCall::Detect(edge(1, 2, 5));
+        let clean_up = DetectorCall::CleanUpWaitFor(edge(3, 4, 5));
+        let wire = batch_to_wire(&batch(vec![detect.clone(), clean_up]));
+        assert!(wire.calls[1].entry.as_ref().unwrap().key.is_empty());
+        let back = batch_from_wire(wire).unwrap();
+        assert_eq!((back.from_store, back.incarnation, back.seq), (3, 9, 4));
+        assert_eq!(back.calls[0], detect);
+        assert_eq!(back.calls[1], DetectorCall::CleanUpWaitFor(edge(3, 4, 0)));
+    }
+
+    #[test]
+    fn bad_remote_batches_are_refused() {
+        let too_many = vec![DetectorCall::Detect(edge(1, 2, 1)); CALLS_PER_REQUEST_MAX + 1];
+        assert!(batch_from_wire(batch_to_wire(&batch(too_many))).is_err());
+        let zero = vec![DetectorCall::Detect(edge(0, 2, 1))];
+        assert!(batch_from_wire(batch_to_wire(&batch(zero))).is_err());
+        let long = vec![DetectorCall::Detect(edge(1, 2, limits::KEY_BYTES_MAX + 1))];
+        assert!(batch_from_wire(batch_to_wire(&batch(long))).is_err());
+        let mut missing = batch_to_wire(&batch(vec![DetectorCall::Detect(edge(1, 2, 1))]));
+        missing.calls[0].entry = None;
+        assert!(batch_from_wire(missing).is_err());
+    }
+
+    #[test]
+    fn merged_calls_are_cut_by_count_and_bytes_in_order() {
+        let small: Vec<_> = (1..=CALLS_PER_REQUEST_MAX as u64 + 1)
+            .map(|n| DetectorCall::Detect(edge(n, n + 1, 1)))
+            .collect();
+        let cut = split(small.clone());
+        assert_eq!(cut.len(), 2);
+        assert_eq!(cut.concat(), small, "nothing lost or reordered");
+        let big: Vec<_> = (1..=300)
+            .map(|n| DetectorCall::Detect(edge(n, n + 1, limits::KEY_BYTES_MAX)))
+            .collect();
+        let cut = split(big);
+        assert!(cut.len() >= 2);
+        for request in &cut {
+            let bytes: usize = request.iter().map(call_bytes).sum();
+            assert!(bytes <= REQUEST_BYTES_MAX);
         }
-        assert_eq!(call_from_wire(&DetectCall::default()), None);
+    }
+
+    #[test]
+    fn answers_round_trip_and_bad_indexes_are_dropped() {
         let found = vec![(
             1,
             Deadlock {
                 deadlock_key_hash: 9,
-                wait_chain: vec![edge(2, 1), edge(1, 2)],
+                wait_chain: vec![edge(2, 1, 1), edge(1, 2, 1)],
             },
         )];
         let wire = answer_to_wire(DetectorAnswer::Deadlocks(found.clone()));

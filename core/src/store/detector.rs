@@ -9,18 +9,39 @@
 //! - **Outputs**: per batch, `NotDetector` (with the first region's leader if known, for
 //!   the caller to try next) or the calls whose wait would close a cycle, each with its
 //!   `Deadlock` (the calling store answers that waiter with it).
-//! - **Invariants**: only the first region's leader holds a graph: losing that leadership
-//!   drops it (the waits it knew time out, as TiKV's do when the detector moves); edges
-//!   expire after the longest lock wait, so lost clean-ups leave no ghost; the graph is
-//!   bounded (`WAIT_FOR_EDGES_MAX`, a full graph detects nothing new).
+//! - **Invariants**: a graph belongs to one leadership of the first region (its region id
+//!   and term): a call served under another starts from an empty graph, so clean-ups the
+//!   detector missed while it did not lead leave nothing behind (the waits it knew time
+//!   out, as TiKV's do when the detector moves); a store's batches apply in the order it
+//!   sent them (a batch older than one already served from the same store incarnation is
+//!   ignored: a timed-out request may arrive late); edges expire after the longest lock
+//!   wait; the graph is bounded (`WAIT_FOR_EDGES_MAX`, a full graph detects nothing new),
+//!   and so is the table of senders.
 //!
 //! Each store keeps its own graph too (`lock_waits.rs`) and refuses a local cycle at
 //! once; this one adds the cycles that span stores.
 
+use std::collections::BTreeMap;
+
 use crate::limits;
 use crate::mvcc::WaitForEdge;
 use crate::txn::{Deadlock, DeadlockDetector, DetectError};
-use crate::types::StoreId;
+use crate::types::{RegionId, StoreId};
+
+/// Stores whose last batch the detector remembers.
+const SENDERS_MAX: usize = 4_096;
+
+/// A store's calls, in the order it sends them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetectorBatch {
+    /// The sending store.
+    pub from_store: u64,
+    /// Its process incarnation (a restarted store numbers its batches anew).
+    pub incarnation: u64,
+    /// Increases with every batch the incarnation sends.
+    pub seq: u64,
+    pub calls: Vec<DetectorCall>,
+}
 
 /// A call for the cluster's deadlock detector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,29 +64,42 @@ pub enum DetectorAnswer {
 /// The graph, held while this store leads the first region.
 #[derive(Debug, Default)]
 pub(crate) struct ClusterDetector {
-    graph: Option<DeadlockDetector>,
+    /// The graph and the leadership (first region, term) it belongs to.
+    graph: Option<(DeadlockDetector, (RegionId, u64))>,
+    /// Per sending store: its incarnation and the last batch served.
+    senders: BTreeMap<u64, (u64, u64)>,
 }
 
 impl ClusterDetector {
-    /// Serves `calls` at `now_ms`. `leads_first_region` is this store's leadership of the
-    /// first region; `leader` the first region's leader as this store sees it.
+    /// Serves `batch` at `now_ms`. `leading` is this store's leadership of the first region
+    /// (region and term), if it leads it; `leader` the first region's leader as this store
+    /// sees it.
     pub fn serve(
         &mut self,
-        calls: &[DetectorCall],
-        leads_first_region: bool,
+        batch: &DetectorBatch,
+        leading: Option<(RegionId, u64)>,
         leader: Option<StoreId>,
         now_ms: u64,
     ) -> DetectorAnswer {
-        if !leads_first_region {
+        let Some(leadership) = leading else {
             self.graph = None;
+            self.senders.clear();
             return DetectorAnswer::NotDetector { leader };
+        };
+        if self.graph.as_ref().is_some_and(|(_, of)| *of != leadership) {
+            self.graph = None;
+            self.senders.clear();
         }
-        let graph = self
-            .graph
-            .get_or_insert_with(|| DeadlockDetector::new(limits::LOCK_WAIT_TIMEOUT_MS_MAX));
+        if !self.in_order(batch) {
+            return DetectorAnswer::Deadlocks(Vec::new());
+        }
+        let (graph, _) = self.graph.get_or_insert_with(|| {
+            let graph = DeadlockDetector::new(limits::LOCK_WAIT_TIMEOUT_MS_MAX);
+            (graph, leadership)
+        });
         graph.expire(now_ms);
         let mut deadlocks = Vec::new();
-        for (index, call) in calls.iter().enumerate() {
+        for (index, call) in batch.calls.iter().enumerate() {
             match call {
                 DetectorCall::Detect(edge) if edge.txn == edge.wait_for_txn => {}
                 DetectorCall::Detect(edge) => {
@@ -89,7 +123,27 @@ impl ClusterDetector {
             graph.edge_count() <= limits::WAIT_FOR_EDGES_MAX,
             "the cluster graph stays bounded"
         );
+        assert!(
+            self.senders.len() <= SENDERS_MAX,
+            "the sender table stays bounded"
+        );
         DetectorAnswer::Deadlocks(deadlocks)
+    }
+
+    /// Records `batch` as its sender's latest; false if a later one of the same incarnation
+    /// was already served (a late, timed-out request).
+    fn in_order(&mut self, batch: &DetectorBatch) -> bool {
+        let known = self.senders.get(&batch.from_store).copied();
+        if let Some((incarnation, seq)) = known {
+            if incarnation == batch.incarnation && batch.seq <= seq {
+                return false;
+            }
+        } else if self.senders.len() >= SENDERS_MAX {
+            self.senders.pop_first();
+        }
+        self.senders
+            .insert(batch.from_store, (batch.incarnation, batch.seq));
+        true
     }
 }
 
@@ -107,51 +161,88 @@ mod tests {
         }
     }
 
+    fn batch(from_store: u64, seq: u64, calls: Vec<DetectorCall>) -> DetectorBatch {
+        DetectorBatch {
+            from_store,
+            incarnation: 1,
+            seq,
+            calls,
+        }
+    }
+
+    const LEADING: Option<(RegionId, u64)> = Some((RegionId(1), 5));
+    const NONE: DetectorAnswer = DetectorAnswer::Deadlocks(Vec::new());
+
     #[test]
     fn waits_reported_by_two_stores_close_a_cycle_on_the_detector() {
         let mut detector = ClusterDetector::default();
         // Store A reports 1 -> 2; store B reports 2 -> 1: the second closes the cycle.
-        let from_a = [DetectorCall::Detect(edge(1, 2, b"b"))];
-        assert_eq!(
-            detector.serve(&from_a, true, None, 0),
-            DetectorAnswer::Deadlocks(vec![])
+        let from_a = batch(1, 1, vec![DetectorCall::Detect(edge(1, 2, b"b"))]);
+        assert_eq!(detector.serve(&from_a, LEADING, None, 0), NONE);
+        let closing = DetectorCall::Detect(edge(2, 1, b"a"));
+        let from_b = batch(
+            2,
+            1,
+            vec![DetectorCall::Detect(edge(3, 4, b"x")), closing.clone()],
         );
-        let from_b = [
-            DetectorCall::Detect(edge(3, 4, b"x")),
-            DetectorCall::Detect(edge(2, 1, b"a")),
-        ];
-        let DetectorAnswer::Deadlocks(found) = detector.serve(&from_b, true, None, 10) else {
+        let DetectorAnswer::Deadlocks(found) = detector.serve(&from_b, LEADING, None, 10) else {
             panic!("the leader detects")
         };
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, 1, "the second call closed it");
         assert_eq!(found[0].1.wait_chain[0], edge(2, 1, b"a"));
         // A clean-up breaks the cycle.
-        detector.serve(
-            &[DetectorCall::CleanUpWaitFor(edge(1, 2, b"b"))],
-            true,
-            None,
-            20,
-        );
+        let clean_up = batch(1, 2, vec![DetectorCall::CleanUpWaitFor(edge(1, 2, b"b"))]);
+        detector.serve(&clean_up, LEADING, None, 20);
         assert_eq!(
-            detector.serve(&from_b[1..], true, None, 30),
-            DetectorAnswer::Deadlocks(vec![])
+            detector.serve(&batch(2, 2, vec![closing]), LEADING, None, 30),
+            NONE
         );
     }
 
     #[test]
-    fn only_the_first_regions_leader_keeps_a_graph() {
+    fn a_graph_belongs_to_one_leadership_of_the_first_region() {
         let mut detector = ClusterDetector::default();
-        detector.serve(&[DetectorCall::Detect(edge(1, 2, b"b"))], true, None, 0);
+        let detect = batch(1, 1, vec![DetectorCall::Detect(edge(1, 2, b"b"))]);
+        detector.serve(&detect, LEADING, None, 0);
         let hint = Some(StoreId(7));
+        let empty = batch(1, 2, vec![]);
         assert_eq!(
-            detector.serve(&[], false, hint, 1),
+            detector.serve(&empty, None, hint, 1),
             DetectorAnswer::NotDetector { leader: hint }
         );
-        // Leading again starts from an empty graph: the old edge is gone.
-        assert_eq!(
-            detector.serve(&[DetectorCall::Detect(edge(2, 1, b"a"))], true, None, 2),
-            DetectorAnswer::Deadlocks(vec![])
-        );
+        // Leading again, or leading in a new term without a call in between, starts
+        // from an empty graph: the old edge (whose clean-up went elsewhere) is gone.
+        let closing = |seq| batch(2, seq, vec![DetectorCall::Detect(edge(2, 1, b"a"))]);
+        assert_eq!(detector.serve(&closing(1), LEADING, None, 2), NONE);
+        let retry = batch(1, 3, vec![DetectorCall::Detect(edge(1, 2, b"b"))]);
+        assert!(matches!(
+            detector.serve(&retry, LEADING, None, 3),
+            DetectorAnswer::Deadlocks(found) if found.len() == 1
+        ));
+        let new_term = Some((RegionId(1), 6));
+        assert_eq!(detector.serve(&closing(2), new_term, None, 4), NONE);
+    }
+
+    #[test]
+    fn a_late_batch_of_a_store_is_ignored() {
+        let mut detector = ClusterDetector::default();
+        let detect = DetectorCall::Detect(edge(1, 2, b"b"));
+        let clean_up = DetectorCall::CleanUpWaitFor(edge(1, 2, b"b"));
+        detector.serve(&batch(1, 2, vec![clean_up]), LEADING, None, 0);
+        // Batch 1 (the detect) timed out and arrives after batch 2: applied, it would leave
+        // an edge whose clean-up already passed.
+        detector.serve(&batch(1, 1, vec![detect]), LEADING, None, 1);
+        let closing = batch(2, 1, vec![DetectorCall::Detect(edge(2, 1, b"a"))]);
+        assert_eq!(detector.serve(&closing, LEADING, None, 2), NONE);
+        // A restarted store (new incarnation) numbers from 1 again.
+        let restarted = DetectorBatch {
+            incarnation: 2,
+            ..batch(1, 1, vec![DetectorCall::Detect(edge(1, 2, b"b"))])
+        };
+        assert!(matches!(
+            detector.serve(&restarted, LEADING, None, 3),
+            DetectorAnswer::Deadlocks(found) if found.len() == 1
+        ));
     }
 }

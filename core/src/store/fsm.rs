@@ -333,17 +333,19 @@ impl<E: KvEngine> Store<E> {
 
     /// Serves calls for the cluster's deadlock detector (see `detector.rs`): answered here
     /// while this store leads the first region, else `NotDetector` with its leader if known.
-    pub fn serve_detector(&mut self, calls: &[super::DetectorCall]) -> super::DetectorAnswer {
+    pub fn serve_detector(&mut self, batch: &super::DetectorBatch) -> super::DetectorAnswer {
         let first = self
             .peers
             .values()
             .find(|peer| peer.is_initialized() && peer.region().start_key.is_empty());
-        let leads = first.is_some_and(|peer| peer.is_leader());
+        let leading = first
+            .filter(|peer| peer.is_leader())
+            .map(|peer| (peer.region_id(), peer.term()));
         let leader = first
             .and_then(|peer| peer.leader())
             .map(|peer| StoreId(peer.store_id));
         let now_ms = self.now.nanos / 1_000_000;
-        self.cluster_detector.serve(calls, leads, leader, now_ms)
+        self.cluster_detector.serve(batch, leading, leader, now_ms)
     }
 
     /// Calls this store's waits make on the cluster's detector since the last call: the

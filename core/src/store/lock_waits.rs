@@ -234,10 +234,27 @@ impl LockWaits {
         self.answers.push((token, response));
     }
 
+    /// Queues `call` for the cluster's detector. A clean-up whose detect is still queued
+    /// cancels it (the detector never needs either). When the queue is full, the oldest
+    /// detect goes first (a lost detect only misses a cycle; a lost clean-up leaves an edge
+    /// that can refuse a later wait until its TTL), and a clean-up only when nothing else
+    /// is left to drop.
     fn call_detector(&mut self, call: DetectorCall) {
+        if let DetectorCall::CleanUpWaitFor(edge) = &call {
+            let queued = DetectorCall::Detect(edge.clone());
+            if let Some(at) = self.detector_calls.iter().position(|c| *c == queued) {
+                self.detector_calls.remove(at);
+                return;
+            }
+        }
         if self.detector_calls.len() >= limits::DETECTOR_CALLS_QUEUED_MAX {
+            let victim = self
+                .detector_calls
+                .iter()
+                .position(|c| matches!(c, DetectorCall::Detect(_)))
+                .unwrap_or(0);
+            self.detector_calls.remove(victim);
             self.counts.detector_calls_dropped += 1;
-            return;
         }
         self.detector_calls.push(call);
     }

@@ -6,7 +6,7 @@
 mod cmd;
 mod deadlines;
 mod detector;
-pub use detector::{DetectorAnswer, DetectorCall};
+pub use detector::{DetectorAnswer, DetectorBatch, DetectorCall};
 mod drive;
 mod error;
 mod fsm;

@@ -206,8 +206,8 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
                 let _ = reply.send(self.store.max_ts_unsynced());
             }
             RequestInput::MaxTsSynced(listed, pd_ts) => self.store.max_ts_synced(&listed, pd_ts),
-            RequestInput::Detect(calls, reply) => {
-                let _ = reply.send(self.store.serve_detector(&calls));
+            RequestInput::Detect(batch, reply) => {
+                let _ = reply.send(self.store.serve_detector(&batch));
             }
             RequestInput::RemoteDeadlocks(found) => {
                 for (edge, deadlock) in found {
@@ -224,11 +224,18 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
             self.counters.sync_drives += 1;
             self.counters.sync_drive_ns += nanos(began.elapsed());
         }
-        let calls = self.store.take_detector_calls();
-        if let (false, Some(sender)) = (calls.is_empty(), &self.detector_calls) {
-            if sender.try_send(calls).is_err() {
-                tracing::debug!("deadlock detector client behind; calls dropped");
+        // While the detector client is behind, calls wait in the store's bounded queue
+        // (where a clean-up cancels its detect and detects are dropped first).
+        match &self.detector_calls {
+            Some(sender) if sender.capacity() == 0 => {}
+            Some(sender) => {
+                let calls = self.store.take_detector_calls();
+                if !calls.is_empty() {
+                    let sent = sender.try_send(calls);
+                    assert!(sent.is_ok() || sender.is_closed(), "room was checked");
+                }
             }
+            None => drop(self.store.take_detector_calls()),
         }
         for (token, response) in output.responses {
             if let Some((reply, taken)) = self.waiting.remove(&token) {

@@ -14,7 +14,7 @@ use ferrokv_core::env::EngineError;
 use ferrokv_core::mvcc::WaitForEdge;
 use ferrokv_core::raft::region_data_hash;
 use ferrokv_core::store::{
-    DetectorAnswer, DetectorCall, RegionError, RegionStatus, Request, Response,
+    DetectorAnswer, DetectorBatch, RegionError, RegionStatus, Request, Response,
 };
 use ferrokv_core::txn::Deadlock;
 use ferrokv_core::types::{RegionId, TimeStamp};
@@ -110,8 +110,8 @@ pub(crate) enum RequestInput {
     MaxTsUnsynced(oneshot::Sender<Vec<(RegionId, u64)>>),
     /// `Store::max_ts_synced` with a PD timestamp taken after the listing.
     MaxTsSynced(Vec<(RegionId, u64)>, TimeStamp),
-    /// `Store::serve_detector` (another store's waits, for the cluster's detector).
-    Detect(Vec<DetectorCall>, oneshot::Sender<DetectorAnswer>),
+    /// `Store::serve_detector` (a store's waits, for the cluster's detector).
+    Detect(DetectorBatch, oneshot::Sender<DetectorAnswer>),
     /// `Store::on_remote_deadlock` for each wait the cluster's detector refused.
     RemoteDeadlocks(Vec<(WaitForEdge, Deadlock)>),
 }
@@ -221,10 +221,10 @@ impl NodeHandle {
 
     /// Serves another store's waits as the cluster's deadlock detector (`NotDetector` unless
     /// this store leads the first region).
-    pub async fn detect(&self, calls: Vec<DetectorCall>) -> Result<DetectorAnswer, NodeError> {
+    pub async fn detect(&self, batch: DetectorBatch) -> Result<DetectorAnswer, NodeError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(RequestInput::Detect(calls, reply))
+            .send(RequestInput::Detect(batch, reply))
             .await
             .map_err(|_| NodeError::Stopped)?;
         answer.await.map_err(|_| NodeError::Stopped)

@@ -112,6 +112,7 @@ impl FerroAdmin for AdminService {
                 request_ns: counters.request_ns,
                 sync_drives: counters.sync_drives,
                 sync_drive_ns: counters.sync_drive_ns,
+                detector_calls_dropped: counters.store.lock_waits.detector_calls_dropped,
             }),
         }))
     }

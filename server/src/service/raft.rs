@@ -66,16 +66,11 @@ impl FerroRaft for RaftService {
         &self,
         request: Request<DetectRequest>,
     ) -> Result<Response<DetectResponse>, Status> {
-        let calls: Option<Vec<_>> = request
-            .into_inner()
-            .calls
-            .iter()
-            .map(crate::detector::call_from_wire)
-            .collect();
-        let calls = calls.ok_or_else(|| Status::invalid_argument("a detect call without entry"))?;
+        let batch = crate::detector::batch_from_wire(request.into_inner())
+            .map_err(Status::invalid_argument)?;
         let answer = self
             .node
-            .detect(calls)
+            .detect(batch)
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(crate::detector::answer_to_wire(answer)))

@@ -566,8 +566,14 @@ fn async_commit_and_one_pc_wait_for_max_ts_synced_after_the_election() {
 #[test]
 fn a_cycle_across_stores_is_found_by_the_first_regions_leader() {
     use crate::mvcc::{Error, WaitForEdge};
-    use crate::store::{DetectorAnswer, DetectorCall};
+    use crate::store::{DetectorAnswer, DetectorBatch, DetectorCall};
     let (_engine, mut store, transport) = leading_store();
+    let batch = |from_store, calls| DetectorBatch {
+        from_store,
+        incarnation: 1,
+        seq: 1,
+        calls,
+    };
     for (token, key, ts) in [(1, b"a", 10), (2, b"b", 20)] {
         let first = call(
             &mut store,
@@ -599,10 +605,10 @@ fn a_cycle_across_stores_is_found_by_the_first_regions_leader() {
     assert_eq!(calls, vec![DetectorCall::Detect(ours.clone())]);
     let elsewhere = DetectorCall::Detect(edge(10, 20, b"z"));
     assert_eq!(
-        store.serve_detector(&[elsewhere]),
+        store.serve_detector(&batch(2, vec![elsewhere])),
         DetectorAnswer::Deadlocks(vec![])
     );
-    let DetectorAnswer::Deadlocks(found) = store.serve_detector(&calls) else {
+    let DetectorAnswer::Deadlocks(found) = store.serve_detector(&batch(1, calls)) else {
         panic!("the first region's leader is the detector")
     };
     assert_eq!(found.len(), 1);
@@ -637,8 +643,37 @@ fn a_store_without_the_first_region_is_no_detector() {
     let bounded = region(2, b"m", b"", vec![peer(2, 1)]);
     bootstrap_region(&engine, &bounded).unwrap();
     let mut other = load(&engine);
+    let empty = crate::store::DetectorBatch {
+        from_store: 1,
+        incarnation: 1,
+        seq: 1,
+        calls: Vec::new(),
+    };
     assert_eq!(
-        other.serve_detector(&[]),
+        other.serve_detector(&empty),
         DetectorAnswer::NotDetector { leader: None }
     );
+}
+
+/// A wait that ends before the driver took its detect cancels it: the detector hears of
+/// neither, so no clean-up can be lost behind a delivered detect.
+#[test]
+fn a_wait_ended_before_its_detect_left_reports_nothing() {
+    let (_engine, mut store, transport) = leading_store();
+    for (token, key, ts) in [(1, b"a", 10), (2, b"b", 20)] {
+        let first = call(
+            &mut store,
+            &transport,
+            token,
+            pessimistic_lock(key, ts, 0, true),
+        );
+        assert!(locked(&first));
+    }
+    assert!(store
+        .request(Token(3), pessimistic_lock(b"a", 20, 0, false))
+        .is_none());
+    let answers = call_all(&mut store, &transport, 4, pessimistic_rollback(b"a", 10));
+    assert!(answers.contains_key(&Token(3)), "the waiter was woken");
+    assert!(store.take_detector_calls().is_empty());
+    store.txn.check_invariants();
 }
