@@ -50,6 +50,9 @@ pub struct Node<E: KvEngine, T: Transport> {
     counters: NodeCounters,
     /// Where this store's calls for the cluster's deadlock detector go (none: dropped).
     detector_calls: Option<mpsc::Sender<Vec<DetectorCall>>>,
+    /// The runtime the node was made on: snapshot generation and data hashing run there,
+    /// not on the node's own (`node::spawn`), which blocks in fsyncs and ends with the node.
+    main: tokio::runtime::Handle,
 }
 
 impl<E: KvEngine, T: Transport> Node<E, T> {
@@ -72,6 +75,7 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
             tick_interval,
             counters: NodeCounters::default(),
             detector_calls: None,
+            main: tokio::runtime::Handle::current(),
         };
         (node, NodeHandle { raft, requests })
     }
@@ -192,7 +196,6 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
                 self.next_token += 1;
                 match self.store.request(token, request) {
                     Some(response) => {
-                        self.counters.requests_answered += 1;
                         let _ = reply.send(response);
                     }
                     None => {
@@ -247,7 +250,7 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
         for task in output.snapshot_tasks {
             self.counters.snapshots_generated += 1;
             let lane = self.raft_sender.clone();
-            tokio::spawn(async move {
+            self.main.spawn(async move {
                 let region = task.region_id;
                 let result = crate::offload::run(move || task.run())
                     .await
@@ -284,7 +287,7 @@ impl<E: KvEngine, T: Transport> Node<E, T> {
             return;
         }
         let view = self.store.engine().snapshot();
-        tokio::spawn(async move {
+        self.main.spawn(async move {
             let hashed = crate::offload::run(move || {
                 hash_regions(&mut report, &view);
                 report

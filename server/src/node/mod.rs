@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 
 pub use event_loop::Node;
 
+use mailbox::{LaneSender, Refused};
+
 /// Runs `node` until it stops. In production on a thread of its own, with its own
 /// current-thread runtime (TiKV's store thread): its drives block in the Raft log's fsync,
 /// and meanwhile the transport's sender tasks, on the caller's runtime, send the messages
@@ -49,7 +51,6 @@ where
         tokio::spawn(node.run())
     }
 }
-use mailbox::{LaneSender, Refused};
 
 /// A region's status with a hash of its applied data (0 unless asked for).
 #[derive(Clone, Debug)]
@@ -69,14 +70,15 @@ pub struct NodeCounters {
     pub ticks: u64,
     /// Snapshot generation tasks run.
     pub snapshots_generated: u64,
-    /// Where a request's time goes on this node (runtime clock, not the simulated store
-    /// clock): requests answered, and their total time from the node taking them to
-    /// answering them.
+    /// Requests the store answered later than when it took them (proposals, reads
+    /// waiting for ReadIndex or a lease), on the runtime clock, not the simulated store
+    /// clock. Requests answered at once are not counted.
     pub requests_answered: u64,
+    /// Their total time from the node taking them to answering them.
     pub request_ns: u64,
-    /// `Store::drive` calls that synced the Raft log, and their total time (the fsync and
-    /// whatever else the call did).
+    /// `Store::drive` calls that synced the Raft log.
     pub sync_drives: u64,
+    /// Their total time (the fsync and whatever else the call did).
     pub sync_drive_ns: u64,
 }
 

@@ -30,6 +30,10 @@ pub struct PdResolver {
     pd: Arc<PdClient>,
     known: Arc<Mutex<BTreeMap<u64, String>>>,
     asking: Arc<Mutex<BTreeSet<u64>>>,
+    /// Where lookups run: the runtime the resolver was made on. `resolve` is called from
+    /// the node's own thread (through the transport), whose runtime blocks in fsyncs and
+    /// ends with the node: a PD connection made there would stall and then die.
+    runtime: tokio::runtime::Handle,
 }
 
 impl PdResolver {
@@ -39,6 +43,7 @@ impl PdResolver {
             pd,
             known: Arc::new(Mutex::new(BTreeMap::new())),
             asking: Arc::new(Mutex::new(BTreeSet::new())),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -53,7 +58,7 @@ impl PdResolver {
             store,
             set: self.asking.clone(),
         };
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, pd.get_store(store)).await;
             match lookup {
                 Ok(Ok(found)) if !found.address.is_empty() => {
