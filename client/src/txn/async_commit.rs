@@ -78,24 +78,14 @@ impl TxnClient {
     /// (its prewrite can no longer land).
     async fn primary_of(&self, txn: &Undecided) -> Result<Primary, TxnError> {
         let current_ts = self.timestamp().await?;
-        let primary = txn.primary.clone();
-        let start_ts = txn.start_ts.get();
-        let response = self
-            .call_key(&txn.primary, |mut rpc, context, _| {
-                let request = kvrpcpb::CheckTxnStatusRequest {
-                    context: Some(context),
-                    primary_key: primary.clone(),
-                    lock_ts: start_ts,
-                    current_ts: current_ts.get(),
-                    rollback_if_not_exist: true,
-                    ..Default::default()
-                };
-                async move {
-                    let response = rpc.kv_check_txn_status(request).await?.into_inner();
-                    Ok((response.region_error.clone(), String::new(), response))
-                }
-            })
-            .await?;
+        let request = kvrpcpb::CheckTxnStatusRequest {
+            primary_key: txn.primary.clone(),
+            lock_ts: txn.start_ts.get(),
+            current_ts: current_ts.get(),
+            rollback_if_not_exist: true,
+            ..Default::default()
+        };
+        let response = self.check_txn_status(request).await?;
         primary_verdict(&response, txn.start_ts)
     }
 
@@ -195,11 +185,7 @@ impl TxnClient {
                         "resolving txn {start_ts:?} at {commit_ts:?}: {error:?}"
                     )))
                 }
-                Err(error) => {
-                    return Err(TxnError::NotCommitted(format!(
-                        "resolving txn {start_ts:?}: {error}"
-                    )))
-                }
+                Err(error) => return Err(TxnError::Client(error)),
             }
         }
         Ok(())

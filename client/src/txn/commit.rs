@@ -165,11 +165,7 @@ impl Transaction<'_> {
             CommitStop::StallThenCommit(pause) => tokio::time::sleep(pause).await,
             CommitStop::StallThenPrewriteAgain(pause) => {
                 tokio::time::sleep(pause).await;
-                let first: Mutations = mutations
-                    .iter()
-                    .filter(|m| m.key == primary)
-                    .cloned()
-                    .collect();
+                let first = primary_only(mutations, &primary);
                 if let Err(error) = self.prewrite(&primary, &first, Ask::Locks).await {
                     self.rollback_keys(keys).await;
                     return Err(error);
@@ -327,11 +323,7 @@ impl Transaction<'_> {
             CommitStop::StallThenCommit(pause) => tokio::time::sleep(pause).await,
             CommitStop::StallThenPrewriteAgain(pause) => {
                 tokio::time::sleep(pause).await;
-                let first: Mutations = mutations
-                    .iter()
-                    .filter(|m| m.key == txn.primary)
-                    .cloned()
-                    .collect();
+                let first = primary_only(mutations, &txn.primary);
                 // Whatever it answers, the transaction was decided: a resolver may have
                 // committed it meanwhile, and the store must not lock the key again.
                 let ask = Ask::Async {
@@ -618,6 +610,17 @@ fn settle_prewrite(
         )),
         Err(error) => Err(TxnError::NotCommitted(format!("prewrite failed: {error}"))),
     }
+}
+
+/// The primary's mutation alone (a prewrite sent again after a stall).
+fn primary_only(mutations: &Mutations, primary: &[u8]) -> Mutations {
+    let first: Mutations = mutations
+        .iter()
+        .filter(|m| m.key == primary)
+        .cloned()
+        .collect();
+    assert_eq!(first.len(), 1, "the primary is written once");
+    first
 }
 
 /// A one-region call's error (a 1PC prewrite re-cut by a split is handled by the caller).

@@ -68,7 +68,8 @@ impl TxnClient {
                 commit_ts
             }
         };
-        self.resolve_key(&lock.key, lock_ts, commit_ts).await?;
+        self.resolve_keys(std::slice::from_ref(&lock.key), lock_ts, commit_ts)
+            .await?;
         Ok(Fate::Resolved)
     }
 
@@ -81,17 +82,29 @@ impl TxnClient {
         let lock_ts = TimeStamp(lock.lock_version);
         let expired =
             current_ts.physical_ms() >= lock_ts.physical_ms().saturating_add(lock.lock_ttl);
-        let primary = lock.primary_lock.clone();
+        let request = kvrpcpb::CheckTxnStatusRequest {
+            primary_key: lock.primary_lock.clone(),
+            lock_ts: lock_ts.get(),
+            caller_start_ts: caller_start_ts.get(),
+            current_ts: current_ts.get(),
+            rollback_if_not_exist: expired,
+            ..Default::default()
+        };
+        let response = self.check_txn_status(request).await?;
+        status_of(&response, lock_ts, current_ts)
+    }
+
+    /// Sends `request` (its context filled in) to its primary's region until it answers.
+    pub(super) async fn check_txn_status(
+        &self,
+        request: kvrpcpb::CheckTxnStatusRequest,
+    ) -> Result<kvrpcpb::CheckTxnStatusResponse, TxnError> {
+        let primary = request.primary_key.clone();
         let response = self
-            .call_key(&lock.primary_lock, |mut rpc, context, _| {
+            .call_key(&primary, |mut rpc, context, _| {
                 let request = kvrpcpb::CheckTxnStatusRequest {
                     context: Some(context),
-                    primary_key: primary.clone(),
-                    lock_ts: lock_ts.get(),
-                    caller_start_ts: caller_start_ts.get(),
-                    current_ts: current_ts.get(),
-                    rollback_if_not_exist: expired,
-                    ..Default::default()
+                    ..request.clone()
                 };
                 async move {
                     let response = rpc.kv_check_txn_status(request).await?.into_inner();
@@ -99,38 +112,7 @@ impl TxnClient {
                 }
             })
             .await?;
-        status_of(&response, lock_ts, current_ts)
-    }
-
-    /// Commits (`commit_ts` > 0) or rolls back (0) the lock of transaction `lock_ts` on
-    /// `key`.
-    async fn resolve_key(
-        &self,
-        key: &[u8],
-        lock_ts: TimeStamp,
-        commit_ts: TimeStamp,
-    ) -> Result<(), TxnError> {
-        let error = self
-            .call_key(key, |mut rpc, context, _| {
-                let request = kvrpcpb::ResolveLockRequest {
-                    context: Some(context),
-                    start_version: lock_ts.get(),
-                    commit_version: commit_ts.get(),
-                    keys: vec![key.to_vec()],
-                    ..Default::default()
-                };
-                async move {
-                    let response = rpc.kv_resolve_lock(request).await?.into_inner();
-                    Ok((response.region_error, String::new(), response.error))
-                }
-            })
-            .await?;
-        match error {
-            None => Ok(()),
-            Some(error) => Err(TxnError::Aborted(format!(
-                "resolving the lock of txn {lock_ts:?} on {key:?}: {error:?}"
-            ))),
-        }
+        Ok(response)
     }
 }
 

@@ -558,6 +558,22 @@ fn async_commit_and_one_pc_wait_for_max_ts_synced_after_the_election() {
     assert_unsynced(&refused);
 }
 
+/// T10 locks `a` and T20 `b` (tokens 1, 2; first locks report nothing to the cluster's
+/// detector); then T20 asks for `a` (token 3) and waits for T10.
+fn t10_holds_a_and_t20_waits_for_it(store: &mut Store<MemEngine>, transport: &Collect) {
+    for (token, key, ts) in [(1, b"a", 10), (2, b"b", 20)] {
+        let first = call(store, transport, token, pessimistic_lock(key, ts, 0, true));
+        assert!(locked(&first));
+    }
+    assert!(
+        store.take_detector_calls().is_empty(),
+        "first locks report nothing"
+    );
+    assert!(store
+        .request(Token(3), pessimistic_lock(b"a", 20, 0, false))
+        .is_none());
+}
+
 /// A cycle that spans stores: this store's waiter (T20 waits for T10 on `a`) is reported
 /// to the cluster's detector, which this store is (it leads the first region); another
 /// store's report that T10 waits for T20 came first, so the detector finds the cycle and
@@ -574,22 +590,7 @@ fn a_cycle_across_stores_is_found_by_the_first_regions_leader() {
         seq: 1,
         calls,
     };
-    for (token, key, ts) in [(1, b"a", 10), (2, b"b", 20)] {
-        let first = call(
-            &mut store,
-            &transport,
-            token,
-            pessimistic_lock(key, ts, 0, true),
-        );
-        assert!(locked(&first));
-    }
-    assert!(
-        store.take_detector_calls().is_empty(),
-        "first locks report nothing"
-    );
-    assert!(store
-        .request(Token(3), pessimistic_lock(b"a", 20, 0, false))
-        .is_none());
+    t10_holds_a_and_t20_waits_for_it(&mut store, &transport);
     assert!(
         answer_within(&mut store, &transport, 3, 1).is_none(),
         "T20 waits"
@@ -660,18 +661,7 @@ fn a_store_without_the_first_region_is_no_detector() {
 #[test]
 fn a_wait_ended_before_its_detect_left_reports_nothing() {
     let (_engine, mut store, transport) = leading_store();
-    for (token, key, ts) in [(1, b"a", 10), (2, b"b", 20)] {
-        let first = call(
-            &mut store,
-            &transport,
-            token,
-            pessimistic_lock(key, ts, 0, true),
-        );
-        assert!(locked(&first));
-    }
-    assert!(store
-        .request(Token(3), pessimistic_lock(b"a", 20, 0, false))
-        .is_none());
+    t10_holds_a_and_t20_waits_for_it(&mut store, &transport);
     let answers = call_all(&mut store, &transport, 4, pessimistic_rollback(b"a", 10));
     assert!(answers.contains_key(&Token(3)), "the waiter was woken");
     assert!(store.take_detector_calls().is_empty());
