@@ -19,6 +19,7 @@
 
 #[macro_use]
 pub mod buggify;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod detector;

@@ -148,6 +148,8 @@ impl<E: KvEngine> Store<E> {
                 }
             }
         }
+        let initialized = store.peers.values().filter(|peer| peer.is_initialized());
+        super::load::check_disjoint(initialized.map(|peer| peer.region()))?;
         for peer in store.peers.values_mut() {
             peer.guard_votes_after_restart();
         }

@@ -133,6 +133,14 @@ fn load_region<E: KvEngine, S: Snapshot>(
     }
     let hard_state = log.hard_state(region_id)?.unwrap_or_default();
     if region.peers.is_empty() {
+        if hard_state.commit != 0 {
+            // Without a log nothing can be committed: raft-rs would abort on this state.
+            let detail = format!(
+                "an uninitialized peer with commit index {}",
+                hard_state.commit
+            );
+            return Err(inconsistent(region_id, &detail));
+        }
         let peer = metapb::Peer {
             id: state.uninitialized_peer_id,
             store_id,
@@ -153,24 +161,8 @@ fn load_region<E: KvEngine, S: Snapshot>(
     let apply_state: RaftApplyState = read_message(view, &keys::apply_state_key(region_id))?
         .ok_or_else(|| inconsistent(region_id, "no apply state"))?;
     let entries = load_entries(log, region_id, &apply_state)?;
-    if hard_state.commit < apply_state.applied_index {
-        return Err(inconsistent(
-            region_id,
-            "applied index above the durable commit index",
-        ));
-    }
-    assert_eq!(
-        region.id,
-        region_id.get(),
-        "a region state names its own region"
-    );
+    check_live_state(region_id, &region, &apply_state, &hard_state, &entries)?;
     assert_eq!(peer.store_id, store_id);
-    assert!(
-        entries
-            .windows(2)
-            .all(|pair| pair[1].index == pair[0].index + 1),
-        "region {region_id}: the loaded log has a gap"
-    );
     let loaded = LoadedState {
         region,
         apply_state,
@@ -181,6 +173,101 @@ fn load_region<E: KvEngine, S: Snapshot>(
         state: loaded,
         peer,
     })
+}
+
+/// Regions a store loads must not overlap (a damaged disk could say they do).
+pub(super) fn check_disjoint<'a>(
+    regions: impl Iterator<Item = &'a metapb::Region>,
+) -> Result<(), StoreLoadError> {
+    let mut ranges: Vec<(&[u8], &[u8], u64)> = regions
+        .map(|r| (r.start_key.as_slice(), r.end_key.as_slice(), r.id))
+        .collect();
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        let ((_, end, left), (start, _, right)) = (pair[0], pair[1]);
+        if end.is_empty() || end > start {
+            return Err(StoreLoadError::Inconsistent {
+                region_id: right,
+                detail: format!("its range overlaps region {left}'s"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a live region's records must agree on before Raft sees them: a damaged disk is a
+/// typed error here, never an abort inside raft-rs or a broken store invariant later.
+fn check_live_state(
+    region_id: RegionId,
+    region: &metapb::Region,
+    apply_state: &RaftApplyState,
+    hard_state: &HardState,
+    entries: &[raft::eraftpb::Entry],
+) -> Result<(), StoreLoadError> {
+    let fail = |detail: String| Err(inconsistent(region_id, &detail));
+    if region.id != region_id.get() {
+        return fail(format!(
+            "the state under this id names region {}",
+            region.id
+        ));
+    }
+    if !region.end_key.is_empty() && region.start_key > region.end_key {
+        return fail("the region's end key is below its start key".into());
+    }
+    let mut peer_ids: Vec<u64> = region.peers.iter().map(|peer| peer.id).collect();
+    let mut store_ids: Vec<u64> = region.peers.iter().map(|peer| peer.store_id).collect();
+    peer_ids.sort_unstable();
+    peer_ids.dedup();
+    store_ids.sort_unstable();
+    store_ids.dedup();
+    let distinct = peer_ids.len() == region.peers.len() && store_ids.len() == region.peers.len();
+    if !distinct || peer_ids.contains(&0) || store_ids.contains(&0) {
+        return fail("peers need non-zero, distinct ids on distinct stores".into());
+    }
+    let truncated = apply_state.truncated_state.unwrap_or_default().index;
+    let applied = apply_state.applied_index;
+    if truncated > applied {
+        return fail(format!(
+            "log truncated at {truncated}, past the applied index {applied}"
+        ));
+    }
+    if hard_state.commit < applied {
+        return fail(format!(
+            "applied index {applied} above the durable commit index {}",
+            hard_state.commit
+        ));
+    }
+    if entries
+        .first()
+        .is_some_and(|first| first.index != truncated + 1)
+        || entries
+            .windows(2)
+            .any(|pair| pair[1].index != pair[0].index + 1)
+    {
+        return fail("the loaded log has a gap".into());
+    }
+    let truncated_term = apply_state.truncated_state.unwrap_or_default().term;
+    let mut term = truncated_term.max(apply_state.applied_term);
+    for entry in entries.iter().filter(|entry| entry.index > applied) {
+        if entry.term < term {
+            return fail(format!("log terms decrease at index {}", entry.index));
+        }
+        term = entry.term;
+    }
+    if term > hard_state.term {
+        return fail(format!(
+            "a log term {term} above the current term {}",
+            hard_state.term
+        ));
+    }
+    let last = entries.last().map_or(truncated, |entry| entry.index);
+    if hard_state.commit > last {
+        return fail(format!(
+            "durable commit index {} beyond the last log index {last}",
+            hard_state.commit
+        ));
+    }
+    Ok(())
 }
 
 fn load_entries<E: KvEngine>(

@@ -12,75 +12,13 @@
 
 #[cfg(not(madsim))]
 mod real {
-    use std::path::PathBuf;
     use std::process::ExitCode;
 
     use clap::Parser;
+    use ferrokv_server::cli::{pd_options, resolve_config, StoreFlags};
     use ferrokv_server::config::ServerConfig;
     use ferrokv_server::io::RocksEngine;
-    use ferrokv_server::pd::{run_with_pd, PdOptions};
-
-    #[derive(Parser)]
-    #[command(name = "ferrokv-server", version, about = "A FerroKV store node")]
-    struct Flags {
-        /// TOML configuration file (required without --pd).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// PD endpoints, comma-separated (`host:port,...`): join the cluster through PD.
-        #[arg(long, value_delimiter = ',')]
-        pd: Vec<String>,
-        /// With --pd: split a region this store leads once it holds this many bytes.
-        #[arg(long)]
-        split_size: Option<u64>,
-        /// Override `store_id`.
-        #[arg(long)]
-        store_id: Option<u64>,
-        /// Override `addr` (gRPC listen address).
-        #[arg(long)]
-        addr: Option<String>,
-        /// Override `data_dir`.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-    }
-
-    fn load(flags: &Flags) -> Result<ServerConfig, String> {
-        let mut config = match (&flags.config, flags.pd.is_empty()) {
-            (Some(path), _) => ServerConfig::from_file(path.clone()).map_err(|e| e.to_string())?,
-            (None, false) => ServerConfig {
-                store_id: 0,
-                addr: "127.0.0.1:20160".into(),
-                data_dir: "data/store".into(),
-                raft: Default::default(),
-                stores: Default::default(),
-                bootstrap: None,
-            },
-            (None, true) => return Err("give --config FILE, or --pd ADDR to join via PD".into()),
-        };
-        if let Some(store_id) = flags.store_id {
-            config.store_id = store_id;
-        }
-        if let Some(addr) = &flags.addr {
-            config.addr = addr.clone();
-        }
-        if let Some(data_dir) = &flags.data_dir {
-            config.data_dir = data_dir.clone();
-        }
-        if flags.pd.is_empty() {
-            config.validate().map_err(|e| e.to_string())?;
-        }
-        Ok(config)
-    }
-
-    fn pd_options(flags: &Flags) -> Option<PdOptions> {
-        if flags.pd.is_empty() {
-            return None;
-        }
-        let mut options = PdOptions::new(flags.pd.clone());
-        if let Some(bytes) = flags.split_size {
-            options.split_size_bytes = bytes.max(1);
-        }
-        Some(options)
-    }
+    use ferrokv_server::pd::run_with_pd;
 
     fn seed() -> u64 {
         let nanos = std::time::SystemTime::now()
@@ -102,9 +40,9 @@ mod real {
 
     pub fn main() -> ExitCode {
         ferrokv_server::logging::init();
-        let flags = Flags::parse();
+        let flags = StoreFlags::parse();
         let pd = pd_options(&flags);
-        let config = match load(&flags) {
+        let config = match resolve_config(&flags, ServerConfig::from_file) {
             Ok(config) => config,
             Err(error) => {
                 eprintln!("ferrokv-server: {error}");

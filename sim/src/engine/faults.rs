@@ -136,6 +136,13 @@ impl SimDisk {
         });
     }
 
+    /// Appends arbitrary `bytes` to the unsynced tail, as if a torn or misdirected write had
+    /// left them past the last record: recovery must treat them as a torn tail. For fuzzing
+    /// recovery with bytes no crash model produces.
+    pub fn append_unsynced_garbage(&self, bytes: &[u8]) {
+        self.lock().unsynced.extend_from_slice(bytes);
+    }
+
     /// Flips one bit of the durable log; `bit` wraps around the durable bytes. Returns false
     /// if nothing is durable in the log.
     pub fn flip_log_bit(&self, bit: usize) -> bool {

@@ -333,11 +333,133 @@ fn loading_overlapping_regions_is_caught() {
         &mut batch,
     );
     engine.write(&batch, WriteOptions::SYNC).unwrap();
-    let loaded = std::panic::catch_unwind(|| load(&engine));
+    let loaded = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
     assert!(
-        loaded.is_err(),
-        "overlapping regions are a broken invariant"
+        matches!(
+            loaded,
+            Err(StoreLoadError::Inconsistent { region_id: 2, .. })
+        ),
+        "overlapping regions on disk are refused with a typed error"
     );
+}
+
+/// Found by the `store_load` fuzz target: an apply state whose log ends below the durable
+/// commit index (here the bootstrap commit 5 over a log truncated at 0) reached raft-rs,
+/// which aborts the process ("hs.commit is out of range"). A damaged disk is a typed error.
+#[test]
+fn a_commit_index_beyond_the_loaded_log_is_refused() {
+    let engine = MemEngine::new();
+    bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
+    let apply_state = ferrokv_proto::ferrokv_raftpb::RaftApplyState {
+        applied_index: 0,
+        truncated_state: Some(Default::default()),
+        applied_term: 0,
+    };
+    let mut batch = WriteBatch::new();
+    let key = crate::raft::keys::apply_state_key(RegionId(1));
+    batch.put(Cf::Raft, &key, &apply_state.encode_to_vec());
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    let loaded = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
+    let Err(StoreLoadError::Inconsistent {
+        region_id: 1,
+        detail,
+    }) = loaded
+    else {
+        panic!("a commit index beyond the log must be refused");
+    };
+    assert!(detail.contains("beyond the last log index"), "{detail}");
+}
+
+/// Found by the `store_load` fuzz target: an uninitialized peer (a region state without
+/// peers) over a hard state with a commit index made raft-rs abort at load.
+#[test]
+fn an_uninitialized_peer_with_a_commit_index_is_refused() {
+    let engine = MemEngine::new();
+    bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
+    let state = ferrokv_proto::ferrokv_raftpb::RegionLocalState {
+        state: ferrokv_proto::ferrokv_raftpb::PeerState::Applying as i32,
+        region: Some(region(1, b"", b"", Vec::new())),
+        uninitialized_peer_id: 23,
+        destroyed_peer_id: 0,
+    };
+    let mut batch = WriteBatch::new();
+    let key = crate::raft::keys::region_state_key(RegionId(1));
+    batch.put(Cf::Raft, &key, &state.encode_to_vec());
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    let loaded = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
+    let Err(StoreLoadError::Inconsistent {
+        region_id: 1,
+        detail,
+    }) = loaded
+    else {
+        panic!("an uninitialized peer with a commit index must be refused");
+    };
+    assert!(
+        detail.contains("uninitialized peer with commit index 5"),
+        "{detail}"
+    );
+}
+
+/// Found by the `store_load` fuzz target: a log whose terms go down after the applied
+/// index reached the apply loop's assertion ("applied terms never decrease").
+#[test]
+fn a_log_with_decreasing_terms_is_refused() {
+    let engine = MemEngine::new();
+    bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
+    let entry = |index, term| Entry {
+        index,
+        term,
+        ..Default::default()
+    };
+    let entries = vec![entry(INIT_LOG_INDEX + 1, 9), entry(INIT_LOG_INDEX + 2, 7)];
+    let hard_state = HardState {
+        term: 9,
+        commit: INIT_LOG_INDEX + 2,
+        ..Default::default()
+    };
+    let mut batch = WriteBatch::new();
+    let region_id = RegionId(1);
+    stage_log_op(
+        &RaftLogOp::Append {
+            region: region_id,
+            entries,
+            replaces_tail: false,
+        },
+        &mut batch,
+    );
+    stage_log_op(
+        &RaftLogOp::SetHardState {
+            region: region_id,
+            hard_state,
+        },
+        &mut batch,
+    );
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    let loaded = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
+    let Err(StoreLoadError::Inconsistent { detail, .. }) = loaded else {
+        panic!("decreasing log terms must be refused");
+    };
+    assert!(detail.contains("log terms decrease"), "{detail}");
+}
+
+/// Found by the `store_load` fuzz target: a region state listing a peer with id 0 made
+/// raft-rs abort at load ("invalid restore"); duplicate ids or stores are as bad.
+#[test]
+fn a_region_state_with_bad_peer_ids_is_refused() {
+    let bad_peer_lists = [
+        vec![peer(93, 1), peer(0, 0)],
+        vec![peer(1, 1), peer(1, 2)],
+        vec![peer(1, 1), peer(2, 1)],
+    ];
+    for peers in bad_peer_lists {
+        let engine = MemEngine::new();
+        bootstrap_region(&engine, &region(1, b"", b"", peers)).unwrap();
+        let loaded = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
+        let Err(StoreLoadError::Inconsistent { detail, .. }) = loaded else {
+            panic!("bad peer ids must be refused");
+        };
+        assert!(detail.contains("distinct ids"), "{detail}");
+    }
 }
 
 /// Found by the VOPR (seed 13 at 5 minutes): a peer destroyed by a tombstone was recreated,
