@@ -66,20 +66,25 @@ impl RegionCache {
         (end.is_empty() || end.as_slice() >= bound).then_some(route)
     }
 
-    /// Caches `region` with `leader`, evicting every overlapping entry.
-    pub fn insert(&mut self, region: Region, leader: Option<Peer>) {
+    /// Caches `region` with `leader`, evicting every overlapping entry and any other route
+    /// of the same region (a region has one range at a time; the newest report wins).
+    /// A region whose range is inverted or empty is a malformed report (from a store, PD or
+    /// an error) and is not cached: returns false.
+    pub fn insert(&mut self, region: Region, leader: Option<Peer>) -> bool {
+        if !region.end_key.is_empty() && region.start_key >= region.end_key {
+            tracing::warn!(
+                region_id = region.id,
+                "a region with an empty or inverted range was reported; not cached"
+            );
+            return false;
+        }
         let route = Route { region, leader };
         let range = route.range();
-        let overlapping: Vec<Vec<u8>> = self
-            .by_start
-            .iter()
-            .filter(|(_, cached)| cached.range().overlaps(&range))
-            .map(|(start, _)| start.clone())
-            .collect();
-        for start in overlapping {
-            self.by_start.remove(&start);
-        }
+        let id = route.region.id;
+        self.by_start
+            .retain(|_, cached| !cached.range().overlaps(&range) && cached.region.id != id);
         self.by_start.insert(range.start, route);
+        true
     }
 
     /// Records a new leader for `region_id`; returns false if the region is not cached or the
@@ -174,6 +179,22 @@ mod tests {
         cache.insert(region(1, b"", b"k"), None);
         assert_eq!(cache.locate(b"a").unwrap().region.id, 1);
         assert_eq!(cache.locate(b"z").unwrap().region.id, 2);
+    }
+
+    /// Found by the `region_cache` fuzz target: a region reported with an inverted range
+    /// panicked the client (`KeyRange::new`), and one with an empty range silently replaced
+    /// the route starting at the same key. Both are refused; a newer report of a region
+    /// replaces its older route even where the ranges do not overlap.
+    #[test]
+    fn malformed_reports_are_not_cached_and_a_region_has_one_route() {
+        let mut cache = RegionCache::new();
+        assert!(cache.insert(region(1, b"a", b"m"), None));
+        assert!(!cache.insert(region(2, b"z", b"b"), None), "inverted");
+        assert!(!cache.insert(region(3, b"a", b"a"), None), "empty");
+        assert_eq!(cache.locate(b"c").unwrap().region.id, 1);
+        assert!(cache.insert(region(1, b"p", b"t"), None));
+        assert_eq!(cache.len(), 1, "region 1's older route is gone");
+        assert!(cache.locate(b"c").is_none());
     }
 
     #[test]

@@ -38,6 +38,21 @@ pub struct RangePart<T> {
     pub result: Result<T, ClientError>,
 }
 
+/// A caller's `[start, end)` whose bounded end lies below its start is refused before
+/// anything is sent: one failed part, so the caller gets a clear error instead of a panic.
+fn refuse_inverted<T>(start: &[u8], end: &[u8]) -> Option<Vec<RangePart<T>>> {
+    let inverted = !end.is_empty() && start > end;
+    inverted.then(|| {
+        vec![RangePart {
+            range: KeyRange::new(start.to_vec(), start.to_vec()),
+            limit: 0,
+            result: Err(ClientError::Invalid(format!(
+                "range end {end:?} is below its start {start:?}"
+            ))),
+        }]
+    })
+}
+
 fn pairs_of(kvs: Vec<KvPair>) -> Vec<Pair> {
     kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
 }
@@ -212,6 +227,9 @@ impl RawClient {
     /// Deletes every key in `[start, end)` (empty end: unbounded), one atomic piece per
     /// region, in key order.
     pub async fn delete_range_parts(&self, start: &[u8], end: &[u8]) -> Vec<RangePart<()>> {
+        if let Some(refused) = refuse_inverted(start, end) {
+            return refused;
+        }
         let mut parts = Vec::new();
         let mut cursor = start.to_vec();
         loop {
@@ -279,6 +297,9 @@ impl RawClient {
         limit: usize,
         reverse: bool,
     ) -> Vec<RangePart<Vec<Pair>>> {
+        if let Some(refused) = refuse_inverted(start, end) {
+            return refused;
+        }
         let mut pages = Vec::new();
         let mut remaining = KeyRange::new(start.to_vec(), end.to_vec());
         let mut left = limit;
@@ -436,5 +457,29 @@ fn next_remaining(
         }
         let next = KeyRange::new(lower, remaining.end.clone());
         (!next.is_empty()).then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found in review (issue 11): a scan or delete-range over `[b"z", b"a")` reached
+    /// `KeyRange::new` and panicked the caller's task.
+    #[test]
+    fn an_inverted_range_is_refused_with_a_clear_error() {
+        let refused = refuse_inverted::<()>(b"z", b"a").expect("refused");
+        assert_eq!(refused.len(), 1);
+        let error = refused[0].result.as_ref().unwrap_err();
+        assert!(matches!(error, ClientError::Invalid(why) if why.contains("below its start")));
+        assert!(refuse_inverted::<()>(b"a", b"z").is_none());
+        assert!(
+            refuse_inverted::<()>(b"z", b"").is_none(),
+            "an empty end is unbounded"
+        );
+        assert!(
+            refuse_inverted::<()>(b"a", b"a").is_none(),
+            "an empty range is no error"
+        );
     }
 }

@@ -480,6 +480,10 @@ impl<E: KvEngine> Peer<E> {
                 return;
             }
         };
+        if let Some(why) = refused_from_network(&wire, self.peer_id.get()) {
+            tracing::warn!(region_id = %self.region_id, from = wire.from, "dropping a raft message: {why}");
+            return;
+        }
         if self.ignores_vote_after_restart(&wire) {
             tracing::debug!(region_id = %self.region_id, from = wire.from, "restarted moments ago: ignoring a vote request");
             return;
@@ -580,5 +584,45 @@ impl<E: KvEngine> Peer<E> {
             tracing::debug!(region_id = %self.region_id, %error, "campaign refused");
         }
         self.observe();
+    }
+}
+
+/// Why a message from the network must not reach raft-rs, if it must not: raft-rs aborts
+/// the process on some malformed messages (a vote answer without a term, an append after a
+/// gap) and acts on message types that only this node may create (a leader appends the
+/// entries of any `MsgPropose` it is sent, bypassing every check a proposal gets here; this
+/// store never forwards proposals, so none comes from an honest peer).
+fn refused_from_network(wire: &RaftWireMessage, own_id: u64) -> Option<String> {
+    use raft::eraftpb::MessageType as T;
+    let kind = wire.get_msg_type();
+    let local_only = matches!(
+        kind,
+        T::MsgHup
+            | T::MsgBeat
+            | T::MsgPropose
+            | T::MsgUnreachable
+            | T::MsgSnapStatus
+            | T::MsgCheckQuorum
+    );
+    if local_only {
+        Some(format!("{kind:?} is never sent between nodes"))
+    } else if wire.to != own_id || wire.from == 0 {
+        Some(format!(
+            "addressed from {} to {}, not to this peer {own_id}",
+            wire.from, wire.to
+        ))
+    } else if wire.term == 0 && kind != T::MsgReadIndex {
+        // raft-rs sends every message with its term except forwarded read requests (and
+        // proposals, refused above); it takes a term-0 message for one of its own.
+        Some(format!("{kind:?} without a term"))
+    } else if kind == T::MsgAppend && wire.index > 0 && wire.log_term == 0 {
+        // Every entry has a term of at least 1; raft-rs reads term 0 for indexes it does
+        // not hold, so it would match this and append after a gap.
+        Some(format!(
+            "an append after index {} without that entry's term",
+            wire.index
+        ))
+    } else {
+        None
     }
 }

@@ -259,6 +259,70 @@ fn malformed_messages_are_dropped_without_writing_anything() {
     load(&engine);
 }
 
+/// Found by the `raft_messages` fuzz target: a vote request without a term from the network
+/// made raft-rs abort the store ("term should be set when sending MsgRequestVoteResponse").
+/// Also refused: message types only a node itself creates (a leader appended the entries
+/// of a `MsgPropose` it was sent, bypassing every proposal check) and a wire message whose
+/// own addressing disagrees with the envelope, and (found next) an append after a gap.
+#[test]
+fn malformed_raft_messages_from_the_network_never_reach_raft() {
+    let (engine, mut store, transport) = leading_store();
+    let writes = engine.writes().len();
+    let mut message = incoming(1, b"", b"", peer(1, 1));
+    let mut vote = WireMessage::default();
+    vote.set_msg_type(MessageType::MsgRequestVote);
+    vote.to = 1;
+    vote.from = 9;
+    message.message = vote.write_to_bytes().unwrap();
+    store.on_raft_message(message.clone());
+    let mut propose = WireMessage::default();
+    propose.set_msg_type(MessageType::MsgPropose);
+    propose.to = 1;
+    propose.from = 9;
+    propose.set_entries(
+        vec![Entry {
+            data: b"forged".to_vec().into(),
+            ..Default::default()
+        }]
+        .into(),
+    );
+    message.message = propose.write_to_bytes().unwrap();
+    store.on_raft_message(message.clone());
+    let mut misaddressed = WireMessage::default();
+    misaddressed.set_msg_type(MessageType::MsgHeartbeat);
+    misaddressed.term = 99;
+    misaddressed.to = 4;
+    misaddressed.from = 9;
+    message.message = misaddressed.write_to_bytes().unwrap();
+    store.on_raft_message(message.clone());
+    // An append far past the log claiming "term 0" for its predecessor: raft-rs reads term
+    // 0 for indexes it does not hold, so it matched and appended after a gap (an abort).
+    let mut gap = WireMessage::default();
+    gap.set_msg_type(MessageType::MsgAppend);
+    gap.term = 99;
+    gap.to = 1;
+    gap.from = 9;
+    gap.index = 255;
+    let entry = Entry {
+        index: 256,
+        term: 99,
+        ..Default::default()
+    };
+    gap.set_entries(vec![entry].into());
+    message.message = gap.write_to_bytes().unwrap();
+    store.on_raft_message(message);
+    store.drive(&transport).unwrap();
+    assert_eq!(
+        engine.writes().len(),
+        writes,
+        "nothing appended or persisted"
+    );
+    assert!(
+        store.regions()[0].is_leader,
+        "no term change: the leader stays"
+    );
+}
+
 /// raft-rs refuses to demote the only voter when the change applies; checked at propose
 /// with raft-rs's own rules, it is refused up front instead of panicking at apply on every
 /// replica and every restart.

@@ -413,5 +413,7 @@ pub fn check(history: &History) -> Verdict {
     Verdict::Linearizable
 }
 
+pub mod brute_force;
+
 #[cfg(test)]
 mod tests;

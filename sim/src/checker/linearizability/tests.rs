@@ -299,69 +299,6 @@ fn delete_range_clears_every_key_at_once() {
 // unique per write, as in the workload; reads and CAS expectations name written values (or
 // one nobody wrote).
 
-/// Every call the brute force must consider, and whether it may be left out.
-fn unfiltered(events: &[Event]) -> Vec<(Call, bool)> {
-    events
-        .iter()
-        .filter(|event| event.outcome != Outcome::Failed)
-        .map(|event| {
-            let unknown = event.outcome == Outcome::Unknown;
-            let call = Call {
-                op: event.op.clone(),
-                outcome: event.outcome.clone(),
-                invoked: event.invoked_ns,
-                completed: if unknown {
-                    u64::MAX
-                } else {
-                    event.completed_ns
-                },
-            };
-            (call, unknown)
-        })
-        .collect()
-}
-
-/// A brute-force step: unknown reads match any state; everything else as `step`.
-fn brute_step(state: &State, call: &Call) -> Option<State> {
-    if call.op.is_read() && call.outcome == Outcome::Unknown {
-        return Some(*state);
-    }
-    step(state, call)
-}
-
-fn brute_force(calls: &[(Call, bool)]) -> bool {
-    fn search(calls: &[(Call, bool)], done: &mut Vec<bool>, state: State) -> bool {
-        if done
-            .iter()
-            .zip(calls)
-            .all(|(d, (_, optional))| *d || *optional)
-        {
-            return true;
-        }
-        for i in 0..calls.len() {
-            if done[i] {
-                continue;
-            }
-            // `i` may go next only if no pending call finished before it was invoked.
-            let blocked = (0..calls.len())
-                .any(|j| !done[j] && j != i && calls[j].0.completed < calls[i].0.invoked);
-            if blocked {
-                continue;
-            }
-            if let Some(next) = brute_step(&state, &calls[i].0) {
-                done[i] = true;
-                if search(calls, done, next) {
-                    return true;
-                }
-                done[i] = false;
-            }
-        }
-        false
-    }
-    let mut done = vec![false; calls.len()];
-    search(calls, &mut done, [None; GROUP_KEYS as usize])
-}
-
 /// An operation shape; `Put` and `Cas` get their unique new values later.
 #[derive(Clone, Debug)]
 enum Shape {
@@ -472,7 +409,7 @@ proptest! {
         )
     ) {
         let events = history_of(&shapes);
-        let expected = brute_force(&unfiltered(&events));
+        let expected = super::brute_force::is_linearizable(&events);
         let found = verdict(events.clone()) == Verdict::Linearizable;
         prop_assert_eq!(found, expected, "{:?}", events);
     }
