@@ -3,8 +3,9 @@
 # python3) installed, installing what it needs itself:
 #   formatting, clippy (-D warnings), unit + integration tests, the dependency rule for the
 #   sans-IO core, the kvproto compatibility check, the madsim build + simulation tests
-#   (in target/sim, because --cfg madsim rebuilds everything), a PR-sized VOPR run and the
-#   determinism check. Longer simulation runs: ci/sim.sh.
+#   (in target/sim, because --cfg madsim rebuilds everything), a PR-sized VOPR run, the
+#   determinism check and a short run of every fuzz target. Longer simulation runs:
+#   ci/sim.sh; longer fuzzing: ci/fuzz.sh TARGET SECONDS.
 # Exits non-zero on the first failing step; prints each runner's summary lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +93,9 @@ regressions() {
 step "simulation: regression seeds (sim/regressions.txt)" regressions
 step "simulation: planted bugs must be caught (sim/planted.txt)" ci/planted.sh
 step "determinism: 4 seeds twice + madsim check" ci/determinism.sh 4
+# Every cargo-fuzz target (nightly; cargo-fuzz installed by the script): built, its seeds
+# and corpus replayed, then fuzzed ~10 s each. Its own workspace and target dir (fuzz/target).
+step "fuzz smoke: every target" ci/fuzz.sh --smoke
 
 echo
 echo "=== ci/test.sh: all steps passed in $(( $(date +%s) - started ))s"

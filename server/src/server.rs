@@ -45,6 +45,22 @@ pub enum ServerError {
     Pd(String),
 }
 
+/// An error with every cause under it ("transport error: Address already in use (os error
+/// 98)"): tonic's own messages name only the outermost layer.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// Runs a store node until `shutdown` resolves or storage fails.
 pub async fn run<E: KvEngine>(
     config: ServerConfig,
@@ -96,11 +112,40 @@ pub async fn run_with_clock<E: KvEngine>(
         .add_service(admin)
         .serve_with_shutdown(addr, shutdown);
     tokio::select! {
-        served = grpc => served.map_err(|e| ServerError::Grpc(e.to_string())),
+        served = grpc => served.map_err(|e| ServerError::Grpc(error_chain(&e))),
         stopped = node_task => match stopped {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(ServerError::Storage(error)),
             Err(join) => Err(ServerError::Grpc(format!("node task ended: {join}"))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("transport error")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    /// Review finding (issue 11): a store whose address was taken said only "transport
+    /// error" (tonic's message for a failed bind); the cause under it names the problem.
+    #[test]
+    fn errors_name_their_causes() {
+        let bind = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let text = error_chain(&Outer(bind));
+        assert_eq!(text, "transport error: Address already in use");
     }
 }

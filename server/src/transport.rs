@@ -213,12 +213,7 @@ impl Link {
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
             .await
             .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| {
-                format!(
-                    "{e}: {}",
-                    std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
-                )
-            })?;
+            .map_err(|e| crate::server::error_chain(&e))?;
         Ok(FerroRaftClient::new(channel)
             .max_decoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX))

@@ -326,6 +326,46 @@ async fn bad_input_changes_nothing(rpc: &mut TikvClient<Channel>, ctx: &Context)
         ["d"],
         "rejected writes changed nothing"
     );
+    // Review findings (issue 11): a CAS's previous value was not size-checked (it failed
+    // later as RaftEntryTooLarge, which clients retry), and one TTL for a whole batch (as
+    // kvproto allows) was refused.
+    let oversized = rpc.raw_compare_and_swap(kvrpcpb::RawCasRequest {
+        context: c(),
+        key: b"d".to_vec(),
+        value: b"v".to_vec(),
+        previous_value: vec![0; ferrokv_core::limits::VALUE_BYTES_MAX + 1],
+        ..Default::default()
+    });
+    let oversized = oversized.await.unwrap().into_inner();
+    assert!(oversized.region_error.is_none() && oversized.error.contains("exceeds"));
+    let pairs = ["t1", "t2"].map(|key| kvrpcpb::KvPair {
+        key: key.as_bytes().to_vec(),
+        value: b"v".to_vec(),
+        ..Default::default()
+    });
+    let one_ttl = rpc.raw_batch_put(kvrpcpb::RawBatchPutRequest {
+        context: c(),
+        pairs: pairs.to_vec(),
+        ttls: vec![600],
+        ..Default::default()
+    });
+    let one_ttl = one_ttl.await.unwrap().into_inner();
+    assert!(
+        one_ttl.region_error.is_none() && one_ttl.error.is_empty(),
+        "{one_ttl:?}"
+    );
+    for key in ["t1", "t2"] {
+        let ttl = rpc.raw_get_key_ttl(kvrpcpb::RawGetKeyTtlRequest {
+            context: c(),
+            key: key.as_bytes().to_vec(),
+            ..Default::default()
+        });
+        let ttl = ttl.await.unwrap().into_inner();
+        assert!(
+            !ttl.not_found && ttl.ttl > 500 && ttl.ttl <= 600,
+            "{key}: {ttl:?}"
+        );
+    }
 }
 
 #[madsim::test]

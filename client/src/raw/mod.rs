@@ -39,6 +39,30 @@ use crate::region_cache::{RegionCache, Route};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// A pause uniform in `[backoff / 2, backoff]`: clients that failed together do not retry
+/// together.
+fn jittered(backoff: Duration, rng: &mut impl ferrokv_core::env::Rng) -> Duration {
+    let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
+    let half = nanos / 2;
+    Duration::from_nanos(half + rng.below(nanos - half + 1))
+}
+
+/// Status codes that say the request was refused before anything was done, and would be
+/// refused again: malformed (InvalidArgument, OutOfRange: over a size limit), not servable
+/// here (FailedPrecondition: async commit without PD; Unimplemented), too large to decode
+/// (ResourceExhausted).
+fn refused_for_good(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::Unimplemented
+            | Code::ResourceExhausted
+    )
+}
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Client settings.
@@ -123,6 +147,8 @@ pub struct RawClient {
     cache: Mutex<RegionCache>,
     channels: Mutex<BTreeMap<u64, Channel>>,
     rng: Mutex<ferrokv_core::env::SeededRng>,
+    /// Draws backoff jitter; its own stream, so peer choices do not depend on retries.
+    backoff_rng: Mutex<ferrokv_core::env::SeededRng>,
     /// PD, if any: where addresses of unlisted stores come from, and routes too if
     /// `routes_from_pd`.
     pd: Option<Arc<PdClient>>,
@@ -164,6 +190,9 @@ impl RawClient {
             cache: Mutex::new(RegionCache::new()),
             channels: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(ferrokv_core::env::SeededRng::new(seed)),
+            backoff_rng: Mutex::new(ferrokv_core::env::SeededRng::new(
+                seed ^ 0x6a09_e667_f3bc_c908,
+            )),
             pd: None,
             routes_from_pd: false,
             addresses: Mutex::new(BTreeMap::new()),
@@ -459,7 +488,8 @@ impl RawClient {
                 }
                 Attempt::Ambiguous(message) | Attempt::Failed(message) => last_failure = message,
             }
-            tokio::time::sleep(backoff).await;
+            let pause = jittered(backoff, &mut *self.backoff_rng.lock().expect("rng lock"));
+            tokio::time::sleep(pause).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
@@ -518,12 +548,9 @@ impl RawClient {
             Err(_) => Attempt::Ambiguous("attempt timed out".into()),
             // Refused as malformed, or as not servable by this store (async commit on a
             // store without PD): definite, nothing was done.
-            Ok(Err(status))
-                if matches!(
-                    status.code(),
-                    tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
-                ) =>
-            {
+            // Refused before anything was done, for good: retrying cannot help (a message over
+            // the size limits, a method this server does not serve).
+            Ok(Err(status)) if refused_for_good(status.code()) => {
                 Attempt::Invalid(status.message().to_string())
             }
             Ok(Err(status)) => {
@@ -536,6 +563,13 @@ impl RawClient {
                     Attempt::Ambiguous(status.to_string())
                 }
             }
+            Ok(Ok((Some(error), _, _))) if error.raft_entry_too_large.is_some() => {
+                // Nothing was proposed, and the same request is as large next time.
+                Attempt::Invalid(format!(
+                    "request too large for one Raft entry: {}",
+                    error.message
+                ))
+            }
             Ok(Ok((Some(error), _, _))) => {
                 tracing::debug!(?error, "region error");
                 self.note_region_error(route, &error);
@@ -543,6 +577,50 @@ impl RawClient {
             }
             Ok(Ok((None, message, _))) if !message.is_empty() => Attempt::Invalid(message),
             Ok(Ok((None, _, value))) => Attempt::Done(value),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review finding (issue 11): retries backed off without jitter, so clients that failed
+    /// together retried together.
+    #[test]
+    fn backoff_pauses_are_jittered_within_half_to_whole() {
+        let mut rng = ferrokv_core::env::SeededRng::new(5);
+        let backoff = Duration::from_millis(40);
+        let pauses: Vec<Duration> = (0..200).map(|_| jittered(backoff, &mut rng)).collect();
+        assert!(pauses.iter().all(|p| *p >= backoff / 2 && *p <= backoff));
+        let distinct: std::collections::BTreeSet<_> = pauses.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "pauses vary: {} distinct",
+            distinct.len()
+        );
+        assert_eq!(jittered(Duration::ZERO, &mut rng), Duration::ZERO);
+    }
+
+    /// Review finding (issue 11): every status but InvalidArgument counted as "maybe
+    /// applied", even refusals that happen before anything is done.
+    #[test]
+    fn refusals_before_anything_is_done_are_definite() {
+        for code in [
+            tonic::Code::InvalidArgument,
+            tonic::Code::OutOfRange,
+            tonic::Code::Unimplemented,
+            tonic::Code::FailedPrecondition,
+            tonic::Code::ResourceExhausted,
+        ] {
+            assert!(refused_for_good(code), "{code:?}");
+        }
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::Unknown,
+            tonic::Code::Internal,
+        ] {
+            assert!(!refused_for_good(code), "{code:?} may have applied");
         }
     }
 }

@@ -63,7 +63,7 @@ pub async fn run_member<E: KvEngine>(
         .add_service(pd)
         .serve_with_shutdown(addr, when_stopped(stopped));
     tokio::select! {
-        served = grpc => served.map_err(|error| MemberError::Grpc(error.to_string())),
+        served = grpc => served.map_err(|error| MemberError::Grpc(ferrokv_server::server::error_chain(&error))),
         ended = store.node_task => match ended {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(MemberError::Storage(error)),

@@ -217,7 +217,7 @@ pub async fn run_with_pd<E: KvEngine>(
         });
     let mut node_task = node_task;
     let served = tokio::select! {
-        served = grpc => served.map_err(|e| ServerError::Grpc(e.to_string())),
+        served = grpc => served.map_err(|e| ServerError::Grpc(crate::server::error_chain(&e))),
         stopped = &mut node_task => return node_ended(stopped),
     };
     // The services and the worker are gone: the node stops once its mailbox closes.

@@ -255,8 +255,13 @@ impl KvService {
             .map(|pair| pair.key.len() + pair.value.len())
             .sum();
         validate::batch(request.pairs.len(), bytes)?;
-        if !request.ttls.is_empty() && request.ttls.len() != request.pairs.len() {
-            return Err(InputError("ttls must be empty or one per pair".into()).into());
+        // kvproto: no TTLs, one per pair, or one for every pair.
+        let one_for_all = request.ttls.len() == 1;
+        if !request.ttls.is_empty() && !one_for_all && request.ttls.len() != request.pairs.len() {
+            return Err(InputError(
+                "ttls must be empty, one for all pairs, or one per pair".into(),
+            )
+            .into());
         }
         let now_ms = self.clock.realtime_ms();
         let mut ops = Vec::with_capacity(request.pairs.len());
@@ -265,6 +270,7 @@ impl KvService {
             validate::value(&pair.value)?;
             // Older clients send one `ttl` for the whole batch.
             #[allow(deprecated)]
+            let position = if one_for_all { 0 } else { position };
             let ttl = request.ttls.get(position).copied().unwrap_or(request.ttl);
             let expire = validate::expiry(ttl, now_ms)?;
             ops.push(put_op(pair.key, value::encode(&pair.value, expire)));
@@ -375,6 +381,9 @@ impl KvService {
         validate::column_family(&request.cf)?;
         validate::key(&request.key)?;
         validate::value(&request.value)?;
+        validate::value(&request.previous_value)?;
+        let bytes = request.key.len() + request.value.len() + request.previous_value.len();
+        validate::batch(1, bytes)?;
         let now_ms = self.clock.realtime_ms();
         let expire = validate::expiry(request.ttl, now_ms)?;
         let cas = CasOp {
