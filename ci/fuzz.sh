@@ -50,7 +50,7 @@ run_target() {
     grep -E 'panicked|SUMMARY|Test unit written|assert' "$log" | head -n 20 || true
     tail -n 30 "$log"
     local crash
-    crash=$(ls -t "fuzz/artifacts/$target"/crash-* 2>/dev/null | head -n 1 || true)
+    crash=$(ls -t "fuzz/artifacts/$target"/{crash,timeout,oom,leak}-* 2>/dev/null | head -n 1 || true)
     if [ -n "$crash" ]; then
       echo "fuzz: $target: reproducer $crash"
       echo "fuzz: replay with: (cd fuzz && cargo +nightly fuzz run -s none $target ${crash#fuzz/})"
@@ -67,6 +67,13 @@ run_all() {
     run_target "$target" "$seconds" || failed=$((failed + 1))
   done
   echo "fuzz: $count targets, $failed failed"
+  # Every file under fuzz/fuzz_targets is a target: a listing that lost some fails too.
+  local expected
+  expected=$(ls fuzz/fuzz_targets/*.rs | wc -l)
+  if [ "$count" -ne "$expected" ]; then
+    echo "fuzz: ran $count targets, but fuzz/fuzz_targets holds $expected"
+    return 1
+  fi
   [ "$failed" -eq 0 ]
 }
 

@@ -33,7 +33,10 @@ enum Op {
 type Model = BTreeMap<(u64, u64, u64), u64>;
 
 fn live(model: &Model, now: u64) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-    model.iter().filter(move |(_, touched)| now < *touched + TTL_MS).map(|(edge, _)| *edge)
+    model
+        .iter()
+        .filter(move |(_, touched)| now < *touched + TTL_MS)
+        .map(|(edge, _)| *edge)
 }
 
 fn reachable(model: &Model, now: u64, from: u64, to: u64) -> bool {
@@ -54,13 +57,20 @@ fn reachable(model: &Model, now: u64, from: u64, to: u64) -> bool {
 }
 
 fn wire_round_trip(bytes: &[u8]) {
-    let Ok(request) = DetectRequest::decode(bytes) else { return };
-    let Ok(batch) = batch_from_wire(request) else { return };
+    let Ok(request) = DetectRequest::decode(bytes) else {
+        return;
+    };
+    let Ok(batch) = batch_from_wire(request) else {
+        return;
+    };
     for call in &batch.calls {
         let edge = match call {
             DetectorCall::Detect(edge) | DetectorCall::CleanUpWaitFor(edge) => edge,
         };
-        assert!(edge.txn != TimeStamp(0) && edge.wait_for_txn != TimeStamp(0), "a zero timestamp passed");
+        assert!(
+            edge.txn != TimeStamp(0) && edge.wait_for_txn != TimeStamp(0),
+            "a zero timestamp passed"
+        );
     }
     let answer = DetectorAnswer::Deadlocks(Vec::new());
     let back = answer_from_wire(&answer_to_wire(answer.clone()), batch.calls.len());
@@ -73,8 +83,16 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut now = 0u64;
     for op in ops.iter().take(128) {
         match *op {
-            Op::Detect { txn, wait_for, hash } => {
-                let (txn, wait_for, hash) = (u64::from(txn % 8) + 1, u64::from(wait_for % 8) + 1, u64::from(hash % 4));
+            Op::Detect {
+                txn,
+                wait_for,
+                hash,
+            } => {
+                let (txn, wait_for, hash) = (
+                    u64::from(txn % 8) + 1,
+                    u64::from(wait_for % 8) + 1,
+                    u64::from(hash % 4),
+                );
                 if txn == wait_for {
                     continue;
                 }
@@ -89,22 +107,44 @@ fuzz_target!(|ops: Vec<Op>| {
                         assert!(expected, "a deadlock reported without a cycle");
                         let chain = &found.wait_chain;
                         let first = &chain[0];
-                        assert_eq!((first.txn.0, first.wait_for_txn.0, first.key_hash), (txn, wait_for, hash));
+                        assert_eq!(
+                            (first.txn.0, first.wait_for_txn.0, first.key_hash),
+                            (txn, wait_for, hash)
+                        );
                         for pair in chain.windows(2) {
                             assert_eq!(pair[0].wait_for_txn, pair[1].txn, "the chain is a path");
                         }
-                        assert_eq!(chain.last().expect("chain").wait_for_txn.0, txn, "the chain closes");
+                        assert_eq!(
+                            chain.last().expect("chain").wait_for_txn.0,
+                            txn,
+                            "the chain closes"
+                        );
                         for edge in &chain[1..] {
-                            let touched = model.get(&(edge.txn.0, edge.wait_for_txn.0, edge.key_hash));
-                            assert!(touched.is_some_and(|t| now < t + TTL_MS), "a chain edge is not live");
+                            let touched =
+                                model.get(&(edge.txn.0, edge.wait_for_txn.0, edge.key_hash));
+                            assert!(
+                                touched.is_some_and(|t| now < t + TTL_MS),
+                                "a chain edge is not live"
+                            );
                         }
-                        assert_eq!(found.deadlock_key_hash, chain.last().expect("chain").key_hash);
+                        assert_eq!(
+                            found.deadlock_key_hash,
+                            chain.last().expect("chain").key_hash
+                        );
                     }
                     Err(DetectError::Full) => panic!("a graph of at most 8 transactions is full"),
                 }
             }
-            Op::CleanUpWaitFor { txn, wait_for, hash } => {
-                let (txn, wait_for, hash) = (u64::from(txn % 8) + 1, u64::from(wait_for % 8) + 1, u64::from(hash % 4));
+            Op::CleanUpWaitFor {
+                txn,
+                wait_for,
+                hash,
+            } => {
+                let (txn, wait_for, hash) = (
+                    u64::from(txn % 8) + 1,
+                    u64::from(wait_for % 8) + 1,
+                    u64::from(hash % 4),
+                );
                 detector.clean_up_wait_for(TimeStamp(txn), TimeStamp(wait_for), hash);
                 model.remove(&(txn, wait_for, hash));
             }

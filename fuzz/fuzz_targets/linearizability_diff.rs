@@ -33,7 +33,11 @@ const KEYS: u64 = 3;
 
 /// One of the values written to `key`, or 999 (written by nobody) when `pick` says so.
 fn value_of(written: &[(u64, u64)], key: u64, pick: u8) -> u64 {
-    let values: Vec<u64> = written.iter().filter(|(k, _)| *k == key).map(|(_, v)| *v).collect();
+    let values: Vec<u64> = written
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .collect();
     if values.is_empty() || pick % 5 == 0 {
         return 999;
     }
@@ -53,7 +57,11 @@ fn op_of(shape: &Shape, base: u64, written: &[(u64, u64)]) -> Op {
         },
         Shape::BatchPut(mask) => {
             let keys = (0..KEYS).filter(|k| mask >> k & 1 == 1 || u64::from(*mask) % KEYS == *k);
-            Op::BatchPut(keys.enumerate().map(|(j, k)| (k, base + j as u64)).collect())
+            Op::BatchPut(
+                keys.enumerate()
+                    .map(|(j, k)| (k, base + j as u64))
+                    .collect(),
+            )
         }
         Shape::Scan(limit, reverse) => Op::Scan {
             keys: (0..KEYS).collect(),
@@ -79,7 +87,11 @@ fn outcome_of(op: &Op, call: &Call, written: &[(u64, u64)]) -> Outcome {
                 keys.reverse();
             }
             keys.truncate(*limit);
-            Outcome::Pairs(keys.into_iter().map(|k| (k, value_of(written, k, pick.rotate_left(k as u32)))).collect())
+            Outcome::Pairs(
+                keys.into_iter()
+                    .map(|k| (k, value_of(written, k, pick.rotate_left(k as u32))))
+                    .collect(),
+            )
         }
         _ => Outcome::Written,
     }
@@ -88,7 +100,11 @@ fn outcome_of(op: &Op, call: &Call, written: &[(u64, u64)]) -> Outcome {
 fn history(calls: &[Call]) -> Vec<Event> {
     let base = |i: usize| 100 + 10 * i as u64;
     let mut written = Vec::new();
-    let ops: Vec<Op> = calls.iter().enumerate().map(|(i, call)| op_of(&call.shape, base(i), &[])).collect();
+    let ops: Vec<Op> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, call)| op_of(&call.shape, base(i), &[]))
+        .collect();
     for op in &ops {
         match op {
             Op::Put(k, v) | Op::Cas { key: k, new: v, .. } => written.push((*k, *v)),
@@ -104,7 +120,13 @@ fn history(calls: &[Call]) -> Vec<Event> {
             let op = op_of(&call.shape, base(i), &written);
             let outcome = outcome_of(&op, call, &written);
             let invoked_ns = u64::from(call.start);
-            Event { process: i as u64, op, outcome, invoked_ns, completed_ns: invoked_ns + 1 + u64::from(call.length) }
+            Event {
+                process: i as u64,
+                op,
+                outcome,
+                invoked_ns,
+                completed_ns: invoked_ns + 1 + u64::from(call.length),
+            }
         })
         .collect()
 }
@@ -115,9 +137,17 @@ fuzz_target!(|calls: Vec<Call>| {
     }
     let events = history(&calls);
     let expected = brute_force::is_linearizable(&events);
-    match check(&History { events: events.clone() }) {
-        Verdict::Linearizable => assert!(expected, "checker accepts a non-linearizable history: {events:?}"),
-        Verdict::Violation { .. } => assert!(!expected, "checker rejects a linearizable history: {events:?}"),
+    match check(&History {
+        events: events.clone(),
+    }) {
+        Verdict::Linearizable => assert!(
+            expected,
+            "checker accepts a non-linearizable history: {events:?}"
+        ),
+        Verdict::Violation { .. } => assert!(
+            !expected,
+            "checker rejects a linearizable history: {events:?}"
+        ),
         Verdict::Exhausted { .. } => {}
     }
 });

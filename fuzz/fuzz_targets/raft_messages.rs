@@ -21,7 +21,7 @@ use libfuzzer_sys::fuzz_target;
 use protobuf::Message as _;
 use raft::eraftpb::{Entry, EntryType, Message as WireMessage, MessageType, Snapshot};
 
-const SAFE_TYPES: [MessageType; 8] = [
+const TYPES: [MessageType; 14] = [
     MessageType::MsgAppend,
     MessageType::MsgAppendResponse,
     MessageType::MsgRequestVote,
@@ -29,7 +29,14 @@ const SAFE_TYPES: [MessageType; 8] = [
     MessageType::MsgRequestPreVote,
     MessageType::MsgRequestPreVoteResponse,
     MessageType::MsgHeartbeat,
+    MessageType::MsgHeartbeatResponse,
     MessageType::MsgSnapshot,
+    MessageType::MsgTimeoutNow,
+    // Never sent between nodes: refused before raft-rs.
+    MessageType::MsgPropose,
+    MessageType::MsgReadIndex,
+    MessageType::MsgTransferLeader,
+    MessageType::MsgHup,
 ];
 
 #[derive(Arbitrary, Debug)]
@@ -43,6 +50,12 @@ enum Body {
         reject: bool,
         entries: Vec<(u8, bool, Vec<u8>)>,
         snapshot: Option<(u8, u8, Vec<u8>)>,
+        /// Wire addressing that may disagree with the envelope.
+        wire_from: Option<u8>,
+        wire_to: Option<u8>,
+        /// A commit index (heartbeats) or acknowledged index (append responses) this many
+        /// entries past the store's log: refused, as no honest peer names one.
+        past_log: Option<u8>,
     },
 }
 
@@ -66,31 +79,72 @@ enum Op {
 }
 
 fn peer(pair: (u8, u8)) -> metapb::Peer {
-    metapb::Peer { id: u64::from(pair.0), store_id: u64::from(pair.1), ..Default::default() }
+    metapb::Peer {
+        id: u64::from(pair.0),
+        store_id: u64::from(pair.1),
+        ..Default::default()
+    }
 }
 
-fn wire(body: &Body, from: u64, to: u64) -> Vec<u8> {
-    let Body::Wire { kind, term, log_term, index, reject, entries, snapshot } = body else {
-        let Body::Bytes(bytes) = body else { unreachable!() };
+fn wire(body: &Body, from: u64, to: u64, (commit, last): (u64, u64)) -> Vec<u8> {
+    let Body::Wire {
+        kind,
+        term,
+        log_term,
+        index,
+        reject,
+        entries,
+        snapshot,
+        wire_from,
+        wire_to,
+        past_log,
+    } = body
+    else {
+        let Body::Bytes(bytes) = body else {
+            unreachable!()
+        };
         return bytes.clone();
     };
     let mut message = WireMessage::default();
-    message.set_msg_type(SAFE_TYPES[usize::from(*kind) % SAFE_TYPES.len()]);
+    message.set_msg_type(TYPES[usize::from(*kind) % TYPES.len()]);
     message.from = from;
     message.to = to;
     message.term = u64::from(*term);
     message.log_term = u64::from(*log_term);
-    message.index = u64::from(*index).max(INIT_LOG_INDEX);
+    // Appends start at or above the commit index: below it they would contradict committed
+    // entries, which raft-rs (like every Raft) answers by aborting.
+    message.index = u64::from(*index).max(INIT_LOG_INDEX).max(commit);
     message.reject = *reject;
     message.commit = 0;
+    message.from = wire_from.map_or(from, u64::from);
+    message.to = wire_to.map_or(to, u64::from);
+    if let Some(past) = past_log {
+        let beyond = last + 1 + u64::from(*past);
+        match message.get_msg_type() {
+            MessageType::MsgHeartbeat => message.commit = beyond,
+            MessageType::MsgAppendResponse => {
+                message.index = beyond;
+                message.reject = false;
+            }
+            _ => {}
+        }
+    }
     let first = message.index + 1;
-    let entries = entries.iter().take(8).enumerate().map(|(offset, (term, conf, data))| Entry {
-        entry_type: if *conf { EntryType::EntryConfChange } else { EntryType::EntryNormal },
-        term: u64::from(*term),
-        index: first + offset as u64,
-        data: data.clone().into(),
-        ..Default::default()
-    });
+    let entries = entries
+        .iter()
+        .take(8)
+        .enumerate()
+        .map(|(offset, (term, conf, data))| Entry {
+            entry_type: if *conf {
+                EntryType::EntryConfChange
+            } else {
+                EntryType::EntryNormal
+            },
+            term: u64::from(*term),
+            index: first + offset as u64,
+            data: data.clone().into(),
+            ..Default::default()
+        });
     message.set_entries(entries.collect::<Vec<_>>().into());
     if let Some((index, term, data)) = snapshot {
         let mut snap = Snapshot::default();
@@ -102,12 +156,17 @@ fn wire(body: &Body, from: u64, to: u64) -> Vec<u8> {
     message.write_to_bytes().expect("encodes")
 }
 
-fn raft_message(incoming: &Incoming) -> RaftMessage {
+fn raft_message(incoming: &Incoming, log: (u64, u64)) -> RaftMessage {
     let to = peer(incoming.to);
     let from = incoming.from.map(peer);
     RaftMessage {
         region_id: u64::from(incoming.region_id),
-        message: wire(&incoming.body, from.as_ref().map_or(0, |p| p.id), to.id),
+        message: wire(
+            &incoming.body,
+            from.as_ref().map_or(0, |p| p.id),
+            to.id,
+            log,
+        ),
         to_peer: Some(to),
         from_peer: from,
         region_epoch: Some(metapb::RegionEpoch {
@@ -130,14 +189,22 @@ fuzz_target!(|ops: Vec<Op>| {
     let engine = MemEngine::new();
     let region = metapb::Region {
         id: 1,
-        region_epoch: Some(metapb::RegionEpoch { conf_ver: 1, version: 1 }),
+        region_epoch: Some(metapb::RegionEpoch {
+            conf_ver: 1,
+            version: 1,
+        }),
         peers: (1..=3).map(|id| peer((id, id))).collect(),
         ..Default::default()
     };
     bootstrap_region(&engine, &region).expect("bootstrap");
     let config = RaftConfig::default();
-    let mut store = Store::load(engine.clone(), StoreId(1), config.clone(), SeededRng::new(3))
-        .expect("store loads");
+    let mut store = Store::load(
+        engine.clone(),
+        StoreId(1),
+        config.clone(),
+        SeededRng::new(3),
+    )
+    .expect("store loads");
     let outbox = Outbox::default();
     let mut now = Instant::from_nanos(0);
     for op in ops.iter().take(32) {
@@ -152,7 +219,9 @@ fuzz_target!(|ops: Vec<Op>| {
                 outbox.take();
             }
             Op::Message(incoming) => {
-                let message = raft_message(incoming);
+                let status = store.regions().into_iter().find(|r| r.region.id == 1);
+                let log = status.map_or((0, 0), |status| (status.commit_index, status.last_index));
+                let message = raft_message(incoming, log);
                 let dropped = misaddressed(&message);
                 let writes = engine.writes().len();
                 let regions = store.regions().len();
@@ -160,9 +229,17 @@ fuzz_target!(|ops: Vec<Op>| {
                 store.drive(&outbox).expect("memory engine writes");
                 let sent = outbox.take();
                 if dropped {
-                    assert_eq!(engine.writes().len(), writes, "a misaddressed message wrote");
+                    assert_eq!(
+                        engine.writes().len(),
+                        writes,
+                        "a misaddressed message wrote"
+                    );
                     assert!(sent.is_empty(), "a misaddressed message was answered");
-                    assert_eq!(store.regions().len(), regions, "a misaddressed message made a peer");
+                    assert_eq!(
+                        store.regions().len(),
+                        regions,
+                        "a misaddressed message made a peer"
+                    );
                 }
             }
         }

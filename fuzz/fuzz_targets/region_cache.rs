@@ -12,20 +12,35 @@ use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Insert { id: u8, start: Vec<u8>, end: Vec<u8>, leader: Option<u8> },
-    UpdateLeader { id: u8, peer: u8 },
-    Invalidate { id: u8 },
+    Insert {
+        id: u8,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        leader: Option<u8>,
+    },
+    UpdateLeader {
+        id: u8,
+        peer: u8,
+    },
+    Invalidate {
+        id: u8,
+    },
     Locate(Vec<u8>),
     LocateBefore(Vec<u8>),
 }
 
 fn peer(id: u8) -> Peer {
-    Peer { id: u64::from(id), store_id: 1, ..Default::default() }
+    Peer {
+        id: u64::from(id),
+        store_id: 1,
+        ..Default::default()
+    }
 }
 
 fn contains(route: &Route, key: &[u8]) -> bool {
     let region = &route.region;
-    key >= region.start_key.as_slice() && (region.end_key.is_empty() || key < region.end_key.as_slice())
+    key >= region.start_key.as_slice()
+        && (region.end_key.is_empty() || key < region.end_key.as_slice())
 }
 
 fn valid(region: &Region) -> bool {
@@ -33,7 +48,8 @@ fn valid(region: &Region) -> bool {
 }
 
 fn overlaps(a: &Region, b: &Region) -> bool {
-    (b.end_key.is_empty() || a.start_key < b.end_key) && (a.end_key.is_empty() || b.start_key < a.end_key)
+    (b.end_key.is_empty() || a.start_key < b.end_key)
+        && (a.end_key.is_empty() || b.start_key < a.end_key)
 }
 
 /// The model: what the cache should hold, as a list.
@@ -45,7 +61,8 @@ impl Model {
         if !valid(&region) {
             return;
         }
-        self.0.retain(|route| !overlaps(&route.region, &region) && route.region.id != region.id);
+        self.0
+            .retain(|route| !overlaps(&route.region, &region) && route.region.id != region.id);
         self.0.push(Route { region, leader });
     }
 
@@ -59,7 +76,8 @@ impl Model {
             if bound.is_empty() {
                 return region.end_key.is_empty();
             }
-            region.start_key.as_slice() < bound && (region.end_key.is_empty() || region.end_key.as_slice() >= bound)
+            region.start_key.as_slice() < bound
+                && (region.end_key.is_empty() || region.end_key.as_slice() >= bound)
         })
     }
 }
@@ -69,7 +87,12 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut model = Model::default();
     for op in ops.iter().take(64) {
         match op {
-            Op::Insert { id, start, end, leader } => {
+            Op::Insert {
+                id,
+                start,
+                end,
+                leader,
+            } => {
                 let region = Region {
                     id: u64::from(*id),
                     start_key: start.clone(),
@@ -78,12 +101,21 @@ fuzz_target!(|ops: Vec<Op>| {
                     ..Default::default()
                 };
                 let leader = leader.map(peer);
-                assert_eq!(cache.insert(region.clone(), leader.clone()), valid(&region), "insert's answer");
+                assert_eq!(
+                    cache.insert(region.clone(), leader.clone()),
+                    valid(&region),
+                    "insert's answer"
+                );
                 model.insert(region, leader);
             }
             Op::UpdateLeader { id, peer: p } => {
-                let target = model.0.iter_mut().find(|route| route.region.id == u64::from(*id));
-                let member = target.as_ref().is_some_and(|route| route.region.peers.iter().any(|m| m.id == u64::from(*p)));
+                let target = model
+                    .0
+                    .iter_mut()
+                    .find(|route| route.region.id == u64::from(*id));
+                let member = target
+                    .as_ref()
+                    .is_some_and(|route| route.region.peers.iter().any(|m| m.id == u64::from(*p)));
                 let updated = cache.update_leader(RegionId(u64::from(*id)), peer(*p));
                 assert_eq!(updated, member, "update_leader's answer");
                 if let (true, Some(route)) = (member, target) {
@@ -96,7 +128,11 @@ fuzz_target!(|ops: Vec<Op>| {
             }
             Op::Locate(key) => assert_eq!(cache.locate(key), model.locate(key), "locate({key:?})"),
             Op::LocateBefore(bound) => {
-                assert_eq!(cache.locate_before(bound), model.locate_before(bound), "locate_before({bound:?})")
+                assert_eq!(
+                    cache.locate_before(bound),
+                    model.locate_before(bound),
+                    "locate_before({bound:?})"
+                )
             }
         }
         assert_eq!(cache.len(), model.0.len(), "cached routes");

@@ -33,7 +33,9 @@ fn txn_contents(served: &Served) -> Pairs {
     let mut pairs = Pairs::new();
     for cf in TXN_CFS {
         let limit = ferrokv_core::limits::ENGINE_SCAN_KEYS_MAX;
-        let found = view.scan(cf, &KeyRange::all(), limit, Direction::Forward).expect("reads");
+        let found = view
+            .scan(cf, &KeyRange::all(), limit, Direction::Forward)
+            .expect("reads");
         pairs.extend(found.into_iter().map(|(key, value)| (cf, key, value)));
     }
     pairs
@@ -65,7 +67,9 @@ macro_rules! send {
         if !$call.keep_context {
             request.context = Some($served.context());
         }
-        let answer = $served.runtime.block_on($served.service.$method(tonic::Request::new(request)));
+        let answer = $served
+            .runtime
+            .block_on($served.service.$method(tonic::Request::new(request)));
         Some(answer.map_or(true, |response| response.get_ref().region_error.is_some()))
     }};
 }
@@ -82,7 +86,12 @@ fn call(served: &Served, call: &Call) -> Option<bool> {
         6 => send!(served, call, BatchRollbackRequest, kv_batch_rollback),
         7 => send!(served, call, CleanupRequest, kv_cleanup),
         8 => send!(served, call, CheckTxnStatusRequest, kv_check_txn_status),
-        9 => send!(served, call, CheckSecondaryLocksRequest, kv_check_secondary_locks),
+        9 => send!(
+            served,
+            call,
+            CheckSecondaryLocksRequest,
+            kv_check_secondary_locks
+        ),
         10 => send!(served, call, TxnHeartBeatRequest, kv_txn_heart_beat),
         11 => {
             let Ok(mut request) = PessimisticLockRequest::decode(call.bytes.as_slice()) else {
@@ -94,10 +103,19 @@ fn call(served: &Served, call: &Call) -> Option<bool> {
             if !call.keep_context {
                 request.context = Some(served.context());
             }
-            let answer = served.runtime.block_on(served.service.kv_pessimistic_lock(tonic::Request::new(request)));
+            let answer = served.runtime.block_on(
+                served
+                    .service
+                    .kv_pessimistic_lock(tonic::Request::new(request)),
+            );
             Some(answer.map_or(true, |response| response.get_ref().region_error.is_some()))
         }
-        12 => send!(served, call, PessimisticRollbackRequest, kv_pessimistic_rollback),
+        12 => send!(
+            served,
+            call,
+            PessimisticRollbackRequest,
+            kv_pessimistic_rollback
+        ),
         13 => send!(served, call, ResolveLockRequest, kv_resolve_lock),
         14 => send!(served, call, GcRequest, kv_gc),
         15 => send!(served, call, DeleteRangeRequest, kv_delete_range),
@@ -111,9 +129,14 @@ fn clear(served: &Served) {
         end_key: vec![0xff; 32],
         ..Default::default()
     };
-    let answer = served.runtime.block_on(served.service.kv_delete_range(tonic::Request::new(request)));
+    let answer = served
+        .runtime
+        .block_on(served.service.kv_delete_range(tonic::Request::new(request)));
     let response = answer.expect("clearing is answered").into_inner();
-    assert!(response.region_error.is_none() && response.error.is_empty(), "clearing failed: {response:?}");
+    assert!(
+        response.region_error.is_none() && response.error.is_empty(),
+        "clearing failed: {response:?}"
+    );
 }
 
 fuzz_target!(|calls: Vec<Call>| {
@@ -121,7 +144,9 @@ fuzz_target!(|calls: Vec<Call>| {
     clear(served);
     for one in calls.iter().take(12) {
         let before = txn_contents(served);
-        let Some(refused) = call(served, one) else { continue };
+        let Some(refused) = call(served, one) else {
+            continue;
+        };
         let after = txn_contents(served);
         if refused {
             assert_eq!(before, after, "a refused request wrote: {one:?}");

@@ -29,6 +29,11 @@ fn assert_converged(c: &mut Cluster, region: RegionId, replicas: usize) {
         if let Some(store) = c.store(id) {
             // The deterministic election-timeout override caught every raft-rs draw.
             assert_eq!(store.stats().override_misses, 0, "store {id}");
+            assert_eq!(
+                store.stats().raft_messages_refused,
+                0,
+                "store {id}: an honest message refused"
+            );
         }
     }
     let hashes = c.replica_hashes(region);

@@ -362,11 +362,16 @@ impl RawClient {
             })
             .await;
         match outcome {
-            Ok((piece, pairs)) => RangePart {
-                range: piece,
-                limit,
-                result: Ok(pairs),
-            },
+            Ok((piece, pairs)) => {
+                let result = check_page(&piece, &pairs, limit, reverse)
+                    .map(|()| pairs)
+                    .map_err(ClientError::Unavailable);
+                RangePart {
+                    range: piece,
+                    limit,
+                    result,
+                }
+            }
             Err(CallError::Client(error)) => RangePart {
                 range: range.clone(),
                 limit,
@@ -425,6 +430,35 @@ fn clamp_reverse(start: &[u8], end: &[u8], route: &Route) -> KeyRange {
     KeyRange::new(start, end)
 }
 
+/// A store's scan page must hold at most `limit` pairs, inside the piece asked for, in
+/// strict scan order: the next page starts after the last key, so a page that breaks this
+/// would make the client skip keys, repeat them, or build an inverted range.
+fn check_page(piece: &KeyRange, pairs: &[Pair], limit: usize, reverse: bool) -> Result<(), String> {
+    if pairs.len() > limit {
+        return Err(format!(
+            "a scan page of {} pairs for a limit of {limit}",
+            pairs.len()
+        ));
+    }
+    if let Some((key, _)) = pairs.iter().find(|(key, _)| !piece.contains(key)) {
+        return Err(format!(
+            "a scan page holds key {key:?} outside the range asked for"
+        ));
+    }
+    let ordered = pairs.windows(2).all(|pair| {
+        let (first, second) = (&pair[0].0, &pair[1].0);
+        if reverse {
+            first > second
+        } else {
+            first < second
+        }
+    });
+    if !ordered {
+        return Err("a scan page out of order".into());
+    }
+    Ok(())
+}
+
 /// What is left of `remaining` after `page` (None: nothing, or the page ended the scan).
 fn next_remaining(
     remaining: &KeyRange,
@@ -480,6 +514,36 @@ mod tests {
         assert!(
             refuse_inverted::<()>(b"a", b"a").is_none(),
             "an empty range is no error"
+        );
+    }
+
+    /// Review finding (issue 11): the next page started after the last key a store
+    /// returned, unchecked; a key at or past the range's end panicked in `KeyRange::new`.
+    #[test]
+    fn a_scan_page_outside_its_range_or_out_of_order_is_refused() {
+        let piece = KeyRange::new(b"b".to_vec(), b"m".to_vec());
+        let pair = |key: &[u8]| (key.to_vec(), Vec::new());
+        assert!(check_page(&piece, &[pair(b"b"), pair(b"c")], 2, false).is_ok());
+        assert!(check_page(&piece, &[pair(b"c"), pair(b"b")], 2, true).is_ok());
+        assert!(
+            check_page(&piece, &[pair(b"c"), pair(b"z")], 2, false).is_err(),
+            "past the end"
+        );
+        assert!(
+            check_page(&piece, &[pair(b"a")], 2, false).is_err(),
+            "below the start"
+        );
+        assert!(
+            check_page(&piece, &[pair(b"c"), pair(b"b")], 2, false).is_err(),
+            "order"
+        );
+        assert!(
+            check_page(&piece, &[pair(b"c"), pair(b"c")], 2, false).is_err(),
+            "repeat"
+        );
+        assert!(
+            check_page(&piece, &[pair(b"c"), pair(b"d")], 1, false).is_err(),
+            "over limit"
         );
     }
 }

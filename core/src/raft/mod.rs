@@ -13,6 +13,7 @@ pub use config::RaftConfig;
 pub use effects::{
     Effects, OutMessage, PeerEvent, PendingPersist, Persisted, ReadOp, ReadyRead, SnapshotTask,
 };
+pub(crate) use peer::refused_from_network;
 pub use peer::{Peer, PendingRead};
 pub use storage::{
     build_snapshot, region_data_hash, LoadedState, PeerStorage, INIT_LOG_INDEX, INIT_LOG_TERM,

@@ -68,6 +68,71 @@ pub fn conf_state_of(region: &metapb::Region) -> ConfState {
     conf_state
 }
 
+/// Checks a snapshot from the network before Raft sees it, and returns its region: every
+/// rule `apply_snapshot` and raft-rs's restore rely on, so a malformed or forged snapshot
+/// is refused here instead of failing the store (or clearing other regions' data) when it
+/// applies. The region has a non-empty, non-inverted range and distinct non-zero peers
+/// including `to_peer_id`; the metadata's membership is the region's; every pair lies in
+/// a data column family inside the region.
+pub fn check_snapshot(snapshot: &RaftSnapshot, to_peer_id: u64) -> Result<metapb::Region, String> {
+    let data =
+        SnapshotData::decode(snapshot.data.as_ref()).map_err(|e| format!("snapshot data: {e}"))?;
+    let region = data.region.ok_or("a snapshot without a region")?;
+    if !region.end_key.is_empty() && region.start_key >= region.end_key {
+        return Err(format!(
+            "region {} has an empty or inverted range",
+            region.id
+        ));
+    }
+    let mut ids: Vec<u64> = region.peers.iter().map(|peer| peer.id).collect();
+    let mut stores: Vec<u64> = region.peers.iter().map(|peer| peer.store_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    stores.sort_unstable();
+    stores.dedup();
+    let distinct = ids.len() == region.peers.len() && stores.len() == region.peers.len();
+    if !distinct || ids.contains(&0) || stores.contains(&0) || !ids.contains(&to_peer_id) {
+        return Err(format!(
+            "region {} needs distinct non-zero peers including peer {to_peer_id}",
+            region.id
+        ));
+    }
+    let sorted = |ids: &[u64]| {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids
+    };
+    let expected = conf_state_of(&region);
+    let got = snapshot.get_metadata().get_conf_state();
+    if sorted(&got.voters) != sorted(&expected.voters)
+        || sorted(&got.learners) != sorted(&expected.learners)
+        || !got.voters_outgoing.is_empty()
+        || !got.learners_next.is_empty()
+    {
+        return Err(format!(
+            "the snapshot's membership is not region {}'s",
+            region.id
+        ));
+    }
+    let owned = region_data_ranges(&region);
+    for kv in &data.kvs {
+        let cf = CfName::try_from(kv.cf)
+            .map(cf_of)
+            .map_err(|_| format!("a snapshot pair in unknown column family {}", kv.cf))?;
+        if !owned
+            .iter()
+            .any(|(data_cf, range)| *data_cf == cf && range.contains(&kv.key))
+        {
+            return Err(format!(
+                "a snapshot pair in {} outside region {}",
+                cf.name(),
+                region.id
+            ));
+        }
+    }
+    Ok(region)
+}
+
 /// The key range a region owns.
 pub fn region_range(region: &metapb::Region) -> KeyRange {
     KeyRange::new(region.start_key.clone(), region.end_key.clone())

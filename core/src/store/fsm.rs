@@ -37,6 +37,8 @@ pub struct RegionStatus {
     pub applied_term: u64,
     /// Commit index this peer knows.
     pub commit_index: u64,
+    /// Index of the last entry in this peer's log.
+    pub last_index: u64,
     /// Truncated log position `(index, term)`.
     pub truncated: (u64, u64),
     /// Current term.
@@ -70,6 +72,9 @@ pub struct StoreStats {
     pub override_misses: u64,
     /// What pessimistic-lock waiters came to.
     pub lock_waits: super::lock_waits::LockWaitCounts,
+    /// Raft messages from the network refused before raft-rs saw them (malformed, forged, or
+    /// contradicting the log); no honest peer sends one, so the simulator expects 0.
+    pub raft_messages_refused: u64,
 }
 
 /// Every region replica on one store.
@@ -301,6 +306,7 @@ impl<E: KvEngine> Store<E> {
                 applied_index: peer.applied_index(),
                 applied_term: peer.applied_term(),
                 commit_index: peer.commit_index(),
+                last_index: peer.last_index(),
                 truncated: peer.truncated(),
                 term: peer.term(),
                 lease_until: peer.lease_until(self.now),
@@ -515,7 +521,9 @@ impl<E: KvEngine> Store<E> {
     /// Routes a message to the peer of its region, if any (used by `route.rs`).
     pub(super) fn step_local(&mut self, region_id: RegionId, message: RaftMessage) {
         if let Some(peer) = self.peers.get_mut(&region_id) {
-            peer.step(message);
+            if !peer.step(message) {
+                self.stats.raft_messages_refused += 1;
+            }
             self.dirty.insert(region_id);
         }
     }

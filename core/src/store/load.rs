@@ -123,6 +123,10 @@ fn load_region<E: KvEngine, S: Snapshot>(
         .region
         .clone()
         .ok_or_else(|| inconsistent(region_id, "no region"))?;
+    if region.id != region_id.get() {
+        let detail = format!("the state under this id names region {}", region.id);
+        return Err(inconsistent(region_id, &detail));
+    }
     if state.state == PeerState::Tombstone as i32 {
         let own = region
             .peers
@@ -205,14 +209,8 @@ fn check_live_state(
     entries: &[raft::eraftpb::Entry],
 ) -> Result<(), StoreLoadError> {
     let fail = |detail: String| Err(inconsistent(region_id, &detail));
-    if region.id != region_id.get() {
-        return fail(format!(
-            "the state under this id names region {}",
-            region.id
-        ));
-    }
-    if !region.end_key.is_empty() && region.start_key > region.end_key {
-        return fail("the region's end key is below its start key".into());
+    if !region.end_key.is_empty() && region.start_key >= region.end_key {
+        return fail("the region's range is empty or inverted".into());
     }
     let mut peer_ids: Vec<u64> = region.peers.iter().map(|peer| peer.id).collect();
     let mut store_ids: Vec<u64> = region.peers.iter().map(|peer| peer.store_id).collect();
@@ -247,10 +245,27 @@ fn check_live_state(
         return fail("the loaded log has a gap".into());
     }
     let truncated_term = apply_state.truncated_state.unwrap_or_default().term;
-    let mut term = truncated_term.max(apply_state.applied_term);
-    for entry in entries.iter().filter(|entry| entry.index > applied) {
-        if entry.term < term {
+    if truncated > 0 && truncated_term == 0 {
+        return fail(format!(
+            "log truncated at {truncated} without that entry's term"
+        ));
+    }
+    if applied == truncated && apply_state.applied_term != truncated_term {
+        return fail(format!(
+            "applied term {} differs from the truncated term {truncated_term} at index {applied}",
+            apply_state.applied_term
+        ));
+    }
+    let mut term = truncated_term;
+    for entry in entries {
+        if entry.term == 0 || entry.term < term {
             return fail(format!("log terms decrease at index {}", entry.index));
+        }
+        if entry.index == applied && entry.term != apply_state.applied_term {
+            return fail(format!(
+                "applied term {} differs from the log's term {} at index {applied}",
+                apply_state.applied_term, entry.term
+            ));
         }
         term = entry.term;
     }

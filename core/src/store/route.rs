@@ -13,16 +13,15 @@
 //!
 //! Peer ids are never reused, so a peer missing from a newer membership was removed.
 
-use ferrokv_proto::ferrokv_raftpb::{PeerState, RaftMessage, SnapshotData};
+use ferrokv_proto::ferrokv_raftpb::{PeerState, RaftMessage};
 use ferrokv_proto::metapb;
-use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{HardState, Message as RaftWireMessage, MessageType};
 
 use super::fsm::{uninitialized_state, Store};
 use super::load::StoreLoadError;
 use crate::env::KvEngine;
-use crate::raft::storage::write_region_state;
+use crate::raft::storage::{check_snapshot, write_region_state};
 use crate::raft::OutMessage;
 use crate::types::{KeyRange, RegionId, StoreId};
 
@@ -36,16 +35,9 @@ fn message_range(message: &RaftMessage) -> Option<KeyRange> {
     valid.then(|| KeyRange::new(message.start_key.clone(), message.end_key.clone()))
 }
 
-/// The region a snapshot message carries.
-fn snapshot_region(message: &RaftMessage) -> Option<metapb::Region> {
-    let wire = RaftWireMessage::parse_from_bytes(&message.message).ok()?;
-    let data = SnapshotData::decode(wire.get_snapshot().data.as_ref()).ok()?;
-    data.region
-}
-
 impl<E: KvEngine> Store<E> {
     /// Routes a Raft message from another store.
-    pub fn on_raft_message(&mut self, message: RaftMessage) {
+    pub fn on_raft_message(&mut self, mut message: RaftMessage) {
         crate::types::fnv::fold_u64(&mut self.trace, message.region_id);
         crate::types::fnv::fold(&mut self.trace, &message.message);
         let Some(to_peer) = message.to_peer else {
@@ -60,6 +52,21 @@ impl<E: KvEngine> Store<E> {
             self.on_tombstone(&message, &to_peer);
             return;
         }
+        // Judge the Raft message itself before it may create or destroy a peer.
+        let wire = RaftWireMessage::parse_from_bytes(&message.message);
+        let from_peer_id = message.from_peer.as_ref().map(|peer| peer.id);
+        let refusal = match &wire {
+            Ok(wire) => crate::raft::refused_from_network(wire, to_peer.id, from_peer_id),
+            Err(error) => Some(format!("undecodable: {error}")),
+        };
+        if let Some(why) = refusal {
+            self.stats.raft_messages_refused += 1;
+            tracing::debug!(store_id = %self.store_id, region_id = message.region_id, "raft message refused: {why}");
+            return;
+        }
+        // What the message is decides the snapshot checks, not a flag its sender sets.
+        message.is_snapshot =
+            wire.is_ok_and(|wire| wire.get_msg_type() == MessageType::MsgSnapshot);
         if let Some(peer) = self.peers.get(&region_id) {
             let local_id = peer.peer_id().get();
             if local_id == to_peer.id {
@@ -170,15 +177,21 @@ impl<E: KvEngine> Store<E> {
     /// local peer's, and overlaps no other initialized region here (TiKV's
     /// `check_snapshot`): a split not yet applied locally will hand the range over instead.
     fn snapshot_fits(&self, region_id: RegionId, message: &RaftMessage) -> bool {
-        let Some(region) = snapshot_region(message) else {
-            tracing::warn!(%region_id, "snapshot without a decodable region dropped");
-            return false;
+        let to_peer_id = message.to_peer.map_or(0, |peer| peer.id);
+        let checked = RaftWireMessage::parse_from_bytes(&message.message)
+            .map_err(|e| e.to_string())
+            .and_then(|wire| check_snapshot(wire.get_snapshot(), to_peer_id));
+        let region = match checked {
+            Ok(region) if region.id == region_id.get() => region,
+            Ok(region) => {
+                tracing::warn!(%region_id, other = region.id, "snapshot for another region dropped");
+                return false;
+            }
+            Err(why) => {
+                tracing::warn!(%region_id, "snapshot dropped: {why}");
+                return false;
+            }
         };
-        let valid = region.end_key.is_empty() || region.start_key < region.end_key;
-        if region.id != region_id.get() || !valid {
-            tracing::warn!(%region_id, "snapshot for another region or an invalid range dropped");
-            return false;
-        }
         let local = &self.peers[&region_id];
         let epoch = crate::types::RegionEpoch::from(region.region_epoch);
         if local.is_initialized() && epoch.is_stale_against(&local.epoch()) {

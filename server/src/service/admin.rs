@@ -113,6 +113,7 @@ impl FerroAdmin for AdminService {
                 sync_drives: counters.sync_drives,
                 sync_drive_ns: counters.sync_drive_ns,
                 detector_calls_dropped: counters.store.lock_waits.detector_calls_dropped,
+                raft_messages_refused: counters.store.raft_messages_refused,
             }),
         }))
     }

@@ -268,9 +268,9 @@ impl KvService {
         for (position, pair) in request.pairs.into_iter().enumerate() {
             validate::key(&pair.key)?;
             validate::value(&pair.value)?;
+            let position = if one_for_all { 0 } else { position };
             // Older clients send one `ttl` for the whole batch.
             #[allow(deprecated)]
-            let position = if one_for_all { 0 } else { position };
             let ttl = request.ttls.get(position).copied().unwrap_or(request.ttl);
             let expire = validate::expiry(ttl, now_ms)?;
             ops.push(put_op(pair.key, value::encode(&pair.value, expire)));

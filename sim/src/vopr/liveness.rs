@@ -149,6 +149,11 @@ pub(super) async fn collect_reports(
                     misses, 0,
                     "store {id}: raft-rs drew election timeouts the override missed"
                 );
+                let refused = report.counters.map_or(0, |c| c.raft_messages_refused);
+                assert_eq!(
+                    refused, 0,
+                    "store {id}: refused raft messages no forger sent (an honest message refused)"
+                );
                 reports.push((*id, report.regions));
             }
             None => silent.push(*id),

@@ -469,24 +469,26 @@ impl<E: KvEngine> Peer<E> {
     }
 
     /// Steps a Raft message from another peer.
-    pub fn step(&mut self, message: RaftMessage) {
+    /// Steps a message from the network into raft-rs; false if it was refused (undecodable,
+    /// or contradicting this peer's log in a way only a forged message can).
+    pub fn step(&mut self, message: RaftMessage) -> bool {
         if let Some(from) = &message.from_peer {
             self.learn_peer(from);
         }
         let wire = match RaftWireMessage::parse_from_bytes(&message.message) {
             Ok(wire) => wire,
             Err(error) => {
-                tracing::warn!(region_id = %self.region_id, %error, "dropping undecodable raft message");
-                return;
+                tracing::debug!(region_id = %self.region_id, %error, "dropping undecodable raft message");
+                return false;
             }
         };
-        if let Some(why) = refused_from_network(&wire, self.peer_id.get()) {
-            tracing::warn!(region_id = %self.region_id, from = wire.from, "dropping a raft message: {why}");
-            return;
+        if let Some(why) = self.refused_by_log(&wire) {
+            tracing::debug!(region_id = %self.region_id, from = wire.from, "dropping a raft message: {why}");
+            return false;
         }
         if self.ignores_vote_after_restart(&wire) {
             tracing::debug!(region_id = %self.region_id, from = wire.from, "restarted moments ago: ignoring a vote request");
-            return;
+            return true;
         }
         let answer = self.answer_of(&wire);
         if let Err(error) = self.raw.step(wire) {
@@ -496,6 +498,28 @@ impl<E: KvEngine> Peer<E> {
             self.activity.answered(from, self.raw.raft.term);
         }
         self.observe();
+        true
+    }
+
+    /// Why a message that passed routing must still not reach raft-rs, if it must not: it
+    /// names log positions past this peer's log that no honest peer names, and raft-rs
+    /// aborts on one (a heartbeat's commit index past the log) and is misled by the other
+    /// (an append acknowledged past the leader's log would count toward the commit quorum
+    /// and send the follower appends after a gap, forever).
+    fn refused_by_log(&self, wire: &RaftWireMessage) -> Option<String> {
+        use raft::eraftpb::MessageType as T;
+        let last = self.raw.raft.raft_log.last_index();
+        match wire.get_msg_type() {
+            T::MsgHeartbeat if wire.commit > last => Some(format!(
+                "a heartbeat committing {} past this log's last index {last}",
+                wire.commit
+            )),
+            T::MsgAppendResponse if !wire.reject && wire.index > last => Some(format!(
+                "an append acknowledged at {} past this log's last index {last}",
+                wire.index
+            )),
+            _ => None,
+        }
     }
 
     /// The member whose answer `wire` is, if it is one (see `activity`): an append or
@@ -587,12 +611,21 @@ impl<E: KvEngine> Peer<E> {
     }
 }
 
-/// Why a message from the network must not reach raft-rs, if it must not: raft-rs aborts
-/// the process on some malformed messages (a vote answer without a term, an append after a
-/// gap) and acts on message types that only this node may create (a leader appends the
-/// entries of any `MsgPropose` it is sent, bypassing every check a proposal gets here; this
-/// store never forwards proposals, so none comes from an honest peer).
-fn refused_from_network(wire: &RaftWireMessage, own_id: u64) -> Option<String> {
+/// Why a Raft message from the network must not reach raft-rs, if it must not, judged
+/// from the message alone (routing calls this before it creates or destroys a peer for
+/// it). raft-rs aborts the process on some malformed messages (a vote answer without a
+/// term, an append after a gap) and acts on message types that only the node itself
+/// creates: a leader appends the entries of any `MsgPropose`, answers any `MsgReadIndex`
+/// (a forged one without entries aborts it; one that claims to be its own hands real
+/// reads a forged read index) and starts a transfer on any `MsgTransferLeader`, skipping
+/// the lease fence the store sets when it proposes one. This store never forwards
+/// proposals, read requests or transfer requests between nodes, so no honest peer sends
+/// these.
+pub(crate) fn refused_from_network(
+    wire: &RaftWireMessage,
+    to_peer_id: u64,
+    from_peer_id: Option<u64>,
+) -> Option<String> {
     use raft::eraftpb::MessageType as T;
     let kind = wire.get_msg_type();
     let local_only = matches!(
@@ -603,17 +636,25 @@ fn refused_from_network(wire: &RaftWireMessage, own_id: u64) -> Option<String> {
             | T::MsgUnreachable
             | T::MsgSnapStatus
             | T::MsgCheckQuorum
+            | T::MsgReadIndex
+            | T::MsgReadIndexResp
+            | T::MsgTransferLeader
     );
+    let envelope_disagrees = from_peer_id.is_some_and(|id| id != 0 && id != wire.from);
     if local_only {
         Some(format!("{kind:?} is never sent between nodes"))
-    } else if wire.to != own_id || wire.from == 0 {
+    } else if wire.to != to_peer_id
+        || wire.from == 0
+        || wire.from == to_peer_id
+        || envelope_disagrees
+    {
         Some(format!(
-            "addressed from {} to {}, not to this peer {own_id}",
+            "addressed from {} to {}, not from another peer to peer {to_peer_id}",
             wire.from, wire.to
         ))
-    } else if wire.term == 0 && kind != T::MsgReadIndex {
-        // raft-rs sends every message with its term except forwarded read requests (and
-        // proposals, refused above); it takes a term-0 message for one of its own.
+    } else if wire.term == 0 {
+        // raft-rs sends every message between nodes with its term, and takes a term-0
+        // message for one of its own.
         Some(format!("{kind:?} without a term"))
     } else if kind == T::MsgAppend && wire.index > 0 && wire.log_term == 0 {
         // Every entry has a term of at least 1; raft-rs reads term 0 for indexes it does

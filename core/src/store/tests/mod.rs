@@ -192,25 +192,26 @@ fn replay_of_a_backlog_ending_in_compact_log_compacts_instead_of_crash_looping()
     }
 }
 
-fn wire(msg_type: MessageType, term: u64) -> Vec<u8> {
+/// A wire message from peer 99 to peer `to`, as raft-rs addresses one.
+fn wire(msg_type: MessageType, term: u64, to: u64) -> Vec<u8> {
     let mut message = WireMessage::default();
     message.set_msg_type(msg_type);
     message.term = term;
-    message.to = 5;
-    message.from = 9;
+    message.to = to;
+    message.from = 99;
     message.write_to_bytes().unwrap()
 }
 
 fn incoming(region_id: u64, start: &[u8], end: &[u8], to: metapb::Peer) -> RaftMessage {
     RaftMessage {
         region_id,
-        from_peer: Some(peer(9, 2)),
+        from_peer: Some(peer(99, 2)),
         to_peer: Some(to),
         region_epoch: Some(metapb::RegionEpoch {
             conf_ver: 1,
             version: 1,
         }),
-        message: wire(MessageType::MsgHeartbeat, 7),
+        message: wire(MessageType::MsgHeartbeat, 7, to.id),
         start_key: start.to_vec(),
         end_key: end.to_vec(),
         is_tombstone: false,
@@ -272,13 +273,13 @@ fn malformed_raft_messages_from_the_network_never_reach_raft() {
     let mut vote = WireMessage::default();
     vote.set_msg_type(MessageType::MsgRequestVote);
     vote.to = 1;
-    vote.from = 9;
+    vote.from = 99;
     message.message = vote.write_to_bytes().unwrap();
     store.on_raft_message(message.clone());
     let mut propose = WireMessage::default();
     propose.set_msg_type(MessageType::MsgPropose);
     propose.to = 1;
-    propose.from = 9;
+    propose.from = 99;
     propose.set_entries(
         vec![Entry {
             data: b"forged".to_vec().into(),
@@ -292,7 +293,7 @@ fn malformed_raft_messages_from_the_network_never_reach_raft() {
     misaddressed.set_msg_type(MessageType::MsgHeartbeat);
     misaddressed.term = 99;
     misaddressed.to = 4;
-    misaddressed.from = 9;
+    misaddressed.from = 99;
     message.message = misaddressed.write_to_bytes().unwrap();
     store.on_raft_message(message.clone());
     // An append far past the log claiming "term 0" for its predecessor: raft-rs reads term
@@ -301,7 +302,7 @@ fn malformed_raft_messages_from_the_network_never_reach_raft() {
     gap.set_msg_type(MessageType::MsgAppend);
     gap.term = 99;
     gap.to = 1;
-    gap.from = 9;
+    gap.from = 99;
     gap.index = 255;
     let entry = Entry {
         index: 256,
@@ -320,6 +321,149 @@ fn malformed_raft_messages_from_the_network_never_reach_raft() {
     assert!(
         store.regions()[0].is_leader,
         "no term change: the leader stays"
+    );
+}
+
+/// Review findings (issue 11): a heartbeat committing past a follower's log aborted it in
+/// raft-rs, and a snapshot sent with its envelope's `is_snapshot` flag unset skipped every
+/// snapshot check (one whose region has no peers aborted raft-rs; one covering the whole
+/// key space would clear other regions' data). Both are refused and change nothing.
+#[test]
+fn forged_log_positions_and_unflagged_snapshots_are_refused() {
+    let engine = MemEngine::new();
+    let three = vec![peer(1, 1), peer(2, 2), peer(3, 3)];
+    bootstrap_region(&engine, &region(1, b"", b"", three)).unwrap();
+    let mut store = load(&engine);
+    let transport = Collect::default();
+    let writes = engine.writes().len();
+    let envelope = |wire: WireMessage| RaftMessage {
+        region_id: 1,
+        from_peer: Some(peer(2, 2)),
+        to_peer: Some(peer(1, 1)),
+        region_epoch: Some(metapb::RegionEpoch {
+            conf_ver: 1,
+            version: 1,
+        }),
+        message: wire.write_to_bytes().unwrap(),
+        ..Default::default()
+    };
+    let mut heartbeat = WireMessage::default();
+    heartbeat.set_msg_type(MessageType::MsgHeartbeat);
+    (
+        heartbeat.to,
+        heartbeat.from,
+        heartbeat.term,
+        heartbeat.commit,
+    ) = (1, 2, 9, 100);
+    store.on_raft_message(envelope(heartbeat));
+    let mut snapshot = WireMessage::default();
+    snapshot.set_msg_type(MessageType::MsgSnapshot);
+    (snapshot.to, snapshot.from, snapshot.term) = (1, 2, 9);
+    let data = ferrokv_proto::ferrokv_raftpb::SnapshotData {
+        region: Some(region(1, b"", b"", Vec::new())),
+        kvs: Vec::new(),
+    };
+    let snap = snapshot.mut_snapshot();
+    snap.data = data.encode_to_vec().into();
+    (snap.mut_metadata().index, snap.mut_metadata().term) = (50, 9);
+    store.on_raft_message(envelope(snapshot));
+    store.drive(&transport).unwrap();
+    assert_eq!(engine.writes().len(), writes, "nothing persisted");
+    assert_eq!(
+        store.stats().raft_messages_refused,
+        1,
+        "the heartbeat was refused"
+    );
+    let status = &store.regions()[0];
+    let initial = (INIT_LOG_INDEX, INIT_LOG_TERM);
+    assert_eq!(status.truncated, initial, "no snapshot installed");
+    assert_eq!(status.term, INIT_LOG_TERM, "no term change");
+    assert_eq!(status.region.peers.len(), 3, "the region keeps its peers");
+}
+
+/// Each rule of `refused_from_network` against a message raft-rs sends between nodes: the
+/// honest message passes, the message breaking only that rule is refused.
+#[test]
+fn network_message_rules_refuse_only_what_no_honest_peer_sends() {
+    use crate::raft::refused_from_network;
+    let honest = |kind: MessageType| {
+        let mut message = WireMessage::default();
+        message.set_msg_type(kind);
+        message.to = 1;
+        message.from = 2;
+        message.term = 3;
+        message.index = 5;
+        message.log_term = 3;
+        message
+    };
+    let between_nodes = [
+        MessageType::MsgAppend,
+        MessageType::MsgAppendResponse,
+        MessageType::MsgRequestVote,
+        MessageType::MsgRequestVoteResponse,
+        MessageType::MsgRequestPreVote,
+        MessageType::MsgRequestPreVoteResponse,
+        MessageType::MsgHeartbeat,
+        MessageType::MsgHeartbeatResponse,
+        MessageType::MsgSnapshot,
+        MessageType::MsgTimeoutNow,
+    ];
+    for kind in between_nodes {
+        let message = honest(kind);
+        assert_eq!(refused_from_network(&message, 1, Some(2)), None, "{kind:?}");
+        assert_eq!(
+            refused_from_network(&message, 1, None),
+            None,
+            "{kind:?} without from_peer"
+        );
+        assert!(
+            refused_from_network(&message, 4, Some(2)).is_some(),
+            "{kind:?} to another peer"
+        );
+        assert!(
+            refused_from_network(&message, 1, Some(7)).is_some(),
+            "{kind:?} envelope mismatch"
+        );
+        let mut from_self = message.clone();
+        from_self.from = 1;
+        assert!(
+            refused_from_network(&from_self, 1, None).is_some(),
+            "{kind:?} from itself"
+        );
+        let mut no_term = message.clone();
+        no_term.term = 0;
+        assert!(
+            refused_from_network(&no_term, 1, Some(2)).is_some(),
+            "{kind:?} without term"
+        );
+    }
+    for kind in [
+        MessageType::MsgHup,
+        MessageType::MsgBeat,
+        MessageType::MsgPropose,
+        MessageType::MsgUnreachable,
+        MessageType::MsgSnapStatus,
+        MessageType::MsgCheckQuorum,
+        MessageType::MsgReadIndex,
+        MessageType::MsgReadIndexResp,
+        MessageType::MsgTransferLeader,
+    ] {
+        assert!(
+            refused_from_network(&honest(kind), 1, Some(2)).is_some(),
+            "{kind:?}"
+        );
+    }
+    let mut gap = honest(MessageType::MsgAppend);
+    gap.log_term = 0;
+    assert!(
+        refused_from_network(&gap, 1, Some(2)).is_some(),
+        "append without its term"
+    );
+    gap.index = 0;
+    assert_eq!(
+        refused_from_network(&gap, 1, Some(2)),
+        None,
+        "an append from the start"
     );
 }
 
