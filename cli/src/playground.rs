@@ -36,6 +36,9 @@ pub struct PlaygroundArgs {
     /// First store port (store i listens on this + i - 1).
     #[arg(long, default_value_t = 20160)]
     pub store_port: u16,
+    /// First store peer port, for Raft between stores (store i on this + i - 1).
+    #[arg(long, default_value_t = 20260)]
+    pub peer_port: u16,
     /// Split a region once it holds this many bytes (small, so a few MiB give many regions).
     #[arg(long, default_value_t = 128 * 1024)]
     pub split_size: u64,
@@ -92,9 +95,13 @@ where
         let port = args.store_port.checked_add(index - 1);
         let port = port.ok_or("store ports run past 65535")?;
         let addr = format!("{}:{port}", args.host);
+        let peer_port = args.peer_port.checked_add(index - 1);
+        let peer_port = peer_port.ok_or("store peer ports run past 65535")?;
+        let peer_addr = format!("{}:{peer_port}", args.host);
         let config = ServerConfig {
             store_id: 0,
             addr: addr.clone(),
+            peer_addr: Some(peer_addr.clone()),
             data_dir: dir.clone(),
             raft: Default::default(),
             stores: Default::default(),
@@ -116,7 +123,10 @@ where
             tracing::info!(?result, index, "store stopped");
             result
         });
-        println!("store {index}:      {addr}  ({})", dir.display());
+        println!(
+            "store {index}:      {addr}  peers {peer_addr}  ({})",
+            dir.display()
+        );
     }
     Ok(())
 }

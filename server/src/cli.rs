@@ -27,6 +27,9 @@ pub struct StoreFlags {
     /// Override `addr` (gRPC listen address).
     #[arg(long)]
     pub addr: Option<String>,
+    /// Override `peer_addr` (listen address for other stores' Raft traffic).
+    #[arg(long)]
+    pub peer_addr: Option<String>,
     /// Override `data_dir`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -43,6 +46,7 @@ pub fn resolve_config(
         (None, false) => ServerConfig {
             store_id: 0,
             addr: "127.0.0.1:20160".into(),
+            peer_addr: None,
             data_dir: "data/store".into(),
             raft: Default::default(),
             stores: Default::default(),
@@ -55,6 +59,9 @@ pub fn resolve_config(
     }
     if let Some(addr) = &flags.addr {
         config.addr = addr.clone();
+    }
+    if let Some(peer_addr) = &flags.peer_addr {
+        config.peer_addr = Some(peer_addr.clone());
     }
     if let Some(data_dir) = &flags.data_dir {
         config.data_dir = data_dir.clone();

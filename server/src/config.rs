@@ -67,14 +67,28 @@ pub struct BootstrapSection {
     pub peers: Vec<[u64; 2]>,
 }
 
+/// Where a store serves: clients (and PD's record of the store) at `client`, other stores'
+/// Raft traffic at `peer` (the same address unless the store was given its own peer port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    /// The client address (`tikvpb.Tikv`, admin).
+    pub client: String,
+    /// The peer address (`FerroRaft`: Raft messages, snapshots, deadlock detection).
+    pub peer: String,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// This store's id (non-zero).
     pub store_id: u64,
-    /// gRPC listen address.
+    /// gRPC listen address for clients (`tikvpb.Tikv`, admin).
     pub addr: String,
+    /// gRPC listen address for other stores' Raft traffic (`FerroRaft`), if not `addr`: a
+    /// port of its own can be firewalled from clients (peers are not authenticated).
+    #[serde(default)]
+    pub peer_addr: Option<String>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Raft tuning.
@@ -176,6 +190,14 @@ impl ServerConfig {
         .with_safe_lease();
         raft.validate().map_err(ConfigError::Invalid)?;
         Ok(raft)
+    }
+
+    /// Where this store serves clients and peers.
+    pub fn addresses(&self) -> Addresses {
+        Addresses {
+            client: self.addr.clone(),
+            peer: self.peer_addr.clone().unwrap_or_else(|| self.addr.clone()),
+        }
     }
 
     /// The bootstrap region, if configured.

@@ -15,9 +15,9 @@ use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaftServer;
 use ferrokv_proto::tikvpb::tikv_server::TikvServer;
 
 use crate::clock::RuntimeClock;
-use crate::config::{ConfigError, ServerConfig};
+use crate::config::{Addresses, ConfigError, ServerConfig};
 use crate::detector::DetectorClient;
-use crate::node::Node;
+use crate::node::{Node, NodeHandle};
 use crate::service::{AdminService, KvService, RaftService};
 use crate::transport::{GrpcTransport, StaticResolver, StoreResolver};
 
@@ -80,10 +80,6 @@ pub async fn run_with_clock<E: KvEngine>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let raft = config.validate()?;
-    let addr: SocketAddr = config
-        .addr
-        .parse()
-        .map_err(|_| ServerError::Address(config.addr.clone()))?;
     if let Some(region) = config.bootstrap_region() {
         if bootstrap_region(&engine, &region)? {
             tracing::info!(region_id = region.id, "bootstrapped region");
@@ -99,26 +95,71 @@ pub async fn run_with_clock<E: KvEngine>(
     let detector = DetectorClient::new(handle.clone(), store_id, resolver, None, configured);
     tokio::spawn(detector.run(node.detector_calls()));
     let node_task = crate::node::spawn(node);
-    let kv = TikvServer::new(KvService::new(handle.clone(), clock))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let raft_service = FerroRaftServer::new(RaftService::new(handle.clone()))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let admin = FerroAdminServer::new(AdminService::new(handle, store_id.get()));
-    tracing::info!(%store_id, %addr, "store serving");
-    let grpc = tonic::transport::Server::builder()
-        .add_service(kv)
-        .add_service(raft_service)
-        .add_service(admin)
-        .serve_with_shutdown(addr, shutdown);
+    let kv_service = KvService::new(handle.clone(), clock);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let addresses = config.addresses();
+    let grpc = serve(handle, kv_service, store_id, &addresses, stopped);
     tokio::select! {
-        served = grpc => served.map_err(|e| ServerError::Grpc(error_chain(&e))),
+        served = grpc => served,
         stopped = node_task => match stopped {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(ServerError::Storage(error)),
             Err(join) => Err(ServerError::Grpc(format!("node task ended: {join}"))),
         },
     }
+}
+
+fn socket(address: &str) -> Result<SocketAddr, ServerError> {
+    address
+        .parse()
+        .map_err(|_| ServerError::Address(address.to_string()))
+}
+
+async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Serves the store's gRPC endpoints until `stopped` turns true: the client services
+/// (`tikvpb.Tikv`, admin) at the client address, and `FerroRaft` (Raft messages,
+/// snapshots, deadlock detection) at the peer address, which is a listener of its own
+/// unless it is the client address.
+pub(crate) async fn serve(
+    handle: NodeHandle,
+    kv: KvService,
+    store_id: StoreId,
+    addresses: &Addresses,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let client = socket(&addresses.client)?;
+    let peer = socket(&addresses.peer)?;
+    let kv = TikvServer::new(kv)
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let raft = FerroRaftServer::new(RaftService::new(handle.clone()))
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+    let admin = FerroAdminServer::new(AdminService::new(handle, store_id.get()));
+    let failed = |e: tonic::transport::Error| ServerError::Grpc(error_chain(&e));
+    let router = tonic::transport::Server::builder()
+        .add_service(kv)
+        .add_service(admin);
+    if peer == client {
+        tracing::info!(%store_id, %client, "store serving clients and peers");
+        let router = router.add_service(raft);
+        return router
+            .serve_with_shutdown(client, until_stopped(stopped))
+            .await
+            .map_err(failed);
+    }
+    tracing::info!(%store_id, %client, %peer, "store serving clients, and peers on their own address");
+    let peers = tonic::transport::Server::builder()
+        .add_service(raft)
+        .serve_with_shutdown(peer, until_stopped(stopped.clone()));
+    let clients = router.serve_with_shutdown(client, until_stopped(stopped));
+    tokio::try_join!(clients, peers).map(|_| ()).map_err(failed)
 }
 
 #[cfg(test)]

@@ -114,6 +114,7 @@ fn store_config(id: u64, count: u64, voters: u64, raft: &RaftSection) -> ServerC
     ServerConfig {
         store_id: id,
         addr: format!("{}:{STORE_PORT}", store_ip(id)),
+        peer_addr: None,
         data_dir: format!("sim/store{id}").into(),
         raft: raft.clone(),
         stores,

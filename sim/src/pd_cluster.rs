@@ -28,6 +28,9 @@ pub const PD_CLIENT_PORT: u16 = 2379;
 pub const PD_PEER_PORT: u16 = 2380;
 /// gRPC port of every simulated store.
 pub const STORE_PORT: u16 = 20160;
+/// Port of every store's Raft endpoint (`FerroRaft`): a listener of its own, as
+/// `ferrokv playground` runs stores.
+pub const STORE_PEER_PORT: u16 = 20260;
 
 /// One simulated machine (a PD member or a store).
 pub struct Machine {
@@ -171,6 +174,7 @@ impl PdCluster {
         let config = ServerConfig {
             store_id: 0,
             addr: addr.clone(),
+            peer_addr: Some(format!("{}:{STORE_PEER_PORT}", store_ip(index))),
             data_dir: format!("sim/store{index}").into(),
             raft: self.config.raft.clone(),
             stores: BTreeMap::new(),

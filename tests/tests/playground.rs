@@ -52,7 +52,7 @@ impl Drop for Playground {
     }
 }
 
-fn start(data: &Path, pd_port: u16, store_port: u16) -> Playground {
+fn start(data: &Path, pd_port: u16, (store_port, peer_port): (u16, u16)) -> Playground {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -63,6 +63,7 @@ fn start(data: &Path, pd_port: u16, store_port: u16) -> Playground {
         .arg(data)
         .args(["--pd-port", &pd_port.to_string()])
         .args(["--store-port", &store_port.to_string()])
+        .args(["--peer-port", &peer_port.to_string()])
         .stdout(Stdio::from(log.try_clone().expect("log handle")))
         .stderr(Stdio::from(log))
         .spawn()
@@ -126,13 +127,33 @@ fn interrupt(mut playground: Playground) {
     }
 }
 
+/// Review finding (issue 11): Raft shared the client port, unauthenticated. Stores serve
+/// it on a peer port of their own (which can be firewalled from clients): the client port
+/// answers `FerroRaft` with Unimplemented, the peer port serves it.
+fn raft_is_served_only_on_the_peer_port((store_port, peer_port): (u16, u16)) {
+    use ferrokv_proto::ferrokv_raftpb::ferro_raft_client::FerroRaftClient;
+    use ferrokv_proto::ferrokv_raftpb::RaftMessageBatch;
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let send = |port: u16| async move {
+            let address = format!("http://127.0.0.1:{port}");
+            let mut client = FerroRaftClient::connect(address).await.expect("connects");
+            client.send_raft(RaftMessageBatch::default()).await
+        };
+        let on_client_port = send(store_port).await.expect_err("not served to clients");
+        assert_eq!(on_client_port.code(), tonic::Code::Unimplemented);
+        send(peer_port).await.expect("the peer port serves Raft");
+    });
+}
+
 #[test]
 fn playground_serves_ctl_and_finds_its_data_after_ctrl_c() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     let pd_port = free_ports(2);
-    let store_port = free_ports(3);
-    let first = start(&data, pd_port, store_port);
+    let base = free_ports(6);
+    let ports = (base, base + 3);
+    let first = start(&data, pd_port, ports);
     ctl_until_ok(pd_port, &["put", "hello", "world"], Duration::from_secs(90));
     assert_eq!(
         ctl_until_ok(pd_port, &["get", "hello"], Duration::from_secs(30)),
@@ -165,9 +186,10 @@ fn playground_serves_ctl_and_finds_its_data_after_ctrl_c() {
             .is_some_and(|l| l.starts_with(&["committed", "at"])),
         "{committed}"
     );
+    raft_is_served_only_on_the_peer_port(ports);
     interrupt(first);
 
-    let second = start(&data, pd_port, store_port);
+    let second = start(&data, pd_port, ports);
     let found = ctl_until_ok(pd_port, &["get", "hello"], Duration::from_secs(90));
     assert_eq!(found, "world", "the restarted playground lost the data");
     interrupt(second);

@@ -167,6 +167,7 @@ impl PdConfig {
         ServerConfig {
             store_id: self.member_id,
             addr: peer_addr,
+            peer_addr: None,
             data_dir: self.data_dir.clone(),
             raft: self.raft.clone(),
             stores,

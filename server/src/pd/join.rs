@@ -11,6 +11,7 @@
 //! with a single peer on this store can only be that bootstrap. A store that lost the race
 //! to bootstrap writes nothing.
 
+use crate::config::Addresses;
 use ferrokv_client::pd::{PdClient, PdClientError};
 use ferrokv_core::env::KvEngine;
 use ferrokv_core::store::bootstrap_region;
@@ -38,10 +39,11 @@ pub enum JoinError {
 }
 
 /// The store's registration record.
-pub fn store_meta(store_id: u64, address: &str) -> metapb::Store {
+pub fn store_meta(store_id: u64, addresses: &Addresses) -> metapb::Store {
     metapb::Store {
         id: store_id,
-        address: address.to_string(),
+        address: addresses.client.clone(),
+        peer_address: addresses.peer.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         ..Default::default()
     }
@@ -69,7 +71,7 @@ pub async fn register<E: KvEngine>(
     engine: &E,
     pd: &PdClient,
     ident: &StoreIdent,
-    address: &str,
+    addresses: &Addresses,
 ) -> Result<(), JoinError> {
     let pd_cluster = pd.cluster_id().await?;
     if pd_cluster != ident.cluster_id {
@@ -78,7 +80,7 @@ pub async fn register<E: KvEngine>(
             pd: pd_cluster,
         });
     }
-    let store = store_meta(ident.store_id, address);
+    let store = store_meta(ident.store_id, addresses);
     if !pd.is_bootstrapped().await? {
         bootstrap_cluster(engine, pd, &store).await?;
     }

@@ -24,12 +24,8 @@ use std::time::Duration;
 
 use ferrokv_client::pd::PdClient;
 use ferrokv_core::env::{KvEngine, SeededRng};
-use ferrokv_core::limits::GRPC_MESSAGE_BYTES_MAX;
 use ferrokv_core::store::Store;
 use ferrokv_core::types::StoreId;
-use ferrokv_proto::ferrokv_raftpb::ferro_admin_server::FerroAdminServer;
-use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaftServer;
-use ferrokv_proto::tikvpb::tikv_server::TikvServer;
 use tokio::sync::watch;
 
 pub use resolver::PdResolver;
@@ -40,7 +36,7 @@ use crate::config::ServerConfig;
 use crate::detector::DetectorClient;
 use crate::node::Node;
 use crate::server::ServerError;
-use crate::service::{AdminService, KvService, RaftService};
+use crate::service::KvService;
 use crate::transport::{GrpcTransport, StoreResolver};
 
 /// How a store works with PD.
@@ -84,13 +80,13 @@ impl PdOptions {
 async fn join<E: KvEngine>(
     engine: &E,
     pd: &PdClient,
-    address: &str,
+    addresses: &crate::config::Addresses,
 ) -> Result<ferrokv_proto::ferrokv_raftpb::StoreIdent, ServerError> {
     let fatal = |error: join::JoinError| ServerError::Pd(error.to_string());
     loop {
         let attempt = async {
             let ident = join::identity(engine, pd).await?;
-            join::register(engine, pd, &ident, address).await?;
+            join::register(engine, pd, &ident, addresses).await?;
             Ok::<_, join::JoinError>(ident)
         };
         match attempt.await {
@@ -110,10 +106,10 @@ async fn rejoin<E: KvEngine>(
     engine: &E,
     pd: &PdClient,
     ident: &ferrokv_proto::ferrokv_raftpb::StoreIdent,
-    address: &str,
+    addresses: &crate::config::Addresses,
     wait: Duration,
 ) -> Result<(), ServerError> {
-    match tokio::time::timeout(wait, join::register(engine, pd, ident, address)).await {
+    match tokio::time::timeout(wait, join::register(engine, pd, ident, addresses)).await {
         Ok(Ok(())) | Err(_) => Ok(()),
         Ok(Err(join::JoinError::Pd(error))) => {
             tracing::warn!(%error, "PD did not answer at start; serving local regions");
@@ -128,15 +124,15 @@ async fn rejoin<E: KvEngine>(
 async fn identity<E: KvEngine>(
     engine: &E,
     pd: &PdClient,
-    address: &str,
+    addresses: &crate::config::Addresses,
     wait: Duration,
 ) -> Result<ferrokv_proto::ferrokv_raftpb::StoreIdent, ServerError> {
     match ident::load(engine).map_err(|e| ServerError::Pd(e.to_string()))? {
         Some(ident) => {
-            rejoin(engine, pd, &ident, address, wait).await?;
+            rejoin(engine, pd, &ident, addresses, wait).await?;
             Ok(ident)
         }
-        None => join(engine, pd, address).await,
+        None => join(engine, pd, addresses).await,
     }
 }
 
@@ -159,7 +155,8 @@ pub async fn run_with_pd<E: KvEngine>(
         options.endpoints.clone(),
         options.call_timeout,
     ));
-    let joining = identity(&engine, &pd, &config.addr, options.call_timeout);
+    let addresses = config.addresses();
+    let joining = identity(&engine, &pd, &addresses, options.call_timeout);
     let mut stop_joining = stopped.clone();
     let ident = tokio::select! {
         joined = joining => joined?,
@@ -167,10 +164,6 @@ pub async fn run_with_pd<E: KvEngine>(
     };
     config.store_id = ident.store_id;
     let raft = config.validate()?;
-    let addr = config
-        .addr
-        .parse()
-        .map_err(|_| ServerError::Address(config.addr.clone()))?;
     let store_id = StoreId(ident.store_id);
     let store = Store::load(engine.clone(), store_id, raft, SeededRng::new(seed))?;
     let resolver: Arc<dyn StoreResolver> = Arc::new(PdResolver::new(pd.clone()));
@@ -193,31 +186,17 @@ pub async fn run_with_pd<E: KvEngine>(
         node: handle.clone(),
         engine,
         store_id: ident.store_id,
-        address: config.addr.clone(),
+        addresses: addresses.clone(),
         options,
         sizes: Mutex::new(Default::default()),
         kv: kv_service.clone(),
         gc_safe_point,
     }
     .spawn(stopped.clone());
-    let kv = TikvServer::new(kv_service)
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let raft_service = FerroRaftServer::new(RaftService::new(handle.clone()))
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let admin = FerroAdminServer::new(AdminService::new(handle, store_id.get()));
-    tracing::info!(%store_id, %addr, "store serving (PD mode)");
-    let grpc = tonic::transport::Server::builder()
-        .add_service(kv)
-        .add_service(raft_service)
-        .add_service(admin)
-        .serve_with_shutdown(addr, async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
-        });
+    let grpc = crate::server::serve(handle, kv_service, store_id, &addresses, stopped);
     let mut node_task = node_task;
     let served = tokio::select! {
-        served = grpc => served.map_err(|e| ServerError::Grpc(crate::server::error_chain(&e))),
+        served = grpc => served,
         stopped = &mut node_task => return node_ended(stopped),
     };
     // The services and the worker are gone: the node stops once its mailbox closes.

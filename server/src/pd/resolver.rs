@@ -62,7 +62,10 @@ impl PdResolver {
             let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, pd.get_store(store)).await;
             match lookup {
                 Ok(Ok(found)) if !found.address.is_empty() => {
-                    let address = strip_scheme(&found.address).to_string();
+                    // Raft goes to the store's peer address (older stores register none).
+                    let peer = [&found.peer_address, &found.address];
+                    let chosen = peer.into_iter().find(|a| !a.is_empty()).expect("checked");
+                    let address = strip_scheme(chosen).to_string();
                     known.lock().expect("resolver lock").insert(store, address);
                 }
                 Ok(Ok(_)) => tracing::warn!(store, "PD knows no address for store"),

@@ -58,7 +58,7 @@ pub struct PdWorker<E: KvEngine> {
     pub(super) node: NodeHandle,
     pub(super) engine: E,
     pub(super) store_id: u64,
-    pub(super) address: String,
+    pub(super) addresses: crate::config::Addresses,
     pub(super) options: PdOptions,
     /// Last measurement per region id, with the region version it was taken at.
     pub(super) sizes: Mutex<BTreeMap<u64, (u64, RegionSize)>>,
@@ -138,7 +138,7 @@ impl<E: KvEngine> PdWorker<E> {
     }
 
     async fn store_heartbeats(self: Arc<Self>) {
-        let store = super::join::store_meta(self.store_id, &self.address);
+        let store = super::join::store_meta(self.store_id, &self.addresses);
         while let Err(error) = self.pd.put_store(store.clone()).await {
             tracing::warn!(%error, "registering the store with PD failed; retrying");
             tokio::time::sleep(self.options.store_heartbeat_interval).await;
