@@ -20,6 +20,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -94,7 +95,8 @@ pub struct ServerConfig {
     /// Raft tuning.
     #[serde(default)]
     pub raft: RaftSection,
-    /// Other stores' addresses by id (static routing until PD).
+    /// Other stores' Raft addresses by id (their `peer_addr`, or `addr` if they have none;
+    /// static routing until PD).
     #[serde(default, deserialize_with = "numeric_keys")]
     pub stores: BTreeMap<u64, String>,
     /// A region to create on first start.
@@ -156,6 +158,7 @@ impl ServerConfig {
         if self.store_id == 0 {
             return Err(ConfigError::Invalid("store_id must be non-zero".into()));
         }
+        self.listen_addresses()?;
         if let Some(bootstrap) = &self.bootstrap {
             check_bootstrap_ids(bootstrap)?;
             let here = bootstrap
@@ -190,6 +193,39 @@ impl ServerConfig {
         .with_safe_lease();
         raft.validate().map_err(ConfigError::Invalid)?;
         Ok(raft)
+    }
+
+    /// The client and peer listen addresses: each `ip:port` with a non-zero port, and a
+    /// separate peer address never the client port under another spelling (`0.0.0.0:P`
+    /// and `127.0.0.1:P` would be two binds of one port).
+    pub fn listen_addresses(&self) -> Result<(SocketAddr, SocketAddr), ConfigError> {
+        let parse = |what: &str, text: &str| {
+            let address: SocketAddr = text.parse().map_err(|_| {
+                ConfigError::Invalid(format!("{what} {text:?} is not an ip:port address"))
+            })?;
+            if address.port() == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{what} {text:?} needs a port"
+                )));
+            }
+            Ok(address)
+        };
+        let client = parse("addr", &self.addr)?;
+        let peer = match &self.peer_addr {
+            Some(text) => parse("peer_addr", text)?,
+            None => client,
+        };
+        if peer != client && peer.port() == client.port() {
+            let overlap = peer.ip() == client.ip()
+                || peer.ip().is_unspecified()
+                || client.ip().is_unspecified();
+            if overlap {
+                return Err(ConfigError::Invalid(format!(
+                    "peer_addr {peer} and addr {client} are the same port"
+                )));
+            }
+        }
+        Ok((client, peer))
     }
 
     /// Where this store serves clients and peers.
@@ -248,6 +284,37 @@ fn check_bootstrap_ids(bootstrap: &BootstrapSection) -> Result<(), ConfigError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review findings (issue 11): listen addresses were checked only when the listeners
+    /// started (after joining PD), and one port spelled two ways was bound twice.
+    #[test]
+    fn listen_addresses_are_checked_up_front() {
+        let config = |addr: &str, peer: Option<&str>| ServerConfig {
+            store_id: 1,
+            addr: addr.into(),
+            peer_addr: peer.map(str::to_string),
+            data_dir: "d".into(),
+            raft: Default::default(),
+            stores: Default::default(),
+            bootstrap: None,
+        };
+        let (client, peer) = config("127.0.0.1:20160", Some("127.0.0.1:20260"))
+            .listen_addresses()
+            .unwrap();
+        assert_eq!((client.port(), peer.port()), (20160, 20260));
+        let same = config("127.0.0.1:20160", None).listen_addresses().unwrap();
+        assert_eq!(same.0, same.1, "no peer_addr: one listener");
+        let refused = [
+            config("localhost:20160", None),
+            config("127.0.0.1:0", None),
+            config("127.0.0.1:20160", Some("0.0.0.0:20160")),
+            config("127.0.0.1:20160", Some("peer")),
+        ];
+        for bad in refused {
+            let error = bad.listen_addresses().unwrap_err().to_string();
+            assert!(error.contains("addr"), "{error}");
+        }
+    }
 
     const EXAMPLE: &str = r#"
         store_id = 1

@@ -15,7 +15,7 @@ use ferrokv_proto::ferrokv_raftpb::ferro_raft_server::FerroRaftServer;
 use ferrokv_proto::tikvpb::tikv_server::TikvServer;
 
 use crate::clock::RuntimeClock;
-use crate::config::{Addresses, ConfigError, ServerConfig};
+use crate::config::{ConfigError, ServerConfig};
 use crate::detector::DetectorClient;
 use crate::node::{Node, NodeHandle};
 use crate::service::{AdminService, KvService, RaftService};
@@ -33,9 +33,6 @@ pub enum ServerError {
     /// Storage failed; the node stopped to protect data.
     #[error("storage failure: {0}")]
     Storage(#[from] EngineError),
-    /// The listen address is not `host:port`.
-    #[error("bad listen address {0:?}")]
-    Address(String),
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Grpc(String),
@@ -80,6 +77,7 @@ pub async fn run_with_clock<E: KvEngine>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let raft = config.validate()?;
+    let listen = config.listen_addresses()?;
     if let Some(region) = config.bootstrap_region() {
         if bootstrap_region(&engine, &region)? {
             tracing::info!(region_id = region.id, "bootstrapped region");
@@ -101,8 +99,7 @@ pub async fn run_with_clock<E: KvEngine>(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let addresses = config.addresses();
-    let grpc = serve(handle, kv_service, store_id, &addresses, stopped);
+    let grpc = serve(handle, kv_service, store_id, listen, stopped);
     tokio::select! {
         served = grpc => served,
         stopped = node_task => match stopped {
@@ -113,12 +110,6 @@ pub async fn run_with_clock<E: KvEngine>(
     }
 }
 
-fn socket(address: &str) -> Result<SocketAddr, ServerError> {
-    address
-        .parse()
-        .map_err(|_| ServerError::Address(address.to_string()))
-}
-
 async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
 }
@@ -126,40 +117,52 @@ async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
 /// Serves the store's gRPC endpoints until `stopped` turns true: the client services
 /// (`tikvpb.Tikv`, admin) at the client address, and `FerroRaft` (Raft messages,
 /// snapshots, deadlock detection) at the peer address, which is a listener of its own
-/// unless it is the client address.
+/// unless it is the client address. A listener that fails ends both (`try_join!`), and
+/// the error names it.
 pub(crate) async fn serve(
     handle: NodeHandle,
     kv: KvService,
     store_id: StoreId,
-    addresses: &Addresses,
+    (client, peer): (SocketAddr, SocketAddr),
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
-    let client = socket(&addresses.client)?;
-    let peer = socket(&addresses.peer)?;
     let kv = TikvServer::new(kv)
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let raft = FerroRaftServer::new(RaftService::new(handle.clone()))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let admin = FerroAdminServer::new(AdminService::new(handle, store_id.get()));
-    let failed = |e: tonic::transport::Error| ServerError::Grpc(error_chain(&e));
+    let failed = |role: &'static str, address: SocketAddr| {
+        move |e: tonic::transport::Error| {
+            ServerError::Grpc(format!("{role} listener {address}: {}", error_chain(&e)))
+        }
+    };
     let router = tonic::transport::Server::builder()
         .add_service(kv)
         .add_service(admin);
     if peer == client {
         tracing::info!(%store_id, %client, "store serving clients and peers");
         let router = router.add_service(raft);
-        return router
+        let served = router
             .serve_with_shutdown(client, until_stopped(stopped))
-            .await
-            .map_err(failed);
+            .await;
+        return served.map_err(failed("client", client));
     }
     tracing::info!(%store_id, %client, %peer, "store serving clients, and peers on their own address");
-    let peers = tonic::transport::Server::builder()
-        .add_service(raft)
-        .serve_with_shutdown(peer, until_stopped(stopped.clone()));
-    let clients = router.serve_with_shutdown(client, until_stopped(stopped));
-    tokio::try_join!(clients, peers).map(|_| ()).map_err(failed)
+    let peers = async {
+        let listener = tonic::transport::Server::builder().add_service(raft);
+        let served = listener
+            .serve_with_shutdown(peer, until_stopped(stopped.clone()))
+            .await;
+        served.map_err(failed("peer", peer))
+    };
+    let clients = async {
+        let served = router
+            .serve_with_shutdown(client, until_stopped(stopped.clone()))
+            .await;
+        served.map_err(failed("client", client))
+    };
+    tokio::try_join!(clients, peers).map(|_| ())
 }
 
 #[cfg(test)]

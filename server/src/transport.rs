@@ -138,6 +138,7 @@ impl GrpcTransport {
         let link = Link {
             to,
             address,
+            resolver: self.resolver.clone(),
             client: None,
             unreachable_logged: false,
         };
@@ -196,6 +197,8 @@ impl Transport for GrpcTransport {
 struct Link {
     to: StoreId,
     address: String,
+    /// Asked again on every reconnect: the store may have moved (a new peer address).
+    resolver: Arc<dyn StoreResolver>,
     client: Option<FerroRaftClient<Channel>>,
     unreachable_logged: bool,
 }
@@ -222,6 +225,12 @@ impl Link {
     /// The client, connecting if needed; `None` (after a backoff) if the store is down.
     async fn client(&mut self) -> Option<&mut FerroRaftClient<Channel>> {
         if self.client.is_none() {
+            if let Some(address) = self.resolver.resolve(self.to) {
+                if address != self.address {
+                    tracing::info!(store = %self.to, old = %self.address, new = %address, "store address changed");
+                    self.address = address;
+                }
+            }
             match Link::connect(&self.address).await {
                 Ok(client) => {
                     if self.unreachable_logged {

@@ -146,10 +146,14 @@ pub async fn run_with_pd<E: KvEngine>(
     clock: RuntimeClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // Bad listen addresses fail here, before anything reaches PD.
+    let listen = config.listen_addresses()?;
     let (stop, stopped) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let stop_on_shutdown = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop.send(true);
+        let _ = stop_on_shutdown.send(true);
     });
     let pd = Arc::new(PdClient::new(
         options.endpoints.clone(),
@@ -193,12 +197,15 @@ pub async fn run_with_pd<E: KvEngine>(
         gc_safe_point,
     }
     .spawn(stopped.clone());
-    let grpc = crate::server::serve(handle, kv_service, store_id, &addresses, stopped);
+    let grpc = crate::server::serve(handle, kv_service, store_id, listen, stopped);
     let mut node_task = node_task;
     let served = tokio::select! {
         served = grpc => served,
         stopped = &mut node_task => return node_ended(stopped),
     };
+    // A listener that failed (a port taken) stops the worker and the detector too, so the
+    // node's mailbox closes and it stops.
+    let _ = stop.send(true);
     // The services and the worker are gone: the node stops once its mailbox closes.
     match tokio::time::timeout(NODE_STOP_WAIT, node_task).await {
         Ok(stopped) => node_ended(stopped).and(served),

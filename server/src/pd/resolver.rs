@@ -1,6 +1,8 @@
 //! Store addresses from PD (`GetStore`), cached: the transport asks synchronously, so a
 //! miss starts one background lookup and the message is dropped (Raft retransmits); the
-//! next send finds the address.
+//! next send finds the address. An address older than `REFRESH_AFTER` is still answered
+//! but looked up again in the background, so a store that restarted on another (peer)
+//! address is found again (the transport re-resolves on every reconnect).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,8 @@ use crate::transport::StoreResolver;
 
 /// The longest one address lookup may take before another may start.
 const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a looked-up address is used before it is looked up again (TiKV: 60 s).
+const REFRESH_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A lookup in flight for `store`; dropping it lets the next miss ask again.
 struct Asking {
@@ -28,7 +32,8 @@ impl Drop for Asking {
 /// Resolves store ids to addresses through PD.
 pub struct PdResolver {
     pd: Arc<PdClient>,
-    known: Arc<Mutex<BTreeMap<u64, String>>>,
+    /// Addresses, with when they were looked up.
+    known: Arc<Mutex<BTreeMap<u64, (String, tokio::time::Instant)>>>,
     asking: Arc<Mutex<BTreeSet<u64>>>,
     /// Where lookups run: the runtime the resolver was made on. `resolve` is called from
     /// the node's own thread (through the transport), whose runtime blocks in fsyncs and
@@ -66,7 +71,11 @@ impl PdResolver {
                     let peer = [&found.peer_address, &found.address];
                     let chosen = peer.into_iter().find(|a| !a.is_empty()).expect("checked");
                     let address = strip_scheme(chosen).to_string();
-                    known.lock().expect("resolver lock").insert(store, address);
+                    let now = tokio::time::Instant::now();
+                    known
+                        .lock()
+                        .expect("resolver lock")
+                        .insert(store, (address, now));
                 }
                 Ok(Ok(_)) => tracing::warn!(store, "PD knows no address for store"),
                 Ok(Err(error)) => tracing::warn!(store, %error, "store address lookup failed"),
@@ -85,9 +94,12 @@ impl StoreResolver for PdResolver {
             .expect("resolver lock")
             .get(&store.get())
             .cloned();
-        if found.is_none() {
+        let fresh = found
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() < REFRESH_AFTER);
+        if !fresh {
             self.look_up(store.get());
         }
-        found
+        found.map(|(address, _)| address)
     }
 }
