@@ -152,7 +152,7 @@ pub(super) async fn collect_reports(
                 let refused = report.counters.map_or(0, |c| c.raft_messages_refused);
                 assert_eq!(
                     refused, 0,
-                    "store {id}: refused raft messages no forger sent (an honest message refused)"
+                    "store {id}: raft messages refused in a run without a forger (a refusal rule dropped an honest message, or the store lost log it had acknowledged)"
                 );
                 reports.push((*id, report.regions));
             }
