@@ -437,6 +437,23 @@ fn network_message_rules_refuse_only_what_no_honest_peer_sends() {
             "{kind:?} without term"
         );
     }
+}
+
+/// Message types only a node itself creates, and an append without its predecessor's term,
+/// are refused.
+#[test]
+fn local_only_messages_and_appends_after_a_gap_are_refused() {
+    use crate::raft::refused_from_network;
+    let honest = |kind: MessageType| {
+        let mut message = WireMessage::default();
+        message.set_msg_type(kind);
+        message.to = 1;
+        message.from = 2;
+        message.term = 3;
+        message.index = 5;
+        message.log_term = 3;
+        message
+    };
     for kind in [
         MessageType::MsgHup,
         MessageType::MsgBeat,
