@@ -158,7 +158,6 @@ impl ServerConfig {
         if self.store_id == 0 {
             return Err(ConfigError::Invalid("store_id must be non-zero".into()));
         }
-        self.listen_addresses()?;
         if let Some(bootstrap) = &self.bootstrap {
             check_bootstrap_ids(bootstrap)?;
             let here = bootstrap
