@@ -326,9 +326,13 @@ async fn bad_input_changes_nothing(rpc: &mut TikvClient<Channel>, ctx: &Context)
         ["d"],
         "rejected writes changed nothing"
     );
-    // Review findings (issue 11): a CAS's previous value was not size-checked (it failed
-    // later as RaftEntryTooLarge, which clients retry), and one TTL for a whole batch (as
-    // kvproto allows) was refused.
+}
+
+/// Review findings (issue 11): a CAS's previous value was not size-checked (it failed later
+/// as RaftEntryTooLarge, which clients retry), and one TTL for a whole batch (as kvproto
+/// allows) was refused.
+async fn cas_size_and_batch_ttl(rpc: &mut TikvClient<Channel>, ctx: &Context) {
+    let c = || Some(ctx.clone());
     let oversized = rpc.raw_compare_and_swap(kvrpcpb::RawCasRequest {
         context: c(),
         key: b"d".to_vec(),
@@ -380,6 +384,7 @@ async fn every_raw_rpc_behaves_and_rejects_bad_input() {
             cas_and_deletes(&mut rpc, &ctx).await;
             ttl_expiry(&mut rpc, &ctx).await;
             bad_input_changes_nothing(&mut rpc, &ctx).await;
+            cas_size_and_batch_ttl(&mut rpc, &ctx).await;
         })
         .await
         .unwrap();
