@@ -56,6 +56,16 @@ fn reachable(model: &Model, now: u64, from: u64, to: u64) -> bool {
     false
 }
 
+/// One of 8 transactions (timestamps 1..=8): small, so cycles are common.
+fn transaction(byte: u8) -> u64 {
+    u64::from(byte % 8) + 1
+}
+
+/// A wait-for edge among the 8 transactions, on one of 4 keys.
+fn edge(txn: u8, wait_for: u8, hash: u8) -> (u64, u64, u64) {
+    (transaction(txn), transaction(wait_for), u64::from(hash % 4))
+}
+
 fn wire_round_trip(bytes: &[u8]) {
     let Ok(request) = DetectRequest::decode(bytes) else {
         return;
@@ -88,11 +98,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 wait_for,
                 hash,
             } => {
-                let (txn, wait_for, hash) = (
-                    u64::from(txn % 8) + 1,
-                    u64::from(wait_for % 8) + 1,
-                    u64::from(hash % 4),
-                );
+                let (txn, wait_for, hash) = edge(txn, wait_for, hash);
                 if txn == wait_for {
                     continue;
                 }
@@ -140,16 +146,12 @@ fuzz_target!(|ops: Vec<Op>| {
                 wait_for,
                 hash,
             } => {
-                let (txn, wait_for, hash) = (
-                    u64::from(txn % 8) + 1,
-                    u64::from(wait_for % 8) + 1,
-                    u64::from(hash % 4),
-                );
+                let (txn, wait_for, hash) = edge(txn, wait_for, hash);
                 detector.clean_up_wait_for(TimeStamp(txn), TimeStamp(wait_for), hash);
                 model.remove(&(txn, wait_for, hash));
             }
             Op::CleanUp(txn) => {
-                let txn = u64::from(txn % 8) + 1;
+                let txn = transaction(txn);
                 detector.clean_up(TimeStamp(txn));
                 model.retain(|(from, _, _), _| *from != txn);
             }

@@ -187,15 +187,7 @@ fn misaddressed(message: &RaftMessage) -> bool {
 
 fuzz_target!(|ops: Vec<Op>| {
     let engine = MemEngine::new();
-    let region = metapb::Region {
-        id: 1,
-        region_epoch: Some(metapb::RegionEpoch {
-            conf_ver: 1,
-            version: 1,
-        }),
-        peers: (1..=3).map(|id| peer((id, id))).collect(),
-        ..Default::default()
-    };
+    let region = ferrokv_sim::harness::initial_region(3);
     bootstrap_region(&engine, &region).expect("bootstrap");
     let config = RaftConfig::default();
     let mut store = Store::load(

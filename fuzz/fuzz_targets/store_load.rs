@@ -214,21 +214,7 @@ fuzz_target!(|input: (u8, Vec<Record>)| {
     let engine = MemEngine::new();
     if bootstrap > 0 {
         let peers = 1 + u64::from(bootstrap % 3);
-        let region = metapb::Region {
-            id: 1,
-            region_epoch: Some(metapb::RegionEpoch {
-                conf_ver: 1,
-                version: 1,
-            }),
-            peers: (1..=peers)
-                .map(|id| metapb::Peer {
-                    id,
-                    store_id: id,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let region = ferrokv_sim::harness::initial_region(peers);
         bootstrap_region(&engine, &region).expect("bootstrap");
     }
     let mut batch = WriteBatch::new();

@@ -119,19 +119,7 @@ pub mod served {
             .build()
             .expect("runtime starts");
         let engine = SimEngine::open(&SimDisk::new()).expect("fresh engine");
-        let region = metapb::Region {
-            id: 1,
-            region_epoch: Some(metapb::RegionEpoch {
-                conf_ver: 1,
-                version: 1,
-            }),
-            peers: vec![metapb::Peer {
-                id: 1,
-                store_id: 1,
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
+        let region = ferrokv_sim::harness::initial_region(1);
         bootstrap_region(&engine, &region).expect("bootstrap");
         let config = RaftConfig {
             tick_interval: Duration::from_millis(10),

@@ -68,6 +68,23 @@ pub fn conf_state_of(region: &metapb::Region) -> ConfState {
     conf_state
 }
 
+/// A region's peers: non-zero, distinct ids on distinct stores (what raft-rs's membership
+/// and the store's one-peer-per-region rule need), checked wherever a peer list comes from
+/// disk or the network.
+pub fn check_peer_ids(region: &metapb::Region) -> Result<(), String> {
+    let distinct = |ids: Vec<u64>| {
+        let count = ids.len();
+        let set: std::collections::BTreeSet<u64> = ids.into_iter().collect();
+        set.len() == count && !set.contains(&0)
+    };
+    let peer_ids = region.peers.iter().map(|peer| peer.id).collect();
+    let store_ids = region.peers.iter().map(|peer| peer.store_id).collect();
+    if !distinct(peer_ids) || !distinct(store_ids) {
+        return Err("peers need non-zero, distinct ids on distinct stores".into());
+    }
+    Ok(())
+}
+
 /// Checks a snapshot from the network before Raft sees it, and returns its region: every
 /// rule `apply_snapshot` and raft-rs's restore rely on, so a malformed or forged snapshot
 /// is refused here instead of failing the store (or clearing other regions' data) when it
@@ -84,16 +101,10 @@ pub fn check_snapshot(snapshot: &RaftSnapshot, to_peer_id: u64) -> Result<metapb
             region.id
         ));
     }
-    let mut ids: Vec<u64> = region.peers.iter().map(|peer| peer.id).collect();
-    let mut stores: Vec<u64> = region.peers.iter().map(|peer| peer.store_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    stores.sort_unstable();
-    stores.dedup();
-    let distinct = ids.len() == region.peers.len() && stores.len() == region.peers.len();
-    if !distinct || ids.contains(&0) || stores.contains(&0) || !ids.contains(&to_peer_id) {
+    check_peer_ids(&region).map_err(|why| format!("region {}: {why}", region.id))?;
+    if !region.peers.iter().any(|peer| peer.id == to_peer_id) {
         return Err(format!(
-            "region {} needs distinct non-zero peers including peer {to_peer_id}",
+            "region {} does not include peer {to_peer_id}",
             region.id
         ));
     }

@@ -197,28 +197,9 @@ impl<E: KvEngine> Store<E> {
     /// Checks the store-wide invariants; a violation is a bug.
     pub(super) fn check_invariants(&self) {
         self.txn.check_invariants();
-        let mut ranges: Vec<(Vec<u8>, Vec<u8>, RegionId)> = self
-            .peers
-            .values()
-            .filter(|peer| peer.is_initialized())
-            .map(|peer| {
-                let region = peer.region();
-                (
-                    region.start_key.clone(),
-                    region.end_key.clone(),
-                    peer.region_id(),
-                )
-            })
-            .collect();
-        ranges.sort();
-        for pair in ranges.windows(2) {
-            let (_, end, left) = &pair[0];
-            let (start, _, right) = &pair[1];
-            assert!(
-                !end.is_empty() && end <= start,
-                "store {}: regions {left} and {right} overlap",
-                self.store_id
-            );
+        let initialized = self.peers.values().filter(|peer| peer.is_initialized());
+        if let Err(overlap) = super::load::check_disjoint(initialized.map(|peer| peer.region())) {
+            panic!("store {}: regions overlap: {overlap}", self.store_id);
         }
         for (region_id, peer) in &self.peers {
             assert_eq!(

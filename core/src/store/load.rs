@@ -15,7 +15,7 @@ use crate::env::{
 };
 use crate::raft::keys;
 use crate::raft::storage::{
-    initial_hard_state, read_message, scan_all, stage_initial_region, LoadedState,
+    check_peer_ids, initial_hard_state, read_message, scan_all, stage_initial_region, LoadedState,
 };
 use crate::types::{KeyRange, LogIndex, RegionId};
 
@@ -199,21 +199,6 @@ pub(super) fn check_disjoint<'a>(
     Ok(())
 }
 
-/// A region's peers: non-zero, distinct ids on distinct stores.
-fn check_peers(region: &metapb::Region) -> Result<(), String> {
-    let mut peer_ids: Vec<u64> = region.peers.iter().map(|peer| peer.id).collect();
-    let mut store_ids: Vec<u64> = region.peers.iter().map(|peer| peer.store_id).collect();
-    peer_ids.sort_unstable();
-    peer_ids.dedup();
-    store_ids.sort_unstable();
-    store_ids.dedup();
-    let distinct = peer_ids.len() == region.peers.len() && store_ids.len() == region.peers.len();
-    if !distinct || peer_ids.contains(&0) || store_ids.contains(&0) {
-        return Err("peers need non-zero, distinct ids on distinct stores".into());
-    }
-    Ok(())
-}
-
 /// What a live region's records must agree on before Raft sees them: a damaged disk is a
 /// typed error here, never an abort inside raft-rs or a broken store invariant later.
 fn check_live_state(
@@ -227,7 +212,7 @@ fn check_live_state(
     if !region.end_key.is_empty() && region.start_key >= region.end_key {
         return fail("the region's range is empty or inverted".into());
     }
-    check_peers(region).map_err(|detail| inconsistent(region_id, &detail))?;
+    check_peer_ids(region).map_err(|detail| inconsistent(region_id, &detail))?;
     let truncated = apply_state.truncated_state.unwrap_or_default().index;
     let applied = apply_state.applied_index;
     if truncated > applied {

@@ -386,16 +386,6 @@ fn forged_log_positions_and_unflagged_snapshots_are_refused() {
 #[test]
 fn network_message_rules_refuse_only_what_no_honest_peer_sends() {
     use crate::raft::refused_from_network;
-    let honest = |kind: MessageType| {
-        let mut message = WireMessage::default();
-        message.set_msg_type(kind);
-        message.to = 1;
-        message.from = 2;
-        message.term = 3;
-        message.index = 5;
-        message.log_term = 3;
-        message
-    };
     let between_nodes = [
         MessageType::MsgAppend,
         MessageType::MsgAppendResponse,
@@ -409,7 +399,7 @@ fn network_message_rules_refuse_only_what_no_honest_peer_sends() {
         MessageType::MsgTimeoutNow,
     ];
     for kind in between_nodes {
-        let message = honest(kind);
+        let message = honest_wire(kind);
         assert_eq!(refused_from_network(&message, 1, Some(2)), None, "{kind:?}");
         assert_eq!(
             refused_from_network(&message, 1, None),
@@ -444,16 +434,6 @@ fn network_message_rules_refuse_only_what_no_honest_peer_sends() {
 #[test]
 fn local_only_messages_and_appends_after_a_gap_are_refused() {
     use crate::raft::refused_from_network;
-    let honest = |kind: MessageType| {
-        let mut message = WireMessage::default();
-        message.set_msg_type(kind);
-        message.to = 1;
-        message.from = 2;
-        message.term = 3;
-        message.index = 5;
-        message.log_term = 3;
-        message
-    };
     for kind in [
         MessageType::MsgHup,
         MessageType::MsgBeat,
@@ -466,11 +446,11 @@ fn local_only_messages_and_appends_after_a_gap_are_refused() {
         MessageType::MsgTransferLeader,
     ] {
         assert!(
-            refused_from_network(&honest(kind), 1, Some(2)).is_some(),
+            refused_from_network(&honest_wire(kind), 1, Some(2)).is_some(),
             "{kind:?}"
         );
     }
-    let mut gap = honest(MessageType::MsgAppend);
+    let mut gap = honest_wire(MessageType::MsgAppend);
     gap.log_term = 0;
     assert!(
         refused_from_network(&gap, 1, Some(2)).is_some(),
@@ -568,30 +548,50 @@ fn loading_overlapping_regions_is_caught() {
     );
 }
 
+/// A message raft-rs sends from peer 2 to peer 1 in term 3, after index 5 of term 3.
+fn honest_wire(kind: MessageType) -> WireMessage {
+    let mut message = WireMessage::default();
+    message.set_msg_type(kind);
+    message.to = 1;
+    message.from = 2;
+    message.term = 3;
+    message.index = 5;
+    message.log_term = 3;
+    message
+}
+
+/// Overwrites one `raft` CF record of a single-peer store, loads it, and returns why the load
+/// was refused (panics if it was not refused as inconsistent).
+fn refusal_after_writing(records: &[(Vec<u8>, Vec<u8>)]) -> String {
+    let engine = MemEngine::new();
+    bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
+    let mut batch = WriteBatch::new();
+    for (key, value) in records {
+        batch.put(Cf::Raft, key, value);
+    }
+    engine.write(&batch, WriteOptions::SYNC).unwrap();
+    match Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1)) {
+        Err(StoreLoadError::Inconsistent {
+            region_id: 1,
+            detail,
+        }) => detail,
+        Err(other) => panic!("refused, but not as inconsistent: {other}"),
+        Ok(_) => panic!("a damaged state was loaded"),
+    }
+}
+
 /// Found by the `store_load` fuzz target: an apply state whose log ends below the durable
 /// commit index (here the bootstrap commit 5 over a log truncated at 0) reached raft-rs,
 /// which aborts the process ("hs.commit is out of range"). A damaged disk is a typed error.
 #[test]
 fn a_commit_index_beyond_the_loaded_log_is_refused() {
-    let engine = MemEngine::new();
-    bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
     let apply_state = ferrokv_proto::ferrokv_raftpb::RaftApplyState {
         applied_index: 0,
         truncated_state: Some(Default::default()),
         applied_term: 0,
     };
-    let mut batch = WriteBatch::new();
     let key = crate::raft::keys::apply_state_key(RegionId(1));
-    batch.put(Cf::Raft, &key, &apply_state.encode_to_vec());
-    engine.write(&batch, WriteOptions::SYNC).unwrap();
-    let loaded = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
-    let Err(StoreLoadError::Inconsistent {
-        region_id: 1,
-        detail,
-    }) = loaded
-    else {
-        panic!("a commit index beyond the log must be refused");
-    };
+    let detail = refusal_after_writing(&[(key, apply_state.encode_to_vec())]);
     assert!(detail.contains("beyond the last log index"), "{detail}");
 }
 
@@ -599,26 +599,14 @@ fn a_commit_index_beyond_the_loaded_log_is_refused() {
 /// peers) over a hard state with a commit index made raft-rs abort at load.
 #[test]
 fn an_uninitialized_peer_with_a_commit_index_is_refused() {
-    let engine = MemEngine::new();
-    bootstrap_region(&engine, &region(1, b"", b"", vec![peer(1, 1)])).unwrap();
     let state = ferrokv_proto::ferrokv_raftpb::RegionLocalState {
         state: ferrokv_proto::ferrokv_raftpb::PeerState::Applying as i32,
         region: Some(region(1, b"", b"", Vec::new())),
         uninitialized_peer_id: 23,
         destroyed_peer_id: 0,
     };
-    let mut batch = WriteBatch::new();
     let key = crate::raft::keys::region_state_key(RegionId(1));
-    batch.put(Cf::Raft, &key, &state.encode_to_vec());
-    engine.write(&batch, WriteOptions::SYNC).unwrap();
-    let loaded = Store::load(engine, StoreId(1), RaftConfig::default(), SeededRng::new(1));
-    let Err(StoreLoadError::Inconsistent {
-        region_id: 1,
-        detail,
-    }) = loaded
-    else {
-        panic!("an uninitialized peer with a commit index must be refused");
-    };
+    let detail = refusal_after_writing(&[(key, state.encode_to_vec())]);
     assert!(
         detail.contains("uninitialized peer with commit index 5"),
         "{detail}"
